@@ -1,0 +1,33 @@
+"""mirkd: teacher pseudo-labels -> stage 1 -> stage 2 with selective KD -> evaluation.
+
+Load and validate the config, decide the tracks and splits (by hash of each track's id),
+and include one rule file per stage. All logic lives in the mirkd library.
+"""
+
+from snakemake.utils import min_version, validate
+
+from mirkd.workflow_plan import MODELS, plan_run
+
+min_version("8.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "config.schema.yaml", set_default=True)
+
+PLAN = plan_run(config, results="results")
+
+
+include: "rules/common.smk"
+include: "rules/demo.smk"
+include: "rules/features.smk"
+include: "rules/teacher.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+
+
+rule all:
+    input:
+        "results/summary.md",
+    default_target: True

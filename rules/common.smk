@@ -1,0 +1,40 @@
+# Helpers shared by the rules: lookups into the run plan (PLAN, built in the Snakefile).
+
+
+wildcard_constraints:
+    set="unlabeled|labeled|test",
+    model="stage1|stage2|baseline",
+    shard=r"\d+",
+
+
+RES = config.get("resources", {})
+THREADS = RES.get("threads", 2)
+
+
+def gpu_resources():
+    """GPU request for teacher/training jobs, from config (none on CPU-only clusters)."""
+    if not RES.get("gpu"):
+        return {}
+    if RES.get("gpu_model"):
+        return {"gpu": RES["gpu"], "gpu_model": RES["gpu_model"]}
+    return {"gpu": RES["gpu"]}
+
+
+def track_rows(tracks):
+    """(track id, audio, features path, .lab or None) rows, passed to scripts as params."""
+    return [
+        (t.track_id, t.audio, PLAN.features_path(t.set_name, t.track_id), t.lab)
+        for t in tracks
+    ]
+
+
+def features_of(tracks):
+    return [PLAN.features_path(t.set_name, t.track_id) for t in tracks]
+
+
+def teacher_outputs_of(tracks):
+    return [PLAN.teacher_path(t.set_name, t.track_id) for t in tracks]
+
+
+def labs_of(tracks):
+    return [t.lab for t in tracks]

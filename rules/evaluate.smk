@@ -1,0 +1,75 @@
+# Evaluation of teacher, stage 1, stage 2 and baseline on the test split, and the summary.
+
+
+rule evaluate_model:
+    input:
+        checkpoint="results/models/{model}.pt",
+        features=features_of(PLAN.test_tracks),
+        labs=labs_of(PLAN.test_tracks),
+    output:
+        metrics="results/metrics/{model}.json",
+        predictions=directory("results/predictions/{model}"),
+    params:
+        tracks=track_rows(PLAN.test_tracks),
+        device=config.get("device", "auto"),
+    log:
+        "results/logs/evaluate/{model}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{model}.tsv"
+    threads: THREADS
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../workflow_scripts/evaluate.py"
+
+
+rule evaluate_teacher:
+    input:
+        teacher=teacher_outputs_of(PLAN.test_tracks),
+        features=features_of(PLAN.test_tracks),
+        labs=labs_of(PLAN.test_tracks),
+    output:
+        metrics="results/metrics/teacher.json",
+        predictions=directory("results/predictions/teacher"),
+    params:
+        tracks=track_rows(PLAN.test_tracks),
+        teacher_outputs=teacher_outputs_of(PLAN.test_tracks),
+    log:
+        "results/logs/evaluate/teacher.log",
+    benchmark:
+        "results/benchmarks/evaluate/teacher.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../workflow_scripts/evaluate.py"
+
+
+rule splits:
+    output:
+        "results/splits.tsv",
+    params:
+        rows=PLAN.split_rows(),
+    log:
+        "results/logs/splits.log",
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../workflow_scripts/splits.py"
+
+
+rule summary:
+    input:
+        metrics=expand("results/metrics/{model}.json", model=["teacher", *MODELS]),
+        splits="results/splits.tsv",
+    output:
+        "results/summary.md",
+    log:
+        "results/logs/summary.log",
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../workflow_scripts/summary.py"

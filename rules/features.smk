@@ -1,0 +1,21 @@
+# Log-CQT per track, cached in HDF5; keyed by track id (path) and content fingerprint.
+
+
+rule features:
+    input:
+        audio=lambda w: ancient(PLAN.track(w.set, w.track).audio),
+    output:
+        "results/features/{set}/{track}.h5",
+    params:
+        track_id=lambda w: w.track,
+        fingerprint=lambda w: PLAN.fingerprint(PLAN.track(w.set, w.track)),
+    log:
+        "results/logs/features/{set}/{track}.log",
+    benchmark:
+        "results/benchmarks/features/{set}/{track}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../workflow_scripts/features.py"

@@ -1,0 +1,118 @@
+"""Which tracks a run uses: stable ids, content fingerprints, hash splits and shards.
+
+Everything here is decided by a track's id (its path relative to its folder) alone, so
+adding songs never moves an existing song between train and test or between shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from mirkd.atomic import atomic_write_json
+from mirkd.audio import AUDIO_EXTENSIONS
+from mirkd.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Track:
+    """One audio file of a set (unlabeled, labeled or test), with its annotation if any."""
+
+    set_name: str
+    track_id: str
+    audio: str
+    lab: str | None = None
+
+
+def _hash_unit(text: str) -> float:
+    """A uniform number in [0, 1) derived from `text` only."""
+    return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:12], 16) / 16**12
+
+
+def track_id(relpath: str) -> str:
+    """A stable, filesystem-safe id: a readable slug plus 8 hex digits of the path's hash."""
+    stem = os.path.splitext(relpath)[0]
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", stem).strip("_")[:60] or "track"
+    return f"{slug}-{hashlib.sha1(relpath.encode('utf-8')).hexdigest()[:8]}"
+
+
+def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Track]:
+    """All audio files under `folder` (recursive, sorted); labeled sets need a .lab beside each."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ConfigError(f"data folder for '{set_name}' does not exist: {root}")
+    tracks = []
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() not in AUDIO_EXTENSIONS or not path.is_file():
+            continue
+        lab = path.with_suffix(".lab")
+        if need_labels and not lab.is_file():
+            raise ConfigError(f"{path}: labeled audio has no annotation file {lab.name}")
+        rel = path.relative_to(root).as_posix()
+        tracks.append(
+            Track(set_name, track_id(rel), str(path), str(lab) if need_labels else None)
+        )
+    if not tracks:
+        raise ConfigError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {root}")
+    return tracks
+
+
+def split_of(tid: str, val_fraction: float, test_fraction: float = 0.0) -> str:
+    """'train', 'val' or 'test', from the hash of the id only."""
+    u = _hash_unit("split:" + tid)
+    if u < test_fraction:
+        return "test"
+    if u < test_fraction + val_fraction:
+        return "val"
+    return "train"
+
+
+def ensure_split(splits: dict[str, str], split: str) -> None:
+    """Give `split` one track if the hash left it empty: the train track of lowest hash.
+
+    Only tiny sets hit this; it keeps a val/test song available without moving any other.
+    """
+    if split in splits.values():
+        return
+    train = sorted((_hash_unit("split:" + tid), tid) for tid, s in splits.items() if s == "train")
+    if len(train) > 1:
+        splits[train[0][1]] = split
+
+
+def shard_of(tid: str, n_shards: int) -> int:
+    """The pseudo-label shard a track falls in, from the hash of its id only."""
+    return int(_hash_unit("shard:" + tid) * n_shards)
+
+
+def file_sha1(path: str | Path) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def content_fingerprints(paths: list[str], cache_file: str | Path) -> dict[str, str]:
+    """SHA-1 of each file's bytes, cached by (path, size, mtime) to skip unchanged files."""
+    cache_file = Path(cache_file)
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        cache = {}
+    result, changed = {}, False
+    for path in paths:
+        st = os.stat(path)
+        key = f"{st.st_size}:{st.st_mtime_ns}"
+        entry = cache.get(path)
+        if entry is None or entry["key"] != key:
+            entry = {"key": key, "sha1": file_sha1(path)}
+            cache[path] = entry
+            changed = True
+        result[path] = entry["sha1"]
+    if changed:
+        atomic_write_json(cache_file, cache)
+    return result

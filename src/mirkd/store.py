@@ -1,0 +1,209 @@
+"""HDF5 layouts for cached features and teacher pseudo-label shards.
+
+Every file is written atomically and carries its own metadata as attributes (what made
+it, with which parameters), so a file from another teacher, vocabulary or frame grid is
+recognised instead of being mixed in silently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from mirkd import __version__
+from mirkd.atomic import atomic_path
+from mirkd.errors import MirkdError
+from mirkd.features import CQTParams
+
+WINDOW = 108
+_COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+SHARD_IDENTITY_KEYS = ("teacher_kind", "teacher_fingerprint", "vocab", "sr", "hop_length")
+
+
+@dataclass(frozen=True)
+class TeacherOutput:
+    """A teacher's per-frame output for one track on the pipeline's frame grid."""
+
+    labels: np.ndarray  # int16 [T], argmax class
+    probs: np.ndarray  # float16 [T, C]
+    confidence: np.ndarray  # float16 [T], max probability
+
+    @classmethod
+    def from_probs(cls, probs: np.ndarray) -> TeacherOutput:
+        """Hard labels and confidences from a [T, C] probability matrix."""
+        probs = np.asarray(probs, dtype=np.float32)
+        return cls(
+            labels=probs.argmax(axis=1).astype(np.int16),
+            probs=probs.astype(np.float16),
+            confidence=probs.max(axis=1).astype(np.float16),
+        )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _open(path: str | Path) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except (OSError, FileNotFoundError) as exc:
+        raise MirkdError(f"{path}: cannot open HDF5 file ({exc})") from exc
+
+
+def write_features(
+    path: str | Path, cqt: np.ndarray, params: CQTParams, meta: dict[str, Any]
+) -> None:
+    """Store a [T, n_bins] log-CQT as float16 with the feature parameters and track metadata."""
+    cqt = np.asarray(cqt)
+    if cqt.ndim != 2 or cqt.shape[1] != params.n_bins:
+        raise MirkdError(f"{path}: features must be [T, {params.n_bins}], got {cqt.shape}")
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset(
+            "cqt",
+            data=cqt.astype(np.float16),
+            chunks=(min(len(cqt), WINDOW), cqt.shape[1]),
+            **_COMPRESSION,
+        )
+        f.attrs["feature_params"] = json.dumps(params.to_dict(), sort_keys=True)
+        f.attrs["n_frames"] = len(cqt)
+        f.attrs["mirkd_version"] = __version__
+        f.attrs["created"] = _now()
+        for key, value in meta.items():
+            f.attrs[key] = value
+
+
+def read_features(path: str | Path) -> np.ndarray:
+    """The whole [T, n_bins] log-CQT of a feature file as float32."""
+    with _open(path) as f:
+        return f["cqt"][:].astype(np.float32)
+
+
+def read_feature_attrs(path: str | Path) -> dict[str, Any]:
+    """A feature file's attributes, with feature_params decoded to a dict."""
+    with _open(path) as f:
+        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+    attrs["feature_params"] = json.loads(attrs["feature_params"])
+    return attrs
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class FeatureReader:
+    """Random access to feature windows, with files opened once per process.
+
+    Safe inside DataLoader workers: handles are keyed by process id, so a forked worker
+    opens its own files instead of sharing the parent's.
+    """
+
+    def __init__(self) -> None:
+        self._pid = os.getpid()
+        self._files: dict[str, h5py.File] = {}
+
+    def _file(self, path: str | Path) -> h5py.File:
+        if os.getpid() != self._pid:
+            self._pid, self._files = os.getpid(), {}
+        key = str(path)
+        if key not in self._files:
+            self._files[key] = _open(key)
+        return self._files[key]
+
+    def n_frames(self, path: str | Path) -> int:
+        return int(self._file(path)["cqt"].shape[0])
+
+    def window(self, path: str | Path, start: int, length: int) -> np.ndarray:
+        """Frames [start, start+length) as float32, zero-padded past the end of the track."""
+        data = self._file(path)["cqt"]
+        part = data[start : min(start + length, data.shape[0])].astype(np.float32)
+        if len(part) == length:
+            return part
+        out = np.zeros((length, data.shape[1]), dtype=np.float32)
+        out[: len(part)] = part
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_pid": -1, "_files": {}}
+
+
+def write_shard(
+    path: str | Path,
+    tracks: dict[str, TeacherOutput],
+    teacher: dict[str, str],
+    vocab_name: str,
+    params: CQTParams,
+    track_attrs: dict[str, dict[str, Any]] | None = None,
+) -> None:
+    """Store teacher outputs of several tracks in one HDF5 shard, stamped with the teacher."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["teacher_kind"] = teacher["kind"]
+        f.attrs["teacher_name"] = teacher["name"]
+        f.attrs["teacher_fingerprint"] = teacher["fingerprint"]
+        f.attrs["vocab"] = vocab_name
+        f.attrs["sr"] = params.sr
+        f.attrs["hop_length"] = params.hop_length
+        f.attrs["frame_period"] = params.frame_period
+        f.attrs["n_tracks"] = len(tracks)
+        f.attrs["mirkd_version"] = __version__
+        f.attrs["created"] = _now()
+        group = f.create_group("tracks")
+        for track_id, out in sorted(tracks.items()):
+            g = group.create_group(track_id)
+            n_classes = out.probs.shape[1]
+            chunk = min(len(out.labels), WINDOW)
+            g.create_dataset("labels", data=out.labels.astype(np.int16), **_COMPRESSION)
+            g.create_dataset(
+                "probs",
+                data=out.probs.astype(np.float16),
+                chunks=(chunk, n_classes),
+                **_COMPRESSION,
+            )
+            g.create_dataset(
+                "confidence", data=out.confidence.astype(np.float16), **_COMPRESSION
+            )
+            for key, value in (track_attrs or {}).get(track_id, {}).items():
+                g.attrs[key] = value
+
+
+def read_shard_attrs(path: str | Path) -> dict[str, Any]:
+    with _open(path) as f:
+        return {k: _plain(v) for k, v in f.attrs.items()}
+
+
+def shard_track_ids(path: str | Path) -> list[str]:
+    with _open(path) as f:
+        return sorted(f["tracks"].keys())
+
+
+def read_shard_track(path: str | Path, track_id: str) -> TeacherOutput:
+    with _open(path) as f:
+        if track_id not in f["tracks"]:
+            raise MirkdError(f"{path}: no track {track_id!r} in this shard")
+        g = f["tracks"][track_id]
+        return TeacherOutput(g["labels"][:], g["probs"][:], g["confidence"][:])
+
+
+def check_shards_compatible(paths: list[str | Path]) -> dict[str, Any]:
+    """The common identity (teacher, vocabulary, grid) of shards; raises naming an odd one."""
+    reference: dict[str, Any] | None = None
+    first: str | Path | None = None
+    for path in paths:
+        attrs = read_shard_attrs(path)
+        identity = {k: attrs.get(k) for k in SHARD_IDENTITY_KEYS}
+        if reference is None:
+            reference, first = identity, path
+            continue
+        diff = [k for k in SHARD_IDENTITY_KEYS if identity[k] != reference[k]]
+        if diff:
+            detail = ", ".join(f"{k}={identity[k]!r} vs {reference[k]!r}" for k in diff)
+            raise MirkdError(f"{path}: shard does not match {first} ({detail})")
+    if reference is None:
+        raise MirkdError("no pseudo-label shards given")
+    return reference

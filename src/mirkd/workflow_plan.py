@@ -1,0 +1,172 @@
+"""The plan of one pipeline run: which tracks, in which split and shard, made into which files.
+
+The Snakefile builds one RunPlan from the validated config and wires rules from it; the
+plan itself knows nothing about Snakemake. Every decision is a function of a track's id,
+so adding files only adds entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mirkd.demo import song_name
+from mirkd.errors import ConfigError
+from mirkd.manifest import (
+    Track,
+    content_fingerprints,
+    ensure_split,
+    scan_audio,
+    shard_of,
+    split_of,
+    track_id,
+)
+
+SETS = ("unlabeled", "labeled", "test")
+MODELS = ("stage1", "stage2", "baseline")
+
+
+@dataclass
+class RunPlan:
+    """Tracks per set, their splits and shards, and the paths of every per-track file."""
+
+    results: str
+    tracks: dict[str, dict[str, Track]]
+    splits: dict[str, dict[str, str]]
+    n_shards: int
+    fingerprints: dict[str, str] = field(default_factory=dict)
+    demo: bool = False
+
+    def track(self, set_name: str, tid: str) -> Track:
+        try:
+            return self.tracks[set_name][tid]
+        except KeyError as exc:
+            raise ConfigError(f"unknown track {set_name}/{tid}") from exc
+
+    def features_path(self, set_name: str, tid: str) -> str:
+        return f"{self.results}/features/{set_name}/{tid}.h5"
+
+    def teacher_path(self, set_name: str, tid: str) -> str:
+        return f"{self.results}/teacher/{set_name}/{tid}.h5"
+
+    def shard_path(self, shard: int) -> str:
+        return f"{self.results}/pseudo/shard_{shard:03d}.h5"
+
+    def in_split(self, set_name: str, split: str) -> list[Track]:
+        return [
+            t for tid, t in self.tracks[set_name].items() if self.splits[set_name][tid] == split
+        ]
+
+    def shard_tracks(self, shard: int) -> list[Track]:
+        return [
+            t
+            for tid, t in self.tracks["unlabeled"].items()
+            if shard_of(tid, self.n_shards) == shard
+        ]
+
+    @property
+    def shards(self) -> list[int]:
+        """Shards that hold at least one track (empty buckets make no file)."""
+        return sorted({shard_of(tid, self.n_shards) for tid in self.tracks["unlabeled"]})
+
+    @property
+    def test_tracks(self) -> list[Track]:
+        if self.tracks["test"]:
+            return list(self.tracks["test"].values())
+        return self.in_split("labeled", "test")
+
+    def fingerprint(self, track: Track) -> str:
+        return self.fingerprints[track.audio]
+
+    def split_rows(self) -> list[tuple[str, str, str, str]]:
+        """(set, track id, split, audio path) for every track, for results/splits.tsv."""
+        return [
+            (s, tid, self.splits[s][tid], t.audio)
+            for s in SETS
+            for tid, t in sorted(self.tracks[s].items())
+        ]
+
+
+def demo_tracks(root: str, demo: dict[str, Any]) -> dict[str, list[Track]]:
+    """The tracks the demo rule will write under `root` (known before they exist)."""
+    found: dict[str, list[Track]] = {}
+    for part in SETS:
+        names = [song_name(part, i) for i in range(demo[f"n_{part}"])]
+        found[part] = [
+            Track(
+                part,
+                track_id(f"{name}.flac"),
+                f"{root}/{part}/{name}.flac",
+                None if part == "unlabeled" else f"{root}/{part}/{name}.lab",
+            )
+            for name in names
+        ]
+    return found
+
+
+def _folder_tracks(data: dict[str, Any]) -> dict[str, list[Track]]:
+    if not data.get("unlabeled"):
+        raise ConfigError("data.unlabeled: give at least one folder of unlabeled audio")
+    if not data.get("labeled"):
+        raise ConfigError("data.labeled: give the folder of labeled audio + .lab files")
+    unlabeled = [t for folder in data["unlabeled"] for t in scan_audio(folder, "unlabeled", False)]
+    ids = [t.track_id for t in unlabeled]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("data.unlabeled: two folders hold files with the same relative path")
+    return {
+        "unlabeled": unlabeled,
+        "labeled": scan_audio(data["labeled"], "labeled", True),
+        "test": scan_audio(data["test"], "test", True) if data.get("test") else [],
+    }
+
+
+def plan_run(config: dict[str, Any], results: str = "results") -> RunPlan:
+    """Build the run plan from a validated config dictionary."""
+    data = config["data"]
+    split_cfg = config.get("split", {})
+    demo = data.get("demo")
+    if demo:
+        found = demo_tracks(f"{results}/demo", demo)
+        fingerprints = {
+            t.audio: f"demo:{demo['seed']}:{t.audio}" for ts in found.values() for t in ts
+        }
+    else:
+        found = _folder_tracks(data)
+        fingerprints = content_fingerprints(
+            [t.audio for ts in found.values() for t in ts], Path(results) / ".fingerprints.json"
+        )
+    has_test = bool(found["test"])
+    val_l = split_cfg.get("labeled_val_fraction", 0.15)
+    test_l = 0.0 if has_test else split_cfg.get("labeled_test_fraction", 0.2)
+    val_u = split_cfg.get("unlabeled_val_fraction", 0.1)
+    fractions = {"unlabeled": (val_u, 0.0), "labeled": (val_l, test_l), "test": (0.0, 1.0)}
+    splits = {
+        s: {t.track_id: split_of(t.track_id, *fractions[s]) for t in found[s]} for s in SETS
+    }
+    ensure_split(splits["unlabeled"], "val")
+    ensure_split(splits["labeled"], "val")
+    if not has_test:
+        ensure_split(splits["labeled"], "test")
+    plan = RunPlan(
+        results=results,
+        tracks={s: {t.track_id: t for t in found[s]} for s in SETS},
+        splits=splits,
+        n_shards=config["teacher"].get("n_shards", 4),
+        fingerprints=fingerprints,
+        demo=bool(demo),
+    )
+    _check_splits(plan)
+    return plan
+
+
+def _check_splits(plan: RunPlan) -> None:
+    needs = [("unlabeled", "train"), ("unlabeled", "val"), ("labeled", "train"), ("labeled", "val")]
+    for set_name, split in needs:
+        if not plan.in_split(set_name, split):
+            raise ConfigError(
+                f"the {set_name} set has no '{split}' track: add tracks or raise "
+                f"split.{set_name}_val_fraction (splits are decided by a hash of each track's id)"
+            )
+    if not plan.test_tracks:
+        raise ConfigError("no test tracks: set data.test or raise split.labeled_test_fraction")

@@ -1,0 +1,10 @@
+from mirkd.pipeline import evaluate_checkpoint, evaluate_teacher, start_job
+
+start_job(snakemake.log[0], snakemake.threads)
+out = dict(out_metrics=snakemake.output.metrics, predictions_dir=snakemake.output.predictions)
+if snakemake.rule == "evaluate_teacher":
+    evaluate_teacher(snakemake.params.teacher_outputs, snakemake.params.tracks, **out)
+else:
+    evaluate_checkpoint(
+        snakemake.input.checkpoint, snakemake.params.tracks, snakemake.params.device, **out
+    )
