@@ -1,0 +1,120 @@
+"""Reading/writing .lab files and converting between segments and frame labels."""
+
+from __future__ import annotations
+
+import glob
+
+import numpy as np
+import pytest
+
+from mirkd.errors import LabFormatError
+from mirkd.labels import ChordSegment, frames_to_segments, read_lab, segments_to_frames, write_lab
+from mirkd.vocab import LARGE, MAJMIN
+
+POP909_LABS = sorted(glob.glob("/work/shared/data/pop909/songs/*/chord_midi.txt"))
+
+
+def test_write_read_roundtrip(tmp_path):
+    segs = [
+        ChordSegment(0.0, 1.5, "N"), ChordSegment(1.5, 3.25, "C:min7"), ChordSegment(3.25, 4.0, "G")
+    ]
+    path = tmp_path / "sub" / "song.lab"
+    write_lab(path, segs)
+    assert path.read_text().splitlines()[1] == "1.500000\t3.250000\tC:min7"
+    assert read_lab(path) == segs
+    assert list(path.parent.iterdir()) == [path]  # no temp file left behind
+
+
+def test_read_accepts_spaces_blank_lines_and_comments(tmp_path):
+    path = tmp_path / "a.lab"
+    path.write_text("# a comment\n\n0 1.0 C\n  1.0   2.5\tA:min/b3  \n\n")
+    expected = [ChordSegment(0.0, 1.0, "C"), ChordSegment(1.0, 2.5, "A:min/b3")]
+    assert read_lab(path, LARGE) == expected
+
+
+@pytest.mark.parametrize(
+    "bad_line, cause",
+    [
+        ("1.0 abc C", "not a number"),
+        ("2.0 1.0 C", "before start"),
+        ("1.0 2.0", "2 field"),
+        ("1.0 2.0 C maj", "4 field"),
+        ("-1.0 2.0 C", "finite time"),
+        ("1.0 nan C", "finite time"),
+        ("1.0 2.0 C:7sus4", "'C:7sus4'"),
+        ("1.0 2.0 Hmaj", "'Hmaj'"),
+    ],
+)
+def test_bad_line_names_file_and_line(tmp_path, bad_line, cause):
+    path = tmp_path / "broken.lab"
+    path.write_text(f"# header\n0.0 1.0 N\n{bad_line}\n")
+    with pytest.raises(LabFormatError) as info:
+        read_lab(path, LARGE)
+    message = str(info.value)
+    assert f"{path}:3:" in message and cause in message
+    assert info.value.line_no == 3
+
+
+def test_unknown_label_is_accepted_without_vocab(tmp_path):
+    path = tmp_path / "a.lab"
+    path.write_text("0 1 C:7sus4\n")
+    assert read_lab(path)[0].label == "C:7sus4"
+
+
+def test_missing_or_undecodable_file(tmp_path):
+    with pytest.raises(LabFormatError, match="missing.lab: cannot read"):
+        read_lab(tmp_path / "missing.lab")
+    binary = tmp_path / "binary.lab"
+    binary.write_bytes(b"\xff\xfe\x00\x80")
+    with pytest.raises(LabFormatError, match="binary.lab: cannot read"):
+        read_lab(binary)
+
+
+def test_segments_to_frames_largest_overlap():
+    segs = [
+        ChordSegment(0.0, 1.6, "C"),  # frame 0 fully, frame 1 by 0.6
+        ChordSegment(1.6, 3.0, "A:min"),  # frame 1 by 0.4, frame 2 fully
+        ChordSegment(4.5, 5.5, "G:7"),  # half of frames 4 and 5: tie with nothing -> G:7
+        ChordSegment(5.5, 6.5, "D"),  # ties with G:7 on frame 5: the earlier segment wins
+        ChordSegment(9.0, 20.0, "E"),  # beyond n_frames: clipped
+    ]
+    frames = segments_to_frames(segs, 8, 1.0, LARGE)
+    expected = ["C", "C", "A:min", "N", "G:7", "G:7", "D", "N"]
+    assert frames.dtype == np.int64
+    assert [LARGE.to_label(int(i)) for i in frames] == expected
+
+
+def test_segments_to_frames_short_segment_inside_a_frame():
+    p = 2048 / 22050
+    segs = [ChordSegment(0.0, 0.5 * p, "C"), ChordSegment(0.5 * p, 0.6 * p, "D"),
+            ChordSegment(0.6 * p, 3 * p, "E")]
+    frames = segments_to_frames(segs, 3, p, LARGE)
+    assert [LARGE.to_label(int(i)) for i in frames] == ["C", "E", "E"]
+
+
+def test_frames_to_segments_merges_runs():
+    idx = np.array([169, 169, 1, 1, 1, 0, 168])
+    segs = frames_to_segments(idx, 0.5, LARGE)
+    assert segs == [
+        ChordSegment(0.0, 1.0, "N"), ChordSegment(1.0, 2.5, "C"),
+        ChordSegment(2.5, 3.0, "C:min"), ChordSegment(3.0, 3.5, "X"),
+    ]
+    assert frames_to_segments(idx, 0.5, LARGE, duration=3.2)[-1] == ChordSegment(3.0, 3.2, "X")
+    clipped = frames_to_segments(idx, 0.5, LARGE, duration=2.7)
+    assert clipped[-1] == ChordSegment(2.5, 2.7, "C:min") and len(clipped) == 3
+    assert frames_to_segments(np.array([], dtype=np.int64), 0.5, LARGE) == []
+
+
+@pytest.mark.parametrize("vocab", [LARGE, MAJMIN])
+def test_frames_segments_frames_roundtrip(vocab):
+    rng = np.random.default_rng(0)
+    idx = np.repeat(rng.integers(0, vocab.size, 40), rng.integers(1, 6, 40))
+    p = 2048 / 22050
+    segs = frames_to_segments(idx, p, vocab)
+    assert np.array_equal(segments_to_frames(segs, len(idx), p, vocab), idx)
+
+
+@pytest.mark.skipif(not POP909_LABS, reason="POP909 annotations not available")
+def test_all_pop909_annotations_read_with_vocab():
+    n = sum(len(read_lab(path, LARGE)) for path in POP909_LABS)
+    assert n > len(POP909_LABS)
