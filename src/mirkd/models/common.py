@@ -1,0 +1,47 @@
+"""Helpers shared by the model definitions: config checks and windowed forward passes."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from mirkd.errors import ConfigError
+
+
+def check_config_fields(config: Any, arch: str) -> None:
+    """Check a model config dataclass: int fields are positive ints, float fields (the
+    dropout rates) are numbers in [0, 1). Raises ConfigError naming the field."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.type in (int, "int"):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"{arch}: {field.name} must be a positive integer, got {value!r}")
+        elif field.type in (float, "float"):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                0.0 <= value < 1.0
+            ):
+                raise ConfigError(f"{arch}: {field.name} must be a number in [0, 1), got {value!r}")
+
+
+def run_windowed(
+    forward_window: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, window: int
+) -> torch.Tensor:
+    """Apply `forward_window` ([N, window, F] -> [N, window, C]) to x [B, T, F] of any T.
+
+    The time axis is cut into consecutive non-overlapping windows, the last one zero-padded;
+    all windows of all items go through the model as one batch, and the output is trimmed
+    back to T frames. This is how the reference BTC runs songs longer than one window.
+    """
+    if x.dim() != 3:
+        raise ValueError(f"expected input [batch, time, features], got shape {tuple(x.shape)}")
+    batch, n_time, n_feat = x.shape
+    n_windows = max(1, -(-n_time // window))
+    pad = n_windows * window - n_time
+    if pad:
+        x = F.pad(x, (0, 0, 0, pad))
+    y = forward_window(x.reshape(batch * n_windows, window, n_feat))
+    return y.reshape(batch, n_windows * window, y.shape[-1])[:, :n_time]

@@ -1,0 +1,131 @@
+"""BTC and ChordNet: reference state-dict layout, parameter counts, any-length forward, registry."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from mirkd.errors import ConfigError, MirkdError
+from mirkd.models import (
+    BTC,
+    BTCConfig,
+    ChordNet,
+    ChordNetConfig,
+    build_model,
+    default_hparams,
+)
+from mirkd.models.btc import LayerNorm
+
+KEYS_FILE = Path("/work/shared/docs/btc_state_dict_keys.txt")
+
+
+def _reference_keys() -> list[tuple[str, tuple[int, ...]]]:
+    rows = []
+    for line in KEYS_FILE.read_text().splitlines():
+        name, shape = line.split(" ", 1)
+        rows.append((name, tuple(int(d) for d in re.findall(r"\d+", shape))))
+    return rows
+
+
+@pytest.mark.skipif(not KEYS_FILE.exists(), reason="reference key list not available")
+def test_btc_state_dict_matches_public_checkpoint_layout():
+    state = BTC().state_dict()
+    reference = _reference_keys()
+    assert len(reference) == 221
+    assert [(k, tuple(v.shape)) for k, v in state.items()] == reference
+
+
+def test_btc_parameter_counts():
+    assert sum(p.numel() for p in BTC().parameters()) == 3_036_842
+    assert sum(p.numel() for p in BTC(BTCConfig(num_chords=25)).parameters()) == 3_018_137
+
+
+def test_btc_masks_and_timing_signal_are_not_saved():
+    model = BTC(BTCConfig(num_layers=1))
+    buffers = {name for name, _ in model.named_buffers()}
+    assert any(name.endswith("timing_signal") for name in buffers)
+    assert any(name.endswith(".mask") for name in buffers)
+    assert not buffers & set(model.state_dict())
+
+
+def test_layer_norm_uses_unbiased_std_plus_eps():
+    norm = LayerNorm(5)
+    with torch.no_grad():
+        norm.gamma.copy_(torch.arange(1.0, 6.0))
+        norm.beta.fill_(0.5)
+    x = torch.tensor([[1.0, 2.0, 4.0, 8.0, 16.0]])
+    std = x.std(unbiased=True)
+    expected = norm.gamma * (x - x.mean()) / (std + 1e-6) + 0.5
+    torch.testing.assert_close(norm(x), expected)
+    assert not torch.allclose(norm(x), torch.nn.functional.layer_norm(x, (5,)) * norm.gamma + 0.5)
+
+
+@pytest.mark.parametrize("arch, hparams", [
+    ("btc", {"num_layers": 1, "hidden_size": 32, "total_key_depth": 32, "total_value_depth": 32,
+             "filter_size": 32}),
+    ("chordnet", {"f_layer": 1, "t_layer": 1, "d_layer": 1}),
+])
+def test_forward_any_length_is_windowed(arch, hparams):
+    torch.manual_seed(0)
+    model = build_model(arch, hparams).eval()
+    x = torch.randn(2, 250, 144)
+    with torch.no_grad():
+        y = model(x)
+        first = model(x[:, :108])
+        short = model(x[:, :30])
+        padded = model(torch.cat([x[:, :30], torch.zeros(2, 78, 144)], dim=1))
+    assert y.shape == (2, 250, 170)
+    torch.testing.assert_close(y[:, :108], first)  # windows are independent
+    torch.testing.assert_close(short, padded[:, :30])  # short input = zero-padded window
+
+
+def test_dropout_follows_config():
+    model = BTC(BTCConfig(num_layers=1, input_dropout=0.1, layer_dropout=0.2,
+                          attention_dropout=0.3, relu_dropout=0.4))
+    assert model.self_attn_layers.input_dropout.p == 0.1
+    block = model.self_attn_layers.self_attn_layers[0].attn_block
+    assert block.dropout.p == 0.2
+    assert block.multi_head_attention.attention_dropout == 0.3
+    assert block.positionwise_convolution.dropout.p == 0.4
+    x = torch.randn(1, 108, 144)
+    model.train()
+    assert not torch.equal(model(x), model(x))
+    model.eval()
+    assert torch.equal(model(x), model(x))
+
+
+def test_chordnet_default_parameter_count_and_yaml_variant():
+    assert sum(p.numel() for p in ChordNet().parameters()) == 2_105_581
+    yaml_config = ChordNetConfig(f_layer=5, f_head=6, t_layer=5, t_head=8, d_layer=5, d_head=8,
+                                 dropout=0.2)
+    model = ChordNet(yaml_config)
+    assert sum(p.numel() for p in model.parameters()) == 3_031_249
+    assert len(model.state_dict()) == 249
+    assert model.transformer.encoder_f[0].attn_layer[0].num_heads == 6
+
+
+def test_chordnet_refuses_head_count_not_dividing_token_width():
+    with pytest.raises(ConfigError, match="f_head=8.*12"):
+        ChordNetConfig(f_head=8)
+    with pytest.raises(ConfigError, match="t_head=7"):
+        ChordNetConfig(t_head=7)
+
+
+def test_registry_builds_and_validates():
+    assert isinstance(build_model("btc", {"num_layers": 1}), BTC)
+    assert isinstance(build_model("chordnet", {}), ChordNet)
+    assert default_hparams("chordnet")["f_head"] == 2
+    assert default_hparams("btc")["num_layers"] == 8
+    with pytest.raises(MirkdError, match="num_layer\\b"):
+        build_model("btc", {"num_layer": 2})
+    with pytest.raises(MirkdError, match="unknown model architecture 'rnn'"):
+        build_model("rnn", {})
+    with pytest.raises(ConfigError, match="num_layers"):
+        build_model("btc", {"num_layers": True})
+    with pytest.raises(ConfigError, match="dropout"):
+        build_model("chordnet", {"dropout": 1.5})
+    with pytest.raises(ConfigError, match="num_heads"):
+        build_model("btc", {"num_heads": 3})
