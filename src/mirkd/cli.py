@@ -1,0 +1,99 @@
+"""Command line: `mirkd transcribe` (audio -> .lab files) and `mirkd info` (checkpoint metadata)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from mirkd import __version__
+from mirkd.checkpoints import load_checkpoint
+from mirkd.errors import MirkdError
+from mirkd.inference import select_device, transcribe_file
+from mirkd.labels import write_lab
+
+
+def _error(message: str) -> None:
+    tqdm.write(f"mirkd: error: {message}", file=sys.stderr)
+
+
+def _transcribe(args: argparse.Namespace) -> int:
+    try:
+        device = select_device(args.device)
+        bundle = load_checkpoint(args.checkpoint, map_location=device)
+    except MirkdError as exc:
+        _error(str(exc))
+        return 1
+    out_dir = Path(args.out)
+    failed = 0
+    claimed: dict[str, Path] = {}
+    for audio in tqdm(args.audio, desc="transcribe", unit="file", file=sys.stderr, disable=None):
+        audio = Path(audio)
+        lab = out_dir / f"{audio.stem}.lab"
+        if lab.name in claimed:
+            _error(f"{audio}: skipped, output {lab} is already written for {claimed[lab.name]}")
+            failed += 1
+            continue
+        claimed[lab.name] = audio
+        try:
+            write_lab(lab, transcribe_file(bundle, audio, device))
+        except (MirkdError, OSError) as exc:
+            message = str(exc)
+            _error(f"skipped {message if str(audio) in message else f'{audio}: {message}'}")
+            failed += 1
+    if failed:
+        _error(f"{failed} of {len(args.audio)} file(s) failed")
+    return 1 if failed else 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    try:
+        bundle = load_checkpoint(args.checkpoint)
+    except MirkdError as exc:
+        _error(str(exc))
+        return 1
+    info = {
+        "path": str(args.checkpoint),
+        "arch": bundle.arch,
+        "hparams": bundle.hparams,
+        "vocab": bundle.vocab.name,
+        "n_classes": bundle.vocab.size,
+        "n_parameters": sum(p.numel() for p in bundle.model.parameters()),
+        "feature_params": bundle.feature_params.to_dict(),
+        "mean": bundle.mean,
+        "std": bundle.std,
+        "provenance": bundle.provenance,
+    }
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mirkd", description="Chord recognition with mirkd.")
+    parser.add_argument("--version", action="version", version=f"mirkd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    tr = sub.add_parser("transcribe", help="write one .lab chord file per audio file")
+    tr.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, opus, mp3)")
+    tr.add_argument("--checkpoint", required=True, help="mirkd or public BTC checkpoint")
+    tr.add_argument("--out", required=True, help="output directory (<stem>.lab per input)")
+    tr.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    tr.set_defaults(func=_transcribe)
+
+    info = sub.add_parser("info", help="print a checkpoint's metadata as JSON")
+    info.add_argument("checkpoint", help="mirkd or public BTC checkpoint")
+    info.set_defaults(func=_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `mirkd` command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

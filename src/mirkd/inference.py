@@ -1,0 +1,77 @@
+"""Run a loaded model on features or audio files: device choice, batched windows, segments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mirkd.audio import load_audio
+from mirkd.checkpoints import ModelBundle
+from mirkd.errors import ConfigError, MirkdError
+from mirkd.features import log_cqt
+from mirkd.labels import ChordSegment, frames_to_segments
+
+
+def select_device(pref: str = "auto") -> torch.device:
+    """"auto" -> cuda if available else cpu; "cpu"; "cuda" or "cuda:N" (ConfigError if absent)."""
+    if pref == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if pref == "cpu":
+        return torch.device("cpu")
+    if pref == "cuda" or pref.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {pref!r} requested but CUDA is not available")
+        device = torch.device(pref)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {pref!r} requested but only {torch.cuda.device_count()} GPU(s) exist"
+            )
+        return device
+    raise ConfigError(f"unknown device {pref!r}; use auto, cpu, cuda or cuda:N")
+
+
+def predict_logits(
+    bundle: ModelBundle, features: np.ndarray, device: torch.device, batch_windows: int = 16
+) -> np.ndarray:
+    """Frame logits [T, C] float32 for raw log-CQT `features` [T, n_bins].
+
+    Features are normalised with the bundle's mean/std, zero-padded to whole model windows
+    and run in batches of `batch_windows` windows (inference mode, autocast on CUDA). The
+    bundle's model is moved to `device`.
+    """
+    n_bins = bundle.feature_params.n_bins
+    if features.ndim != 2 or features.shape[1] != n_bins:
+        raise MirkdError(f"features of shape {features.shape} do not match {n_bins} CQT bins")
+    model = bundle.model.to(device)
+    n_frames, window = features.shape[0], model.window
+    n_windows = -(-n_frames // window)
+    padded = np.zeros((n_windows * window, n_bins), dtype=np.float32)
+    padded[:n_frames] = bundle.normalize(features)
+    windows = torch.from_numpy(padded).view(n_windows, window, n_bins)
+    outputs = []
+    with torch.inference_mode(), torch.autocast(device.type, enabled=device.type == "cuda"):
+        for start in range(0, n_windows, batch_windows):
+            batch = windows[start:start + batch_windows].to(device)
+            outputs.append(model(batch).float().cpu())
+    if not outputs:
+        return np.zeros((0, model.num_classes), dtype=np.float32)
+    logits = torch.cat(outputs).reshape(n_windows * window, -1)[:n_frames]
+    return logits.numpy()
+
+
+def transcribe_file(
+    bundle: ModelBundle, audio_path: str | Path, device: torch.device | None = None
+) -> list[ChordSegment]:
+    """Chord segments of an audio file (argmax per frame, merged runs, ending at the audio's
+    duration). `device` defaults to the device the bundle's model is on."""
+    params = bundle.feature_params
+    y = load_audio(audio_path, sr=params.sr)
+    features = log_cqt(y, params)
+    if device is None:
+        device = next(bundle.model.parameters()).device
+    logits = predict_logits(bundle, features, device)
+    return frames_to_segments(
+        logits.argmax(axis=1), params.frame_period, bundle.vocab, duration=len(y) / params.sr
+    )

@@ -1,0 +1,107 @@
+"""`mirkd transcribe` and `mirkd info`, through main() and once through the installed script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from model_helpers import tiny_bundle
+
+from mirkd.checkpoints import save_checkpoint
+from mirkd.cli import main
+from mirkd.labels import read_lab
+
+SR = 22050
+
+
+@pytest.fixture()
+def inputs(tmp_path: Path) -> dict[str, Path]:
+    """A tiny BTC checkpoint, two good wavs (one in a subfolder) and a corrupt wav."""
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(ckpt, tiny_bundle(data_fingerprint="fp"))
+    t = np.arange(int(2.5 * SR)) / SR
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (261.63, 329.63, 392.0)) / 3
+    good = tmp_path / "song.wav"
+    sf.write(good, chord.astype(np.float32), SR)
+    (tmp_path / "more").mkdir()
+    other = tmp_path / "more" / "other.flac"
+    sf.write(other, (0.5 * chord).astype(np.float32), SR)
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio")
+    return {"ckpt": ckpt, "good": good, "other": other, "bad": bad, "out": tmp_path / "labs"}
+
+
+def _check_lab(path: Path) -> None:
+    segments = read_lab(path)
+    assert segments and segments[0].start == 0.0
+    assert segments[-1].end == pytest.approx(2.5, abs=1e-6)
+
+
+def test_transcribe_writes_one_lab_per_file(inputs):
+    code = main(["transcribe", str(inputs["good"]), str(inputs["other"]),
+                 "--checkpoint", str(inputs["ckpt"]), "--out", str(inputs["out"]),
+                 "--device", "cpu"])
+    assert code == 0
+    assert sorted(p.name for p in inputs["out"].iterdir()) == ["other.lab", "song.lab"]
+    for lab in inputs["out"].iterdir():
+        _check_lab(lab)
+
+
+def test_bad_file_is_reported_and_skipped(inputs, capsys):
+    code = main(["transcribe", str(inputs["bad"]), str(inputs["good"]),
+                 "--checkpoint", str(inputs["ckpt"]), "--out", str(inputs["out"])])
+    assert code == 1
+    assert [p.name for p in inputs["out"].iterdir()] == ["song.lab"]
+    err = capsys.readouterr().err
+    assert str(inputs["bad"]) in err and "cannot decode audio" in err
+    assert "1 of 2 file(s) failed" in err
+
+
+def test_duplicate_output_names_are_not_overwritten(inputs, capsys, tmp_path):
+    twin = tmp_path / "more" / "song.flac"
+    twin.write_bytes(inputs["other"].read_bytes())
+    code = main(["transcribe", str(inputs["good"]), str(twin),
+                 "--checkpoint", str(inputs["ckpt"]), "--out", str(inputs["out"])])
+    assert code == 1
+    assert "already written for" in capsys.readouterr().err
+    assert [p.name for p in inputs["out"].iterdir()] == ["song.lab"]
+
+
+def test_unusable_checkpoint_or_device_fails_cleanly(inputs, capsys):
+    code = main(["transcribe", str(inputs["good"]), "--checkpoint", str(inputs["bad"]),
+                 "--out", str(inputs["out"])])
+    assert code == 1
+    assert str(inputs["bad"]) in capsys.readouterr().err
+    code = main(["transcribe", str(inputs["good"]), "--checkpoint", str(inputs["ckpt"]),
+                 "--out", str(inputs["out"]), "--device", "tpu"])
+    assert code == 1
+    assert "unknown device 'tpu'" in capsys.readouterr().err
+    assert not inputs["out"].exists()
+
+
+def test_info_prints_metadata_json(inputs, capsys):
+    assert main(["info", str(inputs["ckpt"])]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["arch"] == "btc" and info["vocab"] == "large170"
+    assert info["hparams"]["num_layers"] == 1 and info["hparams"]["num_chords"] == 170
+    assert info["provenance"]["data_fingerprint"] == "fp"
+    assert info["mean"] == -3.5 and info["feature_params"]["hop_length"] == 2048
+    assert main(["info", str(inputs["bad"])]) == 1
+
+
+def test_installed_script(inputs):
+    script = Path(sys.executable).parent / "mirkd"
+    result = subprocess.run(
+        [str(script), "transcribe", str(inputs["good"]), str(inputs["bad"]),
+         "--checkpoint", str(inputs["ckpt"]), "--out", str(inputs["out"])],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert [p.name for p in inputs["out"].iterdir()] == ["song.lab"]
+    _check_lab(inputs["out"] / "song.lab")
+    assert "broken.wav" in result.stderr
