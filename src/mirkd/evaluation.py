@@ -1,0 +1,203 @@
+"""Chord evaluation under the standard mir_eval protocol, plus per-quality analysis.
+
+Protocol (as the original BTC evaluation, docs/reference-method.md section 6.2): reference
+``.lab`` segments are used raw (inversions and extensions kept, ``X`` excluded by mir_eval);
+the estimate is adjusted to the reference span (padded with ``N``), both are merged onto
+common intervals and each mir_eval comparison is turned into a duration-weighted chord
+symbol recall (WCSR). Songs are averaged weighted by their reference span in seconds.
+
+Per-quality analysis maps reference and estimated labels through the 170-class LARGE
+vocabulary. ``recall`` requires the same root *and* quality (a C:min answer for an A:min
+reference is wrong); ``quality_recall`` ignores the root (the ChordMini convention).
+Everything returned is plain Python (floats, lists, dicts), ready for JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import mir_eval
+import numpy as np
+
+from mirkd.errors import ChordLabelError
+from mirkd.labels import ChordSegment
+from mirkd.vocab import LARGE
+
+METRICS = ("root", "thirds", "triads", "sevenths", "tetrads", "majmin", "mirex")
+QUALITY_GROUPS = (
+    "maj", "min", "7", "maj7", "min7", "dim", "aug", "sus2", "sus4",
+    "hdim7", "dim7", "maj6", "min6", "minmaj7", "N",
+)
+CONFUSION_LABELS = (*QUALITY_GROUPS, "X")
+NO_CHORD = mir_eval.chord.NO_CHORD
+
+
+def _as_arrays(segments: Sequence[ChordSegment]) -> tuple[np.ndarray, list[str]]:
+    intervals = np.array([[s.start, s.end] for s in segments], dtype=float).reshape(-1, 2)
+    return intervals, [s.label for s in segments]
+
+
+def align(
+    reference: Sequence[ChordSegment], estimate: Sequence[ChordSegment]
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Common intervals of reference and estimate: ``(durations, ref_labels, est_labels)``.
+
+    The estimate is clipped/padded with ``N`` to the reference span first.
+    """
+    if not reference:
+        raise ValueError("the reference has no segments")
+    ref_intervals, ref_labels = _as_arrays(reference)
+    est_intervals, est_labels = _as_arrays(estimate)
+    if not est_labels:
+        est_intervals = np.array([[ref_intervals.min(), ref_intervals.max()]])
+        est_labels = [NO_CHORD]
+    est_intervals, est_labels = mir_eval.util.adjust_intervals(
+        est_intervals, est_labels, ref_intervals.min(), ref_intervals.max(), NO_CHORD, NO_CHORD
+    )
+    intervals, ref_merged, est_merged = mir_eval.util.merge_labeled_intervals(
+        ref_intervals, ref_labels, est_intervals, est_labels
+    )
+    return mir_eval.util.intervals_to_durations(intervals), ref_merged, est_merged
+
+
+def _wcsr(comparisons: np.ndarray, durations: np.ndarray) -> float | None:
+    """Duration-weighted recall over comparable intervals; None if nothing is comparable."""
+    valid = comparisons >= 0
+    total = float(durations[valid].sum())
+    if total <= 0:
+        return None
+    return float((comparisons[valid] * durations[valid]).sum() / total)
+
+
+def score_song(
+    reference: Sequence[ChordSegment], estimate: Sequence[ChordSegment]
+) -> dict[str, float | None]:
+    """The seven mir_eval WCSR scores of one song (None where no reference time is comparable)."""
+    durations, ref_labels, est_labels = align(reference, estimate)
+    scores: dict[str, float | None] = {}
+    for metric in METRICS:
+        try:
+            comparisons = np.asarray(getattr(mir_eval.chord, metric)(ref_labels, est_labels))
+        except mir_eval.chord.InvalidChordException as exc:
+            bad = next(lab for lab in ref_labels + est_labels if not _valid_label(lab))
+            raise ChordLabelError(bad, f"rejected by mir_eval: {exc}") from exc
+        scores[metric] = _wcsr(comparisons, durations)
+    return scores
+
+
+def _valid_label(label: str) -> bool:
+    try:
+        mir_eval.chord.validate([label], [label])
+    except mir_eval.chord.InvalidChordException:
+        return False
+    return True
+
+
+def _song_span(reference: Sequence[ChordSegment]) -> float:
+    return max(s.end for s in reference) - min(s.start for s in reference)
+
+
+def _quality_and_root(label: str) -> tuple[str, int]:
+    index = LARGE.to_index(label)
+    return LARGE.quality(index), LARGE.root(index)
+
+
+def quality_table(
+    pairs: Sequence[tuple[Sequence[ChordSegment], Sequence[ChordSegment]]],
+) -> dict:
+    """Per-quality recall, share of reference time and quality confusion over all songs.
+
+    ``pairs`` = (reference, estimate) per song. Reference time labelled X (or outside the
+    vocabulary, which LARGE maps to X) is excluded from the groups and reported as
+    ``excluded_seconds``; it still appears as the X row of the confusion matrix.
+    Returns ``{"groups": {q: {seconds, share, recall, quality_recall}}, "excluded_seconds",
+    "mean_recall", "mean_quality_recall", "confusion": {"labels", "seconds"}}`` where the
+    means are unweighted over groups present in the reference and the confusion rows are
+    reference qualities, columns estimated qualities, entries seconds.
+    """
+    position = {q: i for i, q in enumerate(CONFUSION_LABELS)}
+    confusion = np.zeros((len(CONFUSION_LABELS), len(CONFUSION_LABELS)))
+    seconds = dict.fromkeys(QUALITY_GROUPS, 0.0)
+    exact = dict.fromkeys(QUALITY_GROUPS, 0.0)
+    same_quality = dict.fromkeys(QUALITY_GROUPS, 0.0)
+    for reference, estimate in pairs:
+        durations, ref_labels, est_labels = align(reference, estimate)
+        for duration, ref_label, est_label in zip(durations, ref_labels, est_labels, strict=True):
+            ref_q, ref_root = _quality_and_root(ref_label)
+            est_q, est_root = _quality_and_root(est_label)
+            confusion[position[ref_q], position[est_q]] += duration
+            if ref_q == "X":
+                continue
+            seconds[ref_q] += duration
+            if est_q == ref_q:
+                same_quality[ref_q] += duration
+                if est_root == ref_root:
+                    exact[ref_q] += duration
+    scored = sum(seconds.values())
+    groups = {}
+    for q in QUALITY_GROUPS:
+        present = seconds[q] > 0
+        groups[q] = {
+            "seconds": seconds[q],
+            "share": seconds[q] / scored if scored > 0 else 0.0,
+            "recall": exact[q] / seconds[q] if present else None,
+            "quality_recall": same_quality[q] / seconds[q] if present else None,
+        }
+    present_groups = [g for g in groups.values() if g["recall"] is not None]
+    return {
+        "groups": groups,
+        "excluded_seconds": float(confusion[position["X"]].sum()),
+        "mean_recall": _mean([g["recall"] for g in present_groups]),
+        "mean_quality_recall": _mean([g["quality_recall"] for g in present_groups]),
+        "confusion": {"labels": list(CONFUSION_LABELS), "seconds": confusion.tolist()},
+    }
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def weighted_mean_scores(per_song: Mapping[str, Mapping]) -> dict[str, float | None]:
+    """Mean of each metric over songs weighted by song duration (songs with None skipped)."""
+    means: dict[str, float | None] = {}
+    for metric in METRICS:
+        pairs = [
+            (song["scores"][metric], song["duration"])
+            for song in per_song.values()
+            if song["scores"][metric] is not None
+        ]
+        total = sum(d for _, d in pairs)
+        means[metric] = sum(s * d for s, d in pairs) / total if total > 0 else None
+    return means
+
+
+def song_scores(
+    songs: Mapping[str, tuple[Sequence[ChordSegment], Sequence[ChordSegment]]],
+) -> dict[str, dict]:
+    """``{song_id: {"duration", "scores"}}``; a song's duration is its reference span (s)."""
+    per_song = {}
+    for song_id, (reference, estimate) in songs.items():
+        try:
+            scores = score_song(reference, estimate)
+        except ChordLabelError as exc:
+            raise ChordLabelError(exc.label, f"song {song_id}: {exc.cause}") from exc
+        per_song[song_id] = {"duration": _song_span(reference), "scores": scores}
+    return per_song
+
+
+def evaluate_songs(
+    songs: Mapping[str, tuple[Sequence[ChordSegment], Sequence[ChordSegment]]],
+) -> dict:
+    """Full evaluation of ``{song_id: (reference, estimate)}``.
+
+    Returns ``{"per_song": song_scores(...), "mean": {metric: WCSR}, "total_duration",
+    "n_songs", "quality": quality_table(...)}``.
+    """
+    per_song = song_scores(songs)
+    return {
+        "per_song": per_song,
+        "mean": weighted_mean_scores(per_song),
+        "total_duration": sum(s["duration"] for s in per_song.values()),
+        "n_songs": len(per_song),
+        "quality": quality_table(list(songs.values())),
+    }

@@ -1,0 +1,1 @@
+"""Training: window datasets over the HDF5 caches, losses, the training loop, validation scores."""

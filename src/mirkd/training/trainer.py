@@ -1,0 +1,272 @@
+"""One training loop for stage 1, stage 2 and the supervised baseline.
+
+The loop saves a ``last`` checkpoint after every epoch with everything needed to continue
+(model, optimiser, epoch, best score, early-stopping counter, LR, history, RNG states) and a
+``best`` checkpoint on every strict improvement of the validation score. A run that was killed
+restarts from ``last`` and, on CPU with a fixed seed, ends with exactly the weights of an
+uninterrupted run: shuffling uses a generator seeded per epoch, and the global RNG states
+(dropout) are restored.
+
+Loss selection (``loss_for_batch``): focal loss alone (baseline, stage 1 default); with
+``use_kd`` and teacher probabilities in the batch, ``alpha * KD + (1 - alpha) * focal`` where KD
+is selective (stage 2) or plain (stage-1 option).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from mirkd.checkpoints import ModelBundle, read_checkpoint_state, save_checkpoint
+from mirkd.errors import CheckpointError, ConfigError
+from mirkd.inference import select_device
+from mirkd.training.losses import focal_loss, stage2_loss
+
+SCHEDULES = ("warmup_cosine", "plateau")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings. Defaults are the reference stage-1 values (section 4).
+
+    ``lr`` is the peak LR of ``warmup_cosine`` and the starting LR of ``plateau``; ``min_lr``
+    is the end of the cosine and the floor of the plateau rule.
+    """
+
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 3e-4
+    schedule: str = "warmup_cosine"
+    warmup_epochs: int = 10
+    warmup_start_lr: float = 1e-4
+    min_lr: float = 1e-6
+    weight_decay: float = 1e-5
+    grad_clip: float = 1.0
+    patience: int = 10
+    seed: int = 42
+    num_workers: int = 0
+    device: str = "auto"
+    focal_gamma: float = 2.0
+    kd_alpha: float = 0.5
+    kd_temperature: float = 3.0
+    selective_kd: bool = False
+    kd_upper: float = 0.9
+    kd_lower: float = 0.1
+    use_kd: bool = False
+    plateau_factor: float = 0.9
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule {self.schedule!r} unknown; use one of {SCHEDULES}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError("epochs and batch_size must be at least 1")
+
+
+def scheduled_lr(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
+    """LR of the warm-up + cosine schedule at global batch ``step`` (1-based, per batch).
+
+    Linear ``warmup_start_lr -> lr`` over ``warmup_epochs`` epochs, then cosine down to
+    ``min_lr`` at the end of ``epochs`` epochs (reference section 4).
+    """
+    warmup = config.warmup_epochs * steps_per_epoch
+    total = config.epochs * steps_per_epoch
+    if step <= warmup:
+        return config.warmup_start_lr + (step / warmup) * (config.lr - config.warmup_start_lr)
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return config.min_lr + (config.lr - config.min_lr) * (1 + math.cos(math.pi * progress)) / 2
+
+
+def loss_for_batch(
+    logits: torch.Tensor, batch: Mapping[str, torch.Tensor], config: TrainConfig
+) -> torch.Tensor:
+    """The configured loss of one batch (logits ``[B, L, C]``)."""
+    flat = logits.reshape(-1, logits.shape[-1])
+    targets = batch["y"].reshape(-1)
+    if config.use_kd and "probs" in batch:
+        return stage2_loss(
+            flat, targets, batch["probs"].reshape(-1, flat.shape[-1]),
+            alpha=config.kd_alpha, temperature=config.kd_temperature, gamma=config.focal_gamma,
+            selective=config.selective_kd, upper=config.kd_upper, lower=config.kd_lower,
+            mask=batch["mask"].reshape(-1),
+        )
+    return focal_loss(flat, targets, config.focal_gamma)
+
+
+def _rng_state() -> dict[str, Any]:
+    """Global RNG states in a weights_only-loadable form (tensors, lists, ints)."""
+    np_state = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
+                  int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "python": [version, list(internal), gauss],
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _amp_dtype(device: torch.device) -> torch.dtype | None:
+    """Autocast dtype on CUDA (bfloat16 where supported), None (full precision) elsewhere."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def _save(
+    path: str | Path, model: nn.Module, bundle_meta: Mapping[str, Any],
+    config: TrainConfig, extra_state: dict[str, Any],
+) -> None:
+    provenance = {**bundle_meta.get("provenance", {}), "train_config": asdict(config)}
+    bundle = ModelBundle(model=model, **{**bundle_meta, "provenance": provenance})
+    save_checkpoint(path, bundle, extra_state=extra_state)
+
+
+def _load_training_state(path: Path) -> dict[str, Any]:
+    state = read_checkpoint_state(path).get("training_state")
+    if state is None:
+        raise CheckpointError(path, "no training_state to resume from (not a `last` checkpoint)")
+    return state
+
+
+def train(
+    model: nn.Module,
+    bundle_meta: Mapping[str, Any],
+    train_ds: Dataset,
+    validate: Callable[[nn.Module], float],
+    config: TrainConfig,
+    out_best: str | Path,
+    out_last: str | Path,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, float]]:
+    """Train ``model`` in place; resume from ``out_last`` if it exists. Returns the history.
+
+    ``bundle_meta`` holds the ModelBundle fields other than the model (arch, hparams, vocab,
+    feature_params, mean, std, provenance); mean/std normalise the raw features of each batch,
+    padding frames (``mask`` False) are then set to 0 like the models' own window padding.
+    ``validate(model)`` returns a score where higher is better (the model is in eval mode and
+    on the training device when it is called). History rows: epoch, train_loss, val_score,
+    lr (at the end of the epoch), seconds.
+    """
+    out_best, out_last = Path(out_best), Path(out_last)
+    device = select_device(config.device)
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    amp_dtype = _amp_dtype(device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    mean, std = float(bundle_meta["mean"]), float(bundle_meta["std"])
+    steps_per_epoch = math.ceil(len(train_ds) / config.batch_size)
+
+    epoch, best, bad_epochs, lr, stopped = 0, -math.inf, 0, config.lr, False
+    history: list[dict[str, float]] = []
+    if out_last.exists():
+        state = _load_training_state(out_last)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        epoch, best, bad_epochs = state["epoch"], state["best"], state["bad_epochs"]
+        lr, stopped, history = state["lr"], state["stopped"], list(state["history"])
+        _set_rng_state(state["rng"])
+        log(f"resumed from {out_last} after epoch {epoch} (best {best:.4f})")
+    else:
+        _seed_everything(config.seed)
+
+    while epoch < config.epochs and not stopped:
+        started = time.perf_counter()
+        generator = torch.Generator().manual_seed(config.seed + epoch)
+        loader = DataLoader(
+            train_ds, batch_size=config.batch_size, shuffle=True, generator=generator,
+            num_workers=config.num_workers, pin_memory=device.type == "cuda",
+        )
+        model.train()
+        total_loss, n_batches = 0.0, 0
+        progress = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
+        for b, batch in enumerate(progress):
+            if config.schedule == "warmup_cosine":
+                lr = scheduled_lr(epoch * steps_per_epoch + b + 1, steps_per_epoch, config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            x = ((batch["x"] - mean) / std) * batch["mask"].unsqueeze(-1)
+            with _autocast(device, amp_dtype):
+                logits = model(x)
+            loss = loss_for_batch(logits.float(), batch, config)
+            if not torch.isfinite(loss):
+                log(f"epoch {epoch + 1} batch {b}: non-finite loss, step skipped")
+                optimizer.zero_grad(set_to_none=True)
+                continue
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            total_loss += float(loss.detach())
+            n_batches += 1
+            progress.set_postfix(loss=f"{total_loss / n_batches:.4f}", lr=f"{lr:.2e}")
+
+        model.eval()
+        with torch.no_grad():
+            score = float(validate(model))
+        epoch += 1
+        improved = math.isfinite(score) and score > best
+        if improved:
+            best, bad_epochs = score, 0
+        else:
+            bad_epochs += 1
+            if config.schedule == "plateau":
+                lr = max(lr * config.plateau_factor, config.min_lr)
+        stopped = bad_epochs >= config.patience
+        history.append({
+            "epoch": epoch, "train_loss": total_loss / max(1, n_batches), "val_score": score,
+            "lr": lr, "seconds": time.perf_counter() - started,
+        })
+        log(f"epoch {epoch}: loss {history[-1]['train_loss']:.4f} val {score:.4f} "
+            f"lr {lr:.2e}{' *' if improved else ''}{' (early stop)' if stopped else ''}")
+        summary = {"history": history, "epoch": epoch, "best": best}
+        if improved:
+            _save(out_best, model, bundle_meta, config, summary)
+        _save(out_last, model, bundle_meta, config, {"training_state": {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(), "epoch": epoch, "best": best,
+            "bad_epochs": bad_epochs, "lr": lr, "stopped": stopped, "history": history,
+            "rng": _rng_state(),
+        }})
+    if not out_best.exists():
+        _save(out_best, model, bundle_meta, config, {"history": history, "epoch": epoch,
+                                                     "best": best})
+    return history

@@ -1,0 +1,179 @@
+"""The training loop on a tiny BTC and tiny synthetic HDF5 data: learning, LR schedule, resume."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mirkd.checkpoints import load_checkpoint, read_checkpoint_state
+from mirkd.features import CQTParams
+from mirkd.labels import ChordSegment
+from mirkd.models.registry import build_model
+from mirkd.store import TeacherOutput, write_features, write_shard
+from mirkd.training.datasets import LabeledDataset, PseudoLabelDataset
+from mirkd.training.trainer import TrainConfig, scheduled_lr, train
+from mirkd.training.validation import frame_agreement, validation_wcsr
+from mirkd.vocab import LARGE
+
+PARAMS = CQTParams()
+TINY = {"timestep": 16, "hidden_size": 16, "num_layers": 1, "num_heads": 2,
+        "total_key_depth": 16, "total_value_depth": 16, "filter_size": 16}
+CLASSES = (LARGE.to_index("C"), LARGE.to_index("A:min"), LARGE.n_index)
+
+
+def _track(tmp_path, name, n_frames, seed):
+    """Features whose loud band encodes one of three chord classes; returns labels too."""
+    rng = np.random.default_rng(seed)
+    which = np.repeat(rng.integers(0, 3, n_frames // 8 + 1), 8)[:n_frames]
+    cqt = rng.normal(-6.0, 0.5, (n_frames, 144))
+    for k in range(3):
+        cqt[which == k, 40 * k: 40 * k + 30] += 4.0
+    path = tmp_path / f"{name}.h5"
+    write_features(path, cqt.astype(np.float32), PARAMS,
+                   {"track_id": name, "duration": n_frames * PARAMS.frame_period})
+    labels = np.array(CLASSES)[which]
+    probs = np.full((n_frames, LARGE.size), 0.2 / (LARGE.size - 1), dtype=np.float32)
+    probs[np.arange(n_frames), labels] = 0.8
+    return path, labels.astype(np.int64), probs
+
+
+@pytest.fixture()
+def data(tmp_path):
+    tracks = {f"t{i}": _track(tmp_path, f"t{i}", 64 + 16 * i, i) for i in range(4)}
+    shard = tmp_path / "shard.h5"
+    write_shard(shard, {k: TeacherOutput.from_probs(v[2]) for k, v in tracks.items()},
+                {"kind": "test", "name": "test", "fingerprint": "0"}, LARGE.name, PARAMS)
+    return tracks, shard
+
+
+def _meta(mean=-5.5, std=1.5):
+    return {"arch": "btc", "hparams": TINY, "vocab": LARGE, "feature_params": PARAMS,
+            "mean": mean, "std": std, "provenance": {"test": True}}
+
+
+def _model(seed):
+    torch.manual_seed(seed)
+    return build_model("btc", TINY)
+
+
+def test_scheduled_lr_warmup_then_cosine():
+    config = TrainConfig(epochs=10, warmup_epochs=2, lr=3e-4, warmup_start_lr=1e-4, min_lr=1e-6)
+    assert scheduled_lr(0, 5, config) == pytest.approx(1e-4)
+    assert scheduled_lr(5, 5, config) == pytest.approx(2e-4)
+    assert scheduled_lr(10, 5, config) == pytest.approx(3e-4)
+    assert scheduled_lr(30, 5, config) == pytest.approx(1e-6 + (3e-4 - 1e-6) / 2)
+    assert scheduled_lr(50, 5, config) == pytest.approx(1e-6)
+
+
+def test_stage1_training_lowers_loss_and_saves(tmp_path, data):
+    tracks, shard = data
+    ids = sorted(tracks)
+    ds = PseudoLabelDataset([(tracks[t][0], shard, t) for t in ids], seq_len=16, stride=16)
+    val_tracks = [(tracks[t][0], shard, t) for t in ids[:2]]
+    model = _model(0)
+    meta = _meta()
+    config = TrainConfig(epochs=6, batch_size=8, lr=1e-2, warmup_epochs=1,
+                         warmup_start_lr=3e-3, patience=10, device="cpu")
+    history = train(model, meta, ds,
+                    lambda m: frame_agreement(m, meta["mean"], meta["std"], val_tracks,
+                                              torch.device("cpu")),
+                    config, tmp_path / "best.pt", tmp_path / "last.pt", log=lambda s: None)
+    assert len(history) == 6
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    assert max(h["val_score"] for h in history) > 0.9
+    assert {"epoch", "train_loss", "val_score", "lr", "seconds"} <= set(history[0])
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best.arch == "btc" and best.mean == pytest.approx(-5.5)
+    state = read_checkpoint_state(tmp_path / "last.pt")["training_state"]
+    assert state["epoch"] == 6 and len(state["history"]) == 6
+
+
+class _Constant(torch.nn.Module):
+    """Predicts one class on every frame."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.index = index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.zeros(*x.shape[:2], LARGE.size)
+        logits[..., self.index] = 1.0
+        return logits
+
+
+def test_validation_scores_whole_tracks(data):
+    tracks, shard = data
+    cpu = torch.device("cpu")
+    c_major = LARGE.to_index("C")
+    labels = tracks["t1"][1]
+    agreement = frame_agreement(_Constant(c_major), 0.0, 1.0, [(tracks["t1"][0], shard, "t1")],
+                                cpu)
+    assert agreement == pytest.approx(float(np.mean(labels == c_major)))
+    end = len(labels) * PARAMS.frame_period
+    half = [ChordSegment(0.0, end / 2, "C:maj7"), ChordSegment(end / 2, end, "D:min")]
+    wcsr = validation_wcsr(_Constant(c_major), 0.0, 1.0, [(tracks["t1"][0], half)], cpu,
+                           metric="majmin")
+    assert wcsr == pytest.approx(0.5)
+
+
+def test_plateau_decay_and_early_stopping(tmp_path, data):
+    tracks, shard = data
+    ds = PseudoLabelDataset([(tracks["t0"][0], shard, "t0")], seq_len=16, stride=16)
+    config = TrainConfig(epochs=10, batch_size=8, lr=1e-3, schedule="plateau", patience=2,
+                         plateau_factor=0.5, min_lr=3e-4, device="cpu")
+    scores = iter([0.5, 0.4, 0.5, 0.1])
+    history = train(_model(0), _meta(), ds, lambda m: next(scores), config,
+                    tmp_path / "best.pt", tmp_path / "last.pt", log=lambda s: None)
+    assert [h["val_score"] for h in history] == [0.5, 0.4, 0.5]  # 2 non-improving -> stop
+    assert [h["lr"] for h in history] == pytest.approx([1e-3, 5e-4, 3e-4])  # floor min_lr
+    assert read_checkpoint_state(tmp_path / "best.pt")["epoch"] == 1
+    again = train(_model(0), _meta(), ds, lambda m: 1.0, config, tmp_path / "best.pt",
+                  tmp_path / "last.pt", log=lambda s: None)
+    assert again == history  # a finished (early-stopped) run is not continued
+
+
+class _Killed(Exception):
+    pass
+
+
+def _stage2_run(tmp_path, data, out_dir, kill_at_epoch=None, model_seed=0):
+    tracks, _ = data
+    ids = sorted(tracks)
+    ds = LabeledDataset([(tracks[t][0], tracks[t][1], tracks[t][2]) for t in ids],
+                        seq_len=16, stride=16, pitch_shift=(0, 1))
+    val = [(tracks[t][0], [ChordSegment(0.0, len(tracks[t][1]) * PARAMS.frame_period, "C")])
+           for t in ids[:1]]
+    calls = []
+
+    def validate(model):
+        calls.append(1)
+        if len(calls) == kill_at_epoch:
+            raise _Killed
+        return validation_wcsr(model, -5.5, 1.5, val, torch.device("cpu"), metric="root")
+
+    config = TrainConfig(epochs=3, batch_size=8, lr=1e-3, schedule="plateau", patience=5,
+                         device="cpu", use_kd=True, selective_kd=True, kd_alpha=0.3, seed=7)
+    out = tmp_path / out_dir
+    model = _model(model_seed)
+    train(model, _meta(), ds, validate, config, out / "best.pt", out / "last.pt",
+          log=lambda s: None)
+    return model
+
+
+def test_resume_after_kill_gives_identical_weights(tmp_path, data):
+    reference = _stage2_run(tmp_path, data, "straight")
+    with pytest.raises(_Killed):
+        _stage2_run(tmp_path, data, "resumed", kill_at_epoch=3)
+    state = read_checkpoint_state(tmp_path / "resumed" / "last.pt")["training_state"]
+    assert state["epoch"] == 2
+    resumed = _stage2_run(tmp_path, data, "resumed", model_seed=123)
+    ref_state, res_state = reference.state_dict(), resumed.state_dict()
+    assert ref_state.keys() == res_state.keys()
+    for key in ref_state:
+        assert torch.equal(ref_state[key], res_state[key]), key
+    history = read_checkpoint_state(tmp_path / "resumed" / "last.pt")["training_state"]["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert all(math.isfinite(h["train_loss"]) for h in history)
