@@ -97,8 +97,8 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-class FeatureReader:
-    """Random access to feature windows, with files opened once per process.
+class WindowReader:
+    """Random access to windows of HDF5 datasets, with files opened once per process.
 
     Safe inside DataLoader workers: handles are keyed by process id, so a forked worker
     opens its own files instead of sharing the parent's.
@@ -116,16 +116,18 @@ class FeatureReader:
             self._files[key] = _open(key)
         return self._files[key]
 
-    def n_frames(self, path: str | Path) -> int:
-        return int(self._file(path)["cqt"].shape[0])
+    def n_frames(self, path: str | Path, dataset: str = "cqt") -> int:
+        return int(self._file(path)[dataset].shape[0])
 
-    def window(self, path: str | Path, start: int, length: int) -> np.ndarray:
-        """Frames [start, start+length) as float32, zero-padded past the end of the track."""
-        data = self._file(path)["cqt"]
+    def window(
+        self, path: str | Path, start: int, length: int, dataset: str = "cqt"
+    ) -> np.ndarray:
+        """Rows [start, start+length) of `dataset` as float32, zero-padded past the end."""
+        data = self._file(path)[dataset]
         part = data[start : min(start + length, data.shape[0])].astype(np.float32)
         if len(part) == length:
             return part
-        out = np.zeros((length, data.shape[1]), dtype=np.float32)
+        out = np.zeros((length, *data.shape[1:]), dtype=np.float32)
         out[: len(part)] = part
         return out
 
@@ -180,6 +182,20 @@ def read_shard_attrs(path: str | Path) -> dict[str, Any]:
 def shard_track_ids(path: str | Path) -> list[str]:
     with _open(path) as f:
         return sorted(f["tracks"].keys())
+
+
+def shard_dataset(track_id: str, name: str) -> str:
+    """HDF5 path of one of a track's teacher datasets (labels, probs, confidence) in a shard."""
+    return f"tracks/{track_id}/{name}"
+
+
+def read_shard_labels(path: str | Path, track_id: str) -> np.ndarray:
+    """Only the hard labels of a track (small: stage 1 keeps them all in memory)."""
+    with _open(path) as f:
+        key = shard_dataset(track_id, "labels")
+        if key not in f:
+            raise MirkdError(f"{path}: no track {track_id!r} in this shard")
+        return f[key][:]
 
 
 def read_shard_track(path: str | Path, track_id: str) -> TeacherOutput:

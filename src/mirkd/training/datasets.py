@@ -7,7 +7,7 @@ Items are dicts of tensors:
     probs float32 [L, C]       teacher probabilities (only when the dataset has them)
 Frames past the end of a track are left as the reader pads them; the trainer sets them to 0
 *after* normalisation (using ``mask``), as the models pad windows at inference time.
-Files are opened lazily per process (store.FeatureReader), so DataLoader workers are safe.
+Files are opened lazily per process (store.WindowReader), so DataLoader workers are safe.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
-from mirkd.store import FeatureReader, TeacherOutput, read_features, read_shard_track
+from mirkd.store import WindowReader, read_features, read_shard_labels, shard_dataset
 from mirkd.vocab import IGNORE_INDEX, LARGE, Vocabulary
 
 LOG_FLOOR = math.log(CQTParams().log_eps)
@@ -95,43 +95,39 @@ class PseudoLabelDataset(Dataset):
         self.tracks = [(str(f), str(s), t) for f, s, t in tracks]
         self.seq_len = seq_len
         self.with_probs = with_probs
-        self._features = FeatureReader()
-        self._cached: tuple[int, TeacherOutput] | None = None
+        self._features = WindowReader()
         self.index: list[tuple[int, int]] = []
-        for i, (feature_path, _, _) in enumerate(self.tracks):
+        self.labels: list[np.ndarray] = []
+        for i, (feature_path, shard_path, track_id) in enumerate(self.tracks):
             n = self._features.n_frames(feature_path)
+            labels = read_shard_labels(shard_path, track_id)
+            if len(labels) != n:
+                raise MirkdError(
+                    f"{shard_path}: track {track_id} has {len(labels)} teacher frames but "
+                    f"{feature_path} has {n}"
+                )
+            self.labels.append(labels.astype(np.int64))
             self.index.extend((i, start) for start in window_starts(n, seq_len, stride))
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def _teacher(self, track: int) -> TeacherOutput:
-        """Teacher output of a track; the last one is kept (consecutive windows of a track)."""
-        if self._cached is None or self._cached[0] != track:
-            _, shard_path, track_id = self.tracks[track]
-            self._cached = (track, read_shard_track(shard_path, track_id))
-        return self._cached[1]
-
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         track, start = self.index[item]
-        feature_path = self.tracks[track][0]
-        n_frames = self._features.n_frames(feature_path)
-        teacher = self._teacher(track)
-        if len(teacher.labels) != n_frames:
-            raise MirkdError(
-                f"{self.tracks[track][1]}: track {self.tracks[track][2]} has "
-                f"{len(teacher.labels)} teacher frames but {feature_path} has {n_frames}"
-            )
-        end = min(start + self.seq_len, n_frames)
+        feature_path, shard_path, track_id = self.tracks[track]
+        labels = self.labels[track]
+        end = min(start + self.seq_len, len(labels))
         n_real = end - start
         x = self._features.window(feature_path, start, self.seq_len)
         y = np.full(self.seq_len, IGNORE_INDEX, dtype=np.int64)
-        y[:n_real] = teacher.labels[start:end]
+        y[:n_real] = labels[start:end]
         mask = np.arange(self.seq_len) < n_real
         item_dict = {"x": torch.from_numpy(x), "y": torch.from_numpy(y),
                      "mask": torch.from_numpy(mask)}
         if self.with_probs:
-            probs = _padded_probs(teacher.probs[start:end].astype(np.float32), self.seq_len)
+            probs = self._features.window(
+                shard_path, start, self.seq_len, shard_dataset(track_id, "probs")
+            )
             item_dict["probs"] = torch.from_numpy(probs)
         return item_dict
 
@@ -157,7 +153,7 @@ class LabeledDataset(Dataset):
         self.vocab = vocab
         self.seq_len = seq_len
         self.shifts = tuple(pitch_shift) or (0,)
-        self._features = FeatureReader()
+        self._features = WindowReader()
         self.tracks: list[tuple[str, np.ndarray, np.ndarray | None]] = []
         self.with_probs = all(probs is not None for _, _, probs in tracks) and bool(tracks)
         self.index: list[tuple[int, int, int]] = []
