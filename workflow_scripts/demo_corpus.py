@@ -1,4 +1,6 @@
-from mirkd.pipeline import make_demo, start_job
+from mirkd.steps import start_job
 
 start_job(snakemake.log[0])
+from mirkd.steps.data import make_demo  # noqa: E402  (after the job's thread limits are set)
+
 make_demo(snakemake.output.corpus.rsplit("/", 1)[0], snakemake.params.demo)

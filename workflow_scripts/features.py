@@ -1,6 +1,8 @@
-from mirkd.pipeline import extract_features, start_job
+from mirkd.steps import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
+from mirkd.steps.data import extract_features  # noqa: E402
+
 extract_features(
     snakemake.input.audio,
     snakemake.output[0],

@@ -1,6 +1,7 @@
 from pathlib import Path
 
-from mirkd.pipeline import start_job, summarize
+from mirkd.steps import start_job
+from mirkd.steps.evaluate import summarize
 
 start_job(snakemake.log[0])
 metrics = {Path(p).stem: p for p in snakemake.input.metrics}

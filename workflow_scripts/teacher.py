@@ -1,6 +1,8 @@
-from mirkd.pipeline import run_teacher, start_job
+from mirkd.steps import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
+from mirkd.steps.teacher import run_teacher  # noqa: E402
+
 run_teacher(
     snakemake.output[0],
     snakemake.params.teacher,

@@ -1,6 +1,8 @@
-from mirkd.pipeline import start_job, train_stage1, train_supervised
+from mirkd.steps import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
+from mirkd.steps.train import train_stage1, train_supervised  # noqa: E402
+
 p = snakemake.params
 outputs = dict(out_checkpoint=snakemake.output.checkpoint, out_history=snakemake.output.history)
 if snakemake.rule == "stage1":

@@ -1,111 +1,34 @@
-"""One function per pipeline step: files in, files out, called by the workflow scripts.
+"""Training steps: stage 1 on pseudo-labels, stage 2 / baseline on ground truth.
 
-Each step sets up its log file and thread count, then calls the library. Rows describing
-tracks are (track id, audio path, features path, .lab path or None), as the rules pass them.
+Resumable state lives in a work folder keyed by a fingerprint of the run's provenance
+(config and training tracks): a killed job resumes, a changed one starts afresh.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import shutil
-import subprocess
-import sys
 from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
-from mirkd import __version__
-from mirkd.atomic import atomic_path, atomic_write_json, atomic_write_text
-from mirkd.audio import load_audio
+from mirkd.atomic import atomic_path, atomic_write_json
 from mirkd.checkpoints import load_checkpoint
-from mirkd.demo import write_demo_corpus
-from mirkd.evaluation import evaluate_songs
-from mirkd.features import CQTParams, log_cqt
-from mirkd.inference import predict_logits, select_device
-from mirkd.labels import frames_to_segments, read_lab, segments_to_frames, write_lab
+from mirkd.features import CQTParams
+from mirkd.inference import select_device
+from mirkd.labels import read_lab, segments_to_frames
 from mirkd.manifest import shard_of
 from mirkd.models.registry import build_model
-from mirkd.store import (
-    check_shards_compatible,
-    read_feature_attrs,
-    read_features,
-    read_shard_track,
-    write_features,
-    write_shard,
-)
-from mirkd.summary import write_summary
-from mirkd.teachers import build_teacher, teacher_output
+from mirkd.steps import Row, log
+from mirkd.store import check_shards_compatible, read_feature_attrs, read_shard_track
 from mirkd.training.datasets import LabeledDataset, PseudoLabelDataset, compute_mean_std
 from mirkd.training.trainer import TrainConfig, train
 from mirkd.training.validation import frame_agreement, validation_wcsr
 from mirkd.vocab import LARGE
-
-Row = Sequence[Any]
-log = logging.getLogger("mirkd")
-
-
-def start_job(log_path: str | Path, threads: int = 1) -> None:
-    """Log to the rule's log file and stderr; limit torch to the job's threads."""
-    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        handlers=[logging.FileHandler(log_path, mode="w"), logging.StreamHandler(sys.stderr)],
-        force=True,
-    )
-    torch.set_num_threads(max(1, int(threads)))
-
-
-def make_demo(out_dir: str | Path, demo: dict[str, Any]) -> None:
-    corpus = write_demo_corpus(out_dir, **demo)
-    log.info("demo corpus: %d songs under %s", len(corpus["songs"]), out_dir)
-
-
-def extract_features(
-    audio: str, out: str, track_id: str, fingerprint: str, params: CQTParams = CQTParams()
-) -> None:
-    """Decode, log-CQT and store one track."""
-    y = load_audio(audio, sr=params.sr)
-    cqt = log_cqt(y, params)
-    meta = {
-        "track_id": track_id,
-        "source": str(audio),
-        "fingerprint": fingerprint,
-        "duration": len(y) / params.sr,
-    }
-    write_features(out, cqt, params, meta)
-    log.info("%s: %d frames from %s", track_id, len(cqt), audio)
-
-
-def run_teacher(
-    out: str, teacher_cfg: dict[str, Any], tracks: Sequence[Row], fingerprints: Sequence[str]
-) -> None:
-    """Teacher probabilities for each track, stored as one pseudo-label shard."""
-    teacher = build_teacher(
-        teacher_cfg["kind"], teacher_cfg.get("checkpoint"), teacher_cfg.get("device", "auto")
-    )
-    outputs, attrs = {}, {}
-    for (tid, audio, features_path, _), fp in zip(
-        tqdm(tracks, desc=f"teacher {Path(out).name}"), fingerprints, strict=True
-    ):
-        probs = teacher.frame_probs(Path(audio), read_features(features_path))
-        outputs[tid] = teacher_output(probs)
-        attrs[tid] = {"audio_fingerprint": fp, "source": str(audio)}
-    identity = {"kind": teacher.kind, "name": teacher.name, "fingerprint": teacher.fingerprint}
-    write_shard(out, outputs, identity, LARGE.name, CQTParams(), attrs)
-    log.info("%s: %d tracks by %s", out, len(outputs), teacher.name)
-
-
-def write_splits(out: str, rows: Sequence[Row]) -> None:
-    lines = ["set\ttrack_id\tsplit\taudio"] + ["\t".join(map(str, r)) for r in rows]
-    atomic_write_text(out, "\n".join(lines) + "\n")
 
 
 def _train_config(train_cfg: dict[str, Any], device: str) -> TrainConfig:
@@ -115,17 +38,6 @@ def _train_config(train_cfg: dict[str, Any], device: str) -> TrainConfig:
 
 def _fingerprint(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-            cwd=Path(__file__).parent,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()
 
 
 def _work_paths(work: str | Path, run_key: str) -> tuple[Path, Path]:
@@ -150,6 +62,13 @@ def _frame_labels(features_path: str, lab: str) -> tuple[np.ndarray, list]:
     period = CQTParams.from_dict(attrs["feature_params"]).frame_period
     segments = read_lab(lab, LARGE)
     return segments_to_frames(segments, int(attrs["n_frames"]), period, LARGE), segments
+
+
+def _bundle_meta(arch: str, hparams: dict, mean: float, std: float, provenance: dict) -> dict:
+    return {
+        "arch": arch, "hparams": hparams, "vocab": LARGE, "feature_params": CQTParams(),
+        "mean": float(mean), "std": float(std), "provenance": provenance,
+    }
 
 
 def train_stage1(
@@ -194,14 +113,6 @@ def train_stage1(
         config, best, last, log=log.info,
     )
     _finish(best, out_checkpoint, out_history, history)
-
-
-def _bundle_meta(arch: str, hparams: dict, mean: float, std: float, provenance: dict) -> dict:
-    provenance = {**provenance, "mirkd_version": __version__, "git_commit": _git_commit()}
-    return {
-        "arch": arch, "hparams": hparams, "vocab": LARGE, "feature_params": CQTParams(),
-        "mean": float(mean), "std": float(std), "provenance": provenance,
-    }
 
 
 def train_supervised(
@@ -264,50 +175,3 @@ def _shifts(train_cfg: dict[str, Any]) -> tuple[int, ...]:
     """Pitch shifts to enumerate: the unshifted copy plus the configured ones."""
     shifts = [int(s) for s in train_cfg.get("pitch_shift", []) if int(s) != 0]
     return (0, *shifts) if shifts else ()
-
-
-def _score_tracks(
-    tracks: Sequence[Row], predictions_dir: str, frame_indices: dict[str, np.ndarray]
-) -> dict[str, Any]:
-    songs = {}
-    for tid, _, features_path, lab in tracks:
-        attrs = read_feature_attrs(features_path)
-        period = CQTParams.from_dict(attrs["feature_params"]).frame_period
-        estimate = frames_to_segments(frame_indices[tid], period, LARGE, duration=attrs["duration"])
-        write_lab(Path(predictions_dir) / f"{tid}.lab", estimate)
-        songs[tid] = (read_lab(lab), estimate)
-    return evaluate_songs(songs)
-
-
-def evaluate_checkpoint(
-    checkpoint: str, tracks: Sequence[Row], device: str, out_metrics: str, predictions_dir: str
-) -> None:
-    """Predict every test track with a checkpoint and score it with mir_eval."""
-    bundle = load_checkpoint(checkpoint)
-    dev = select_device(device)
-    frames = {
-        r[0]: predict_logits(bundle, read_features(r[2]), dev).argmax(axis=1)
-        for r in tqdm(tracks, desc=f"predict {Path(checkpoint).stem}")
-    }
-    _write_metrics(out_metrics, _score_tracks(tracks, predictions_dir, frames),
-                   {"checkpoint": checkpoint, "provenance": bundle.provenance})
-
-
-def evaluate_teacher(
-    teacher_outputs: Sequence[str], tracks: Sequence[Row], out_metrics: str, predictions_dir: str
-) -> None:
-    """Score the teacher's stored argmax on the test tracks."""
-    frames = {r[0]: read_shard_track(p, r[0]).labels for p, r in zip(teacher_outputs, tracks,
-                                                                     strict=True)}
-    _write_metrics(out_metrics, _score_tracks(tracks, predictions_dir, frames),
-                   {"teacher_outputs": list(teacher_outputs)})
-
-
-def _write_metrics(out: str, scores: dict[str, Any], source: dict[str, Any]) -> None:
-    atomic_write_json(out, {**scores, "source": source})
-    log.info("%s: %s", out, json.dumps(scores.get("mean", {})))
-
-
-def summarize(metrics: dict[str, str], splits: str, out: str) -> None:
-    write_summary(metrics, splits, out)
-

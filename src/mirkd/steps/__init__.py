@@ -1,0 +1,38 @@
+"""Pipeline steps: one function per rule, files in and files out.
+
+The workflow scripts call these and nothing else. Each submodule imports only what its
+steps need, so a feature job does not pay for importing torch. Rows describing tracks are
+(track id, audio path, features path, .lab path or None), as the rules pass them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+Row = Sequence[Any]
+log = logging.getLogger("mirkd")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def start_job(log_path: str | Path, threads: int = 1) -> None:
+    """Log to the rule's log file and stderr; limit numeric libraries to the job's threads.
+
+    Call before importing a step module, so the thread limits apply to torch and BLAS.
+    """
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        handlers=[logging.FileHandler(log_path, mode="w"), logging.StreamHandler(sys.stderr)],
+        force=True,
+    )
+    threads = str(max(1, int(threads)))
+    for name in THREAD_VARIABLES:
+        os.environ[name] = threads
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(threads))

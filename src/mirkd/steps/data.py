@@ -1,0 +1,40 @@
+"""Data steps: the demo corpus, per-track features, the split table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mirkd.atomic import atomic_write_text
+from mirkd.audio import load_audio
+from mirkd.demo import write_demo_corpus
+from mirkd.features import CQTParams, log_cqt
+from mirkd.steps import Row, log
+from mirkd.store import write_features
+
+
+def make_demo(out_dir: str | Path, demo: dict[str, Any]) -> None:
+    corpus = write_demo_corpus(out_dir, **demo)
+    log.info("demo corpus: %d songs under %s", len(corpus["songs"]), out_dir)
+
+
+def extract_features(
+    audio: str, out: str, track_id: str, fingerprint: str, params: CQTParams = CQTParams()
+) -> None:
+    """Decode, log-CQT and store one track."""
+    y = load_audio(audio, sr=params.sr)
+    cqt = log_cqt(y, params)
+    meta = {
+        "track_id": track_id,
+        "source": str(audio),
+        "fingerprint": fingerprint,
+        "duration": len(y) / params.sr,
+    }
+    write_features(out, cqt, params, meta)
+    log.info("%s: %d frames from %s", track_id, len(cqt), audio)
+
+
+def write_splits(out: str, rows: Sequence[Row]) -> None:
+    lines = ["set\ttrack_id\tsplit\taudio"] + ["\t".join(map(str, r)) for r in rows]
+    atomic_write_text(out, "\n".join(lines) + "\n")
