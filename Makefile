@@ -22,8 +22,7 @@ run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml
 	@echo "Results: $(CURDIR)/results/summary.md"
 
-test: $(STAMP)
-	$(BIN)/ruff check src tests workflow_scripts benchmarks
+test: lint
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

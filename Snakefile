@@ -28,6 +28,6 @@ include: "rules/evaluate.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/summary.md",
-    default_target: True

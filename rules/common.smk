@@ -38,3 +38,12 @@ def teacher_outputs_of(tracks):
 
 def labs_of(tracks):
     return [t.lab for t in tracks]
+
+
+def labeled_inputs(with_teacher):
+    """Features and .lab of labeled train+val songs (+ teacher outputs of train songs)."""
+    tracks = PLAN.in_split("labeled", "train") + PLAN.in_split("labeled", "val")
+    inputs = {"features": features_of(tracks), "labs": labs_of(tracks)}
+    if with_teacher:
+        inputs["teacher"] = teacher_outputs_of(PLAN.in_split("labeled", "train"))
+    return inputs

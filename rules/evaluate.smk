@@ -9,17 +9,19 @@ rule evaluate_model:
     output:
         metrics="results/metrics/{model}.json",
         predictions=directory("results/predictions/{model}"),
-    params:
-        tracks=track_rows(PLAN.test_tracks),
-        device=config.get("device", "auto"),
     log:
         "results/logs/evaluate/{model}.log",
     benchmark:
         "results/benchmarks/evaluate/{model}.tsv"
+    conda:
+        "../envs/mirkd.yaml"
     threads: THREADS
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        tracks=track_rows(PLAN.test_tracks),
+        device=config.get("device", "auto"),
     script:
         "../workflow_scripts/evaluate.py"
 
@@ -32,16 +34,18 @@ rule evaluate_teacher:
     output:
         metrics="results/metrics/teacher.json",
         predictions=directory("results/predictions/teacher"),
-    params:
-        tracks=track_rows(PLAN.test_tracks),
-        teacher_outputs=teacher_outputs_of(PLAN.test_tracks),
     log:
         "results/logs/evaluate/teacher.log",
     benchmark:
         "results/benchmarks/evaluate/teacher.tsv"
+    conda:
+        "../envs/mirkd.yaml"
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        tracks=track_rows(PLAN.test_tracks),
+        teacher_outputs=teacher_outputs_of(PLAN.test_tracks),
     script:
         "../workflow_scripts/evaluate.py"
 
@@ -49,13 +53,15 @@ rule evaluate_teacher:
 rule splits:
     output:
         "results/splits.tsv",
-    params:
-        rows=PLAN.split_rows(),
     log:
         "results/logs/splits.log",
+    conda:
+        "../envs/mirkd.yaml"
     resources:
         mem_mb=500,
         runtime=5,
+    params:
+        rows=PLAN.split_rows(),
     script:
         "../workflow_scripts/splits.py"
 
@@ -68,6 +74,8 @@ rule summary:
         "results/summary.md",
     log:
         "results/logs/summary.log",
+    conda:
+        "../envs/mirkd.yaml"
     resources:
         mem_mb=500,
         runtime=5,

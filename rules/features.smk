@@ -6,16 +6,18 @@ rule features:
         audio=lambda w: ancient(PLAN.track(w.set, w.track).audio),
     output:
         "results/features/{set}/{track}.h5",
-    params:
-        track_id=lambda w: w.track,
-        fingerprint=lambda w: PLAN.fingerprint(PLAN.track(w.set, w.track)),
     log:
         "results/logs/features/{set}/{track}.log",
     benchmark:
         "results/benchmarks/features/{set}/{track}.tsv"
+    conda:
+        "../envs/mirkd.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=20,
+    params:
+        track_id=lambda w: w.track,
+        fingerprint=lambda w: PLAN.fingerprint(PLAN.track(w.set, w.track)),
     script:
         "../workflow_scripts/features.py"

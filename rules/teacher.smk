@@ -13,19 +13,23 @@ rule teacher_shard:
         features=lambda w: features_of(PLAN.shard_tracks(int(w.shard))),
     output:
         "results/pseudo/shard_{shard}.h5",
-    params:
-        teacher=TEACHER,
-        tracks=lambda w: track_rows(PLAN.shard_tracks(int(w.shard))),
-        fingerprints=lambda w: [PLAN.fingerprint(t) for t in PLAN.shard_tracks(int(w.shard))],
     log:
         "results/logs/teacher/shard_{shard}.log",
     benchmark:
         "results/benchmarks/teacher/shard_{shard}.tsv"
+    conda:
+        "../envs/mirkd.yaml"
     threads: THREADS
     resources:
+        **gpu_resources(),
         mem_mb=RES.get("teacher_mem_mb", 6000),
         runtime=RES.get("teacher_runtime", 120),
-        **gpu_resources(),
+    params:
+        teacher=TEACHER,
+        tracks=lambda w: track_rows(PLAN.shard_tracks(int(w.shard))),
+        fingerprints=lambda w: [
+            PLAN.fingerprint(t) for t in PLAN.shard_tracks(int(w.shard))
+        ],
     script:
         "../workflow_scripts/teacher.py"
 
@@ -36,18 +40,20 @@ rule teacher_track:
         features="results/features/{set}/{track}.h5",
     output:
         "results/teacher/{set}/{track}.h5",
-    params:
-        teacher=TEACHER,
-        tracks=lambda w: track_rows([PLAN.track(w.set, w.track)]),
-        fingerprints=lambda w: [PLAN.fingerprint(PLAN.track(w.set, w.track))],
     log:
         "results/logs/teacher/{set}/{track}.log",
     benchmark:
         "results/benchmarks/teacher/{set}/{track}.tsv"
+    conda:
+        "../envs/mirkd.yaml"
     threads: THREADS
     resources:
+        **gpu_resources(),
         mem_mb=RES.get("teacher_mem_mb", 6000),
         runtime=RES.get("teacher_runtime", 120),
-        **gpu_resources(),
+    params:
+        teacher=TEACHER,
+        tracks=lambda w: track_rows([PLAN.track(w.set, w.track)]),
+        fingerprints=lambda w: [PLAN.fingerprint(PLAN.track(w.set, w.track))],
     script:
         "../workflow_scripts/teacher.py"

@@ -15,6 +15,17 @@ rule stage1:
     output:
         checkpoint="results/models/stage1.pt",
         history="results/models/stage1_history.json",
+    log:
+        "results/logs/stage1.log",
+    benchmark:
+        "results/benchmarks/stage1.tsv"
+    conda:
+        "../envs/mirkd.yaml"
+    threads: THREADS
+    resources:
+        **gpu_resources(),
+        mem_mb=RES.get("train_mem_mb", 8000),
+        runtime=RES.get("train_runtime", 240),
     params:
         common=TRAIN_COMMON,
         train=config["stage1"],
@@ -22,25 +33,8 @@ rule stage1:
         train_tracks=track_rows(PLAN.in_split("unlabeled", "train")),
         val_tracks=track_rows(PLAN.in_split("unlabeled", "val")),
         work="results/work/stage1",
-    log:
-        "results/logs/stage1.log",
-    benchmark:
-        "results/benchmarks/stage1.tsv"
-    threads: THREADS
-    resources:
-        mem_mb=RES.get("train_mem_mb", 8000),
-        runtime=RES.get("train_runtime", 240),
-        **gpu_resources(),
     script:
         "../workflow_scripts/train.py"
-
-
-def labeled_inputs(with_teacher):
-    tracks = PLAN.in_split("labeled", "train") + PLAN.in_split("labeled", "val")
-    inputs = {"features": features_of(tracks), "labs": labs_of(tracks)}
-    if with_teacher:
-        inputs["teacher"] = teacher_outputs_of(PLAN.in_split("labeled", "train"))
-    return inputs
 
 
 rule stage2:
@@ -50,6 +44,17 @@ rule stage2:
     output:
         checkpoint="results/models/stage2.pt",
         history="results/models/stage2_history.json",
+    log:
+        "results/logs/stage2.log",
+    benchmark:
+        "results/benchmarks/stage2.tsv"
+    conda:
+        "../envs/mirkd.yaml"
+    threads: THREADS
+    resources:
+        **gpu_resources(),
+        mem_mb=RES.get("train_mem_mb", 8000),
+        runtime=RES.get("train_runtime", 240),
     params:
         common=TRAIN_COMMON,
         train=config["stage2"],
@@ -57,15 +62,6 @@ rule stage2:
         val_tracks=track_rows(PLAN.in_split("labeled", "val")),
         teacher_dir="results/teacher/labeled",
         work="results/work/stage2",
-    log:
-        "results/logs/stage2.log",
-    benchmark:
-        "results/benchmarks/stage2.tsv"
-    threads: THREADS
-    resources:
-        mem_mb=RES.get("train_mem_mb", 8000),
-        runtime=RES.get("train_runtime", 240),
-        **gpu_resources(),
     script:
         "../workflow_scripts/train.py"
 
@@ -76,20 +72,22 @@ rule baseline:
     output:
         checkpoint="results/models/baseline.pt",
         history="results/models/baseline_history.json",
+    log:
+        "results/logs/baseline.log",
+    benchmark:
+        "results/benchmarks/baseline.tsv"
+    conda:
+        "../envs/mirkd.yaml"
+    threads: THREADS
+    resources:
+        **gpu_resources(),
+        mem_mb=RES.get("train_mem_mb", 8000),
+        runtime=RES.get("train_runtime", 240),
     params:
         common=TRAIN_COMMON,
         train=config["baseline"],
         train_tracks=track_rows(PLAN.in_split("labeled", "train")),
         val_tracks=track_rows(PLAN.in_split("labeled", "val")),
         work="results/work/baseline",
-    log:
-        "results/logs/baseline.log",
-    benchmark:
-        "results/benchmarks/baseline.tsv"
-    threads: THREADS
-    resources:
-        mem_mb=RES.get("train_mem_mb", 8000),
-        runtime=RES.get("train_runtime", 240),
-        **gpu_resources(),
     script:
         "../workflow_scripts/train.py"
