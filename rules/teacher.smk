@@ -19,7 +19,7 @@ rule teacher_shard:
         "results/benchmarks/teacher/shard_{shard}.tsv"
     conda:
         "../envs/mirkd.yaml"
-    threads: THREADS
+    threads: RES.get("teacher_threads", 1)
     resources:
         **gpu_resources(),
         mem_mb=RES.get("teacher_mem_mb", 6000),
@@ -46,7 +46,7 @@ rule teacher_track:
         "results/benchmarks/teacher/{set}/{track}.tsv"
     conda:
         "../envs/mirkd.yaml"
-    threads: THREADS
+    threads: RES.get("teacher_threads", 1)
     resources:
         **gpu_resources(),
         mem_mb=RES.get("teacher_mem_mb", 6000),
