@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
-from mirkd.store import TeacherOutput, write_features, write_shard
+from mirkd.store import TeacherOutput, WindowReader, write_features, write_shard
 from mirkd.training.datasets import (
     LOG_FLOOR,
     LabeledDataset,
@@ -128,3 +128,17 @@ def test_compute_mean_std_exact(tmp_path):
     values = np.concatenate([a.ravel(), b.ravel()]).astype(np.float64)
     assert mean == pytest.approx(values.mean(), rel=1e-12)
     assert std == pytest.approx(values.std(), rel=1e-12)
+
+
+def test_window_reader_keeps_few_files_open(tmp_path):
+    paths = []
+    for i in range(5):
+        path = tmp_path / f"t{i}.h5"
+        write_features(path, np.full((30, 144), float(i), np.float32), CQTParams(), {})
+        paths.append(path)
+    reader = WindowReader(max_open=2)
+    for _ in range(2):
+        for i, path in enumerate(paths):
+            assert reader.window(path, 25, 10)[0, 0] == i
+            assert reader.window(path, 25, 10)[9, 0] == 0.0  # padding past the end
+    assert len(reader._files) == 2

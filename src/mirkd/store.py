@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,19 +102,26 @@ class WindowReader:
     """Random access to windows of HDF5 datasets, with files opened once per process.
 
     Safe inside DataLoader workers: handles are keyed by process id, so a forked worker
-    opens its own files instead of sharing the parent's.
+    opens its own files instead of sharing the parent's. At most `max_open` files stay
+    open (least recently used closed first), so corpora of any size stay under the
+    process's file-descriptor limit.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_open: int = 128) -> None:
+        self.max_open = max_open
         self._pid = os.getpid()
-        self._files: dict[str, h5py.File] = {}
+        self._files: OrderedDict[str, h5py.File] = OrderedDict()
 
     def _file(self, path: str | Path) -> h5py.File:
         if os.getpid() != self._pid:
-            self._pid, self._files = os.getpid(), {}
+            self._pid, self._files = os.getpid(), OrderedDict()
         key = str(path)
-        if key not in self._files:
-            self._files[key] = _open(key)
+        if key in self._files:
+            self._files.move_to_end(key)
+            return self._files[key]
+        if len(self._files) >= self.max_open:
+            self._files.popitem(last=False)[1].close()
+        self._files[key] = _open(key)
         return self._files[key]
 
     def n_frames(self, path: str | Path, dataset: str = "cqt") -> int:
@@ -132,7 +140,7 @@ class WindowReader:
         return out
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"_pid": -1, "_files": {}}
+        return {"max_open": self.max_open, "_pid": -1, "_files": OrderedDict()}
 
 
 def write_shard(
