@@ -21,9 +21,15 @@ def gpu_resources():
 
 
 def track_rows(tracks):
-    """(track id, audio, features path, .lab or None) rows, passed to scripts as params."""
+    """(track id, audio, features path, .lab or None, fingerprint) rows for the scripts."""
     return [
-        (t.track_id, t.audio, PLAN.features_path(t.set_name, t.track_id), t.lab)
+        (
+            t.track_id,
+            t.audio,
+            PLAN.features_path(t.set_name, t.track_id),
+            t.lab,
+            PLAN.fingerprint(t),
+        )
         for t in tracks
     ]
 

@@ -27,9 +27,6 @@ rule teacher_shard:
     params:
         teacher=TEACHER,
         tracks=lambda w: track_rows(PLAN.shard_tracks(int(w.shard))),
-        fingerprints=lambda w: [
-            PLAN.fingerprint(t) for t in PLAN.shard_tracks(int(w.shard))
-        ],
     script:
         "../workflow_scripts/teacher.py"
 
@@ -54,6 +51,5 @@ rule teacher_track:
     params:
         teacher=TEACHER,
         tracks=lambda w: track_rows([PLAN.track(w.set, w.track)]),
-        fingerprints=lambda w: [PLAN.fingerprint(PLAN.track(w.set, w.track))],
     script:
         "../workflow_scripts/teacher.py"

@@ -29,7 +29,10 @@ rule stage1:
     params:
         common=TRAIN_COMMON,
         train=config["stage1"],
-        shards={k: PLAN.shard_path(k) for k in PLAN.shards},
+        shards={
+            t.track_id: PLAN.shard_path(PLAN.shard_of(t.track_id))
+            for t in PLAN.tracks["unlabeled"].values()
+        },
         train_tracks=track_rows(PLAN.in_split("unlabeled", "train")),
         val_tracks=track_rows(PLAN.in_split("unlabeled", "val")),
         work="results/work/stage1",

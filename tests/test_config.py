@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mirkd.demo import write_demo_corpus
+
 from workflow_helpers import snakemake, tiny_config, write_config
 
 

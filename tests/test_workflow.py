@@ -16,6 +16,7 @@ from mirkd.checkpoints import load_checkpoint
 from mirkd.demo import write_demo_corpus
 from mirkd.evaluation import METRICS
 from mirkd.manifest import split_of, track_id
+
 from workflow_helpers import planned_jobs, snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
@@ -100,10 +101,10 @@ def _add_song(workdir: Path, part: str, seed: int) -> str:
     extra = workdir / f"extra_{part}_{seed}"
     write_demo_corpus(extra, 1, 1, 1, seed=seed, min_seconds=12, max_seconds=14)
     name = f"new_{part}_{seed}"
-    src_part = "unlabeled" if part == "unlabeled" else "labeled"
-    shutil.copy(extra / src_part / f"{src_part}_0000.flac", workdir / "data" / part / f"{name}.flac")
+    source = extra / part / f"{part}_0000"
+    shutil.copy(source.with_suffix(".flac"), workdir / "data" / part / f"{name}.flac")
     if part != "unlabeled":
-        shutil.copy(extra / src_part / f"{src_part}_0000.lab", workdir / "data" / part / f"{name}.lab")
+        shutil.copy(source.with_suffix(".lab"), workdir / "data" / part / f"{name}.lab")
     return track_id(f"{name}.flac")
 
 

@@ -3,9 +3,4 @@ from mirkd.steps import start_job
 start_job(snakemake.log[0], snakemake.threads)
 from mirkd.steps.teacher import run_teacher  # noqa: E402
 
-run_teacher(
-    snakemake.output[0],
-    snakemake.params.teacher,
-    snakemake.params.tracks,
-    snakemake.params.fingerprints,
-)
+run_teacher(snakemake.output[0], snakemake.params.teacher, snakemake.params.tracks)

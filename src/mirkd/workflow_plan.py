@@ -58,17 +58,16 @@ class RunPlan:
             t for tid, t in self.tracks[set_name].items() if self.splits[set_name][tid] == split
         ]
 
+    def shard_of(self, tid: str) -> int:
+        return shard_of(tid, self.n_shards)
+
     def shard_tracks(self, shard: int) -> list[Track]:
-        return [
-            t
-            for tid, t in self.tracks["unlabeled"].items()
-            if shard_of(tid, self.n_shards) == shard
-        ]
+        return [t for tid, t in self.tracks["unlabeled"].items() if self.shard_of(tid) == shard]
 
     @property
     def shards(self) -> list[int]:
         """Shards that hold at least one track (empty buckets make no file)."""
-        return sorted({shard_of(tid, self.n_shards) for tid in self.tracks["unlabeled"]})
+        return sorted({self.shard_of(tid) for tid in self.tracks["unlabeled"]})
 
     @property
     def test_tracks(self) -> list[Track]:

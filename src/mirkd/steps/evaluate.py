@@ -26,7 +26,7 @@ def _score_tracks(
     tracks: Sequence[Row], predictions_dir: str, frame_indices: dict[str, np.ndarray]
 ) -> dict[str, Any]:
     songs = {}
-    for tid, _, features_path, lab in tracks:
+    for tid, _, features_path, lab, _ in tracks:
         attrs = read_feature_attrs(features_path)
         period = CQTParams.from_dict(attrs["feature_params"]).frame_period
         estimate = frames_to_segments(frame_indices[tid], period, LARGE, duration=attrs["duration"])

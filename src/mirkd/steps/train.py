@@ -6,11 +6,11 @@ Resumable state lives in a work folder keyed by a fingerprint of the run's prove
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from mirkd.checkpoints import load_checkpoint
 from mirkd.features import CQTParams
 from mirkd.inference import select_device
 from mirkd.labels import read_lab, segments_to_frames
-from mirkd.manifest import shard_of
 from mirkd.models.registry import build_model
 from mirkd.steps import Row, log
 from mirkd.store import check_shards_compatible, read_feature_attrs, read_shard_track
@@ -32,7 +31,7 @@ from mirkd.vocab import LARGE
 
 
 def _train_config(train_cfg: dict[str, Any], device: str) -> TrainConfig:
-    known = {f.name for f in fields(TrainConfig)}
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in train_cfg.items() if k in known}, device=device)
 
 
@@ -57,11 +56,11 @@ def _finish(best: Path, out_checkpoint: str, out_history: str, history: list[dic
     atomic_write_json(out_history, {"history": history, "checkpoint": str(out_checkpoint)})
 
 
-def _frame_labels(features_path: str, lab: str) -> tuple[np.ndarray, list]:
+def _frame_labels(features_path: str, lab: str) -> np.ndarray:
+    """Ground-truth class per frame of a track, on its feature file's grid."""
     attrs = read_feature_attrs(features_path)
     period = CQTParams.from_dict(attrs["feature_params"]).frame_period
-    segments = read_lab(lab, LARGE)
-    return segments_to_frames(segments, int(attrs["n_frames"]), period, LARGE), segments
+    return segments_to_frames(read_lab(lab, LARGE), int(attrs["n_frames"]), period, LARGE)
 
 
 def _bundle_meta(arch: str, hparams: dict, mean: float, std: float, provenance: dict) -> dict:
@@ -71,35 +70,46 @@ def _bundle_meta(arch: str, hparams: dict, mean: float, std: float, provenance: 
     }
 
 
+def _new_student(student: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
+    """A freshly initialised student over the LARGE vocabulary, with its full hparams."""
+    arch = student["arch"]
+    classes = "num_chords" if arch == "btc" else "n_classes"
+    model = build_model(arch, {**(student.get("hparams") or {}), classes: LARGE.size})
+    return model, arch, dataclasses.asdict(model.config)
+
+
+def _data_identity(tracks: Sequence[Row]) -> dict[str, str]:
+    """Track id -> content fingerprint: what the training data was, for provenance."""
+    return {r[0]: r[4] for r in tracks}
+
+
 def train_stage1(
     common: dict[str, Any],
     train_cfg: dict[str, Any],
-    shards: dict[int, str],
+    shards: dict[str, str],
     train_tracks: Sequence[Row],
     val_tracks: Sequence[Row],
     work: str,
     out_checkpoint: str,
     out_history: str,
 ) -> None:
-    """Student on teacher pseudo-labels only; early stopping on agreement with the teacher."""
-    n_shards = max(shards) + 1 if shards else 0
-    identity = check_shards_compatible(list(shards.values()))
+    """Student on teacher pseudo-labels only; early stopping on agreement with the teacher.
 
-    def with_shard(rows: Sequence[Row]) -> list[tuple[str, str, str]]:
-        return [(r[2], shards[shard_of(r[0], n_shards)], r[0]) for r in rows]
-
-    train_rows, val_rows = with_shard(train_tracks), with_shard(val_tracks)
+    `shards` maps each unlabeled track id to the shard holding its teacher outputs.
+    """
+    identity = check_shards_compatible(sorted(set(shards.values())))
+    train_rows = [(r[2], shards[r[0]], r[0]) for r in train_tracks]
+    val_rows = [(r[2], shards[r[0]], r[0]) for r in val_tracks]
     mean, std = compute_mean_std([r[0] for r in train_rows])
-    arch, hparams = common["student"]["arch"], dict(common["student"].get("hparams") or {})
+    model, arch, hparams = _new_student(common["student"])
     provenance = {
         "stage": "stage1",
         "teacher": identity,
-        "train_tracks": [r[0] for r in train_tracks],
+        "train_data": _data_identity(train_tracks),
+        "val_data": _data_identity(val_tracks),
         "config": {"student": common["student"], "train": train_cfg},
     }
     meta = _bundle_meta(arch, hparams, mean, std, provenance)
-    model = build_model(arch, {**hparams, "num_chords": LARGE.size} if arch == "btc" else
-                        {**hparams, "n_classes": LARGE.size})
     config = _train_config(train_cfg, common.get("device", "auto"))
     data = PseudoLabelDataset(
         train_rows, stride=train_cfg.get("stride", 108), with_probs=config.use_kd
@@ -130,8 +140,8 @@ def train_supervised(
     """Stage 2 (from the stage-1 student, with selective KD) or the from-scratch baseline."""
     teacher_outputs = teacher_outputs or {}
     rows = []
-    for tid, _, features_path, lab in train_tracks:
-        labels, _ = _frame_labels(features_path, lab)
+    for tid, _, features_path, lab, _ in train_tracks:
+        labels = _frame_labels(features_path, lab)
         probs = None
         if tid in teacher_outputs:
             probs = read_shard_track(teacher_outputs[tid], tid).probs.astype(np.float32)
@@ -140,7 +150,8 @@ def train_supervised(
     provenance = {
         "stage": stage,
         "init": init_checkpoint,
-        "train_tracks": [r[0] for r in train_tracks],
+        "train_data": _data_identity(train_tracks),
+        "val_data": _data_identity(val_tracks),
         "config": {"train": train_cfg, "student": common["student"]},
     }
     if init_checkpoint:
@@ -149,9 +160,7 @@ def train_supervised(
         mean, std = bundle.mean, bundle.std
         provenance["init_provenance"] = bundle.provenance
     else:
-        arch, hparams = common["student"]["arch"], dict(common["student"].get("hparams") or {})
-        hparams = {**hparams, "num_chords" if arch == "btc" else "n_classes": LARGE.size}
-        model = build_model(arch, hparams)
+        model, arch, hparams = _new_student(common["student"])
         mean, std = compute_mean_std([r[0] for r in rows])
     meta = _bundle_meta(arch, hparams, mean, std, provenance)
     config = _train_config(train_cfg, common.get("device", "auto"))
