@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from model_helpers import tiny_bundle
 
 from mirkd import __version__
 from mirkd.checkpoints import (
@@ -23,6 +22,8 @@ from mirkd.checkpoints import (
 from mirkd.errors import CheckpointError
 from mirkd.models import BTC, BTCConfig
 from mirkd.vocab import LARGE, MAJMIN
+
+from model_helpers import tiny_bundle
 
 
 def _outputs(model: torch.nn.Module, n_frames: int = 150) -> torch.Tensor:

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from model_helpers import tiny_bundle
 
 from mirkd.checkpoints import save_checkpoint
 from mirkd.cli import main
 from mirkd.labels import read_lab
+
+from model_helpers import tiny_bundle
 
 SR = 22050
 

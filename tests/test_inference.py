@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from model_helpers import tiny_bundle
 
 from mirkd.errors import ConfigError, MirkdError
 from mirkd.inference import predict_logits, select_device
+
+from model_helpers import tiny_bundle
 
 
 def test_select_device():
