@@ -20,7 +20,9 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml
-	@echo "Results: $(CURDIR)/results/summary.md"
+	$(BIN)/snakemake --cores $(CORES) --configfile config.yaml --report results/report.html
+	@echo "Summary: $(CURDIR)/results/summary.md"
+	@echo "Report:  $(CURDIR)/results/report.html (figures as PNG in $(CURDIR)/results/plots/)"
 
 test: lint
 	$(BIN)/python -m pytest -q

@@ -25,9 +25,11 @@ include: "rules/features.smk"
 include: "rules/teacher.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
         "results/summary.md",
+        rules.plots.output,

@@ -1,0 +1,78 @@
+# Figures of a finished run (results/plots/*.png) and the pieces of `snakemake --report`.
+# Captions live in report/; every figure is drawn by mirkd.plots.
+
+PLOT_MODELS = ["teacher", *MODELS]
+TIMELINE_TRACKS = PLAN.test_tracks[:3]
+
+
+report: "../report/workflow.rst"
+
+
+rule plots:
+    input:
+        metrics=expand("results/metrics/{model}.json", model=PLOT_MODELS),
+        histories=expand("results/models/{model}_history.json", model=MODELS),
+        predictions=expand("results/predictions/{model}", model=PLOT_MODELS),
+        labs=labs_of(TIMELINE_TRACKS),
+    output:
+        table_html=report(
+            "results/plots/scores_table.html",
+            caption="../report/scores_table.rst",
+            category="1. Scores",
+            labels={"figure": "scores table"},
+        ),
+        table_png=report(
+            "results/plots/scores_table.png",
+            caption="../report/scores_table.rst",
+            category="1. Scores",
+            labels={"figure": "scores table (PNG)"},
+        ),
+        quality=report(
+            "results/plots/quality_recall.png",
+            caption="../report/quality_recall.rst",
+            category="1. Scores",
+            labels={"figure": "per-quality recall"},
+        ),
+        confusion=[
+            report(
+                f"results/plots/confusion_{model}.png",
+                caption="../report/confusion.rst",
+                category="2. Quality confusion",
+                labels={"model": model},
+            )
+            for model in PLOT_MODELS
+        ],
+        training=report(
+            "results/plots/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="3. Training",
+            labels={"figure": "loss and validation score"},
+        ),
+        timelines=[
+            report(
+                f"results/plots/timeline_{t.track_id}.png",
+                caption="../report/timeline.rst",
+                category="4. Chord timelines",
+                labels={"song": t.track_id},
+            )
+            for t in TIMELINE_TRACKS
+        ],
+    log:
+        "results/logs/plots.log",
+    conda:
+        "../envs/mirkd.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        metrics={m: f"results/metrics/{m}.json" for m in PLOT_MODELS},
+        histories={m: f"results/models/{m}_history.json" for m in MODELS},
+        predictions={m: f"results/predictions/{m}" for m in PLOT_MODELS},
+        timelines=[(t.track_id, t.lab) for t in TIMELINE_TRACKS],
+        val_metrics={
+            "stage1": "agreement with teacher",
+            "stage2": config["stage2"].get("val_metric", "majmin"),
+            "baseline": config["baseline"].get("val_metric", "majmin"),
+        },
+    script:
+        "../workflow_scripts/plots.py"

@@ -1,0 +1,26 @@
+"""Fixtures shared by test files: one finished run of the tiny workflow per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mirkd.demo import write_demo_corpus
+
+from workflow_helpers import snakemake, tiny_config, write_config
+
+
+@pytest.fixture(scope="session")
+def finished_tiny_run(tmp_path_factory) -> Path:
+    """A workdir in which the whole tiny DAG ran to the end (shared by the slow tests).
+
+    Tests that change its data or config must run after those that only read it
+    (test_report.py sorts before test_workflow.py).
+    """
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    write_demo_corpus(workdir / "data", 4, 5, 2, seed=3, min_seconds=12, max_seconds=16)
+    write_config(workdir, tiny_config(workdir / "data"))
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
