@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from mirkd.atomic import atomic_path, atomic_write_json
 from mirkd.checkpoints import load_checkpoint
@@ -70,8 +71,13 @@ def _bundle_meta(arch: str, hparams: dict, mean: float, std: float, provenance: 
     }
 
 
-def _new_student(student: dict[str, Any]) -> tuple[Any, str, dict[str, Any]]:
-    """A freshly initialised student over the LARGE vocabulary, with its full hparams."""
+def _new_student(student: dict[str, Any], seed: int) -> tuple[Any, str, dict[str, Any]]:
+    """A freshly initialised student over the LARGE vocabulary, with its full hparams.
+
+    Initialised from `seed`: the trainer seeds only what happens after the model exists, and
+    torch's default seed differs per process, so an unseeded rerun would start elsewhere.
+    """
+    torch.manual_seed(seed)
     arch = student["arch"]
     classes = "num_chords" if arch == "btc" else "n_classes"
     model = build_model(arch, {**(student.get("hparams") or {}), classes: LARGE.size})
@@ -101,7 +107,8 @@ def train_stage1(
     train_rows = [(r[2], shards[r[0]], r[0]) for r in train_tracks]
     val_rows = [(r[2], shards[r[0]], r[0]) for r in val_tracks]
     mean, std = compute_mean_std([r[0] for r in train_rows])
-    model, arch, hparams = _new_student(common["student"])
+    config = _train_config(train_cfg, common.get("device", "auto"))
+    model, arch, hparams = _new_student(common["student"], config.seed)
     provenance = {
         "stage": "stage1",
         "teacher": identity,
@@ -110,7 +117,6 @@ def train_stage1(
         "config": {"student": common["student"], "train": train_cfg},
     }
     meta = _bundle_meta(arch, hparams, mean, std, provenance)
-    config = _train_config(train_cfg, common.get("device", "auto"))
     data = PseudoLabelDataset(
         train_rows, stride=train_cfg.get("stride", 108), with_probs=config.use_kd
     )
@@ -154,16 +160,16 @@ def train_supervised(
         "val_data": _data_identity(val_tracks),
         "config": {"train": train_cfg, "student": common["student"]},
     }
+    config = _train_config(train_cfg, common.get("device", "auto"))
     if init_checkpoint:
         bundle = load_checkpoint(init_checkpoint)
         model, arch, hparams = bundle.model, bundle.arch, bundle.hparams
         mean, std = bundle.mean, bundle.std
         provenance["init_provenance"] = bundle.provenance
     else:
-        model, arch, hparams = _new_student(common["student"])
+        model, arch, hparams = _new_student(common["student"], config.seed)
         mean, std = compute_mean_std([r[0] for r in rows])
     meta = _bundle_meta(arch, hparams, mean, std, provenance)
-    config = _train_config(train_cfg, common.get("device", "auto"))
     data = LabeledDataset(
         rows, stride=train_cfg.get("stride", 54), pitch_shift=_shifts(train_cfg)
     )
