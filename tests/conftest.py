@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,16 @@ from workflow_helpers import snakemake, tiny_config, write_config
 def finished_tiny_run(tmp_path_factory) -> Path:
     """A workdir in which the whole tiny DAG ran to the end (shared by the slow tests).
 
-    Tests that change its data or config must run after those that only read it
-    (test_report.py sorts before test_workflow.py).
+    Tests that change data or config work on a copy (`copy_of_run`), never on this one.
     """
     workdir = tmp_path_factory.mktemp("tiny_run")
     write_demo_corpus(workdir / "data", 4, 5, 2, seed=3, min_seconds=12, max_seconds=16)
-    write_config(workdir, tiny_config(workdir / "data"))
+    write_config(workdir, tiny_config(Path("data")))  # relative: the run can be copied
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir
+
+
+def copy_of_run(run: Path, destination: Path) -> Path:
+    """A copy of a finished run (data, results, Snakemake metadata, times kept)."""
+    return Path(shutil.copytree(run, destination / "run", symlinks=True))

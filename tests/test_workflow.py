@@ -17,21 +17,17 @@ from mirkd.demo import write_demo_corpus
 from mirkd.evaluation import METRICS
 from mirkd.manifest import split_of, track_id
 
-from workflow_helpers import planned_jobs, snakemake, tiny_config, write_config
+from conftest import copy_of_run
+from workflow_helpers import planned_jobs, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 MODELS = ("teacher", "stage1", "stage2", "baseline")
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    """A workdir in which the tiny DAG ran to the end."""
-    workdir = tmp_path_factory.mktemp("run")
-    write_demo_corpus(workdir / "data", 4, 5, 2, seed=3, min_seconds=12, max_seconds=16)
-    write_config(workdir, tiny_config(workdir / "data"))
-    result = snakemake(workdir)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return workdir
+def finished_run(finished_tiny_run: Path, tmp_path_factory) -> Path:
+    """This module's own copy of the finished tiny run: its tests change data and config."""
+    return copy_of_run(finished_tiny_run, tmp_path_factory.mktemp("workflow"))
 
 
 def test_pseudo_label_shards_carry_teacher_and_grid(finished_run: Path) -> None:
@@ -112,7 +108,9 @@ def test_adding_a_labeled_song_reruns_only_what_it_touches(finished_run: Path) -
     tid = _add_song(finished_run, "labeled", seed=11)
     config = yaml.safe_load((finished_run / "config.yaml").read_text())
     split = split_of(tid, config["split"]["labeled_val_fraction"])
-    expected = Counter(features=1, splits=1, stage2=1, baseline=1, evaluate_model=2, summary=1)
+    expected = Counter(
+        features=1, splits=1, stage2=1, baseline=1, evaluate_model=2, summary=1, plots=1
+    )
     if split == "train":
         expected["teacher_track"] = 1  # its teacher outputs for stage-2 distillation
     assert planned_jobs(finished_run) == expected
@@ -125,7 +123,7 @@ def test_changing_a_stage2_parameter_reruns_stage2_only(finished_run: Path) -> N
     config = yaml.safe_load((finished_run / "config.yaml").read_text())
     config["stage2"]["kd_alpha"] = 0.4
     write_config(finished_run, config)
-    assert planned_jobs(finished_run) == Counter(stage2=1, evaluate_model=1, summary=1)
+    assert planned_jobs(finished_run) == Counter(stage2=1, evaluate_model=1, summary=1, plots=1)
 
 
 def test_adding_an_unlabeled_file_touches_its_shard_only(finished_run: Path) -> None:
