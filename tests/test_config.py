@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mirkd.demo import write_demo_corpus
+from mirkd.manifest import scan_audio
 
 from workflow_helpers import snakemake, tiny_config, write_config
 
@@ -44,3 +45,10 @@ def test_missing_annotation_is_named(tmp_path: Path) -> None:
     (tmp_path / "data/labeled/labeled_0001.lab").unlink()
     code, out = _dry_run_output(tmp_path, tiny_config(tmp_path / "data"))
     assert code != 0 and "labeled_0001.lab" in out
+
+
+def test_environment_variables_in_folders_are_expanded(tmp_path: Path, monkeypatch) -> None:
+    write_demo_corpus(tmp_path / "data", 1, 2, 1, seed=0, min_seconds=5, max_seconds=6)
+    monkeypatch.setenv("MIRKD_TEST_DATA", str(tmp_path / "data"))
+    tracks = scan_audio("$MIRKD_TEST_DATA/labeled", "labeled", need_labels=True)
+    assert [Path(t.audio).name for t in tracks] == ["labeled_0000.flac", "labeled_0001.flac"]

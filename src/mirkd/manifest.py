@@ -41,8 +41,11 @@ def track_id(relpath: str) -> str:
 
 
 def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Track]:
-    """All audio files under `folder` (recursive, sorted); labeled sets need a .lab beside each."""
-    root = Path(folder)
+    """All audio files under `folder` (recursive, sorted); labeled sets need a .lab beside each.
+
+    `~` and environment variables in `folder` are expanded, so configs need no absolute paths.
+    """
+    root = Path(os.path.expandvars(os.path.expanduser(str(folder))))
     if not root.is_dir():
         raise ConfigError(f"data folder for '{set_name}' does not exist: {root}")
     tracks = []
