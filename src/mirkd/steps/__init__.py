@@ -2,7 +2,8 @@
 
 The workflow scripts call these and nothing else. Each submodule imports only what its
 steps need, so a feature job does not pay for importing torch. Rows describing tracks are
-(track id, audio path, features path, .lab path or None), as the rules pass them.
+(track id, audio path, features path, .lab path or None, content fingerprint), as the rules
+pass them.
 """
 
 from __future__ import annotations
