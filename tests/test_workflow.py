@@ -15,7 +15,8 @@ import yaml
 from mirkd.checkpoints import load_checkpoint
 from mirkd.demo import write_demo_corpus
 from mirkd.evaluation import METRICS
-from mirkd.manifest import split_of, track_id
+from mirkd.manifest import shard_of, split_of, track_id
+from mirkd.store import shard_track_ids
 
 from conftest import copy_of_run
 from workflow_helpers import planned_jobs, snakemake, write_config
@@ -124,11 +125,25 @@ def test_changing_a_stage2_parameter_reruns_stage2_only(finished_run: Path) -> N
     config["stage2"]["kd_alpha"] = 0.4
     write_config(finished_run, config)
     assert planned_jobs(finished_run) == Counter(stage2=1, evaluate_model=1, summary=1, plots=1)
+    result = snakemake(finished_run)
+    assert result.returncode == 0, result.stderr[-4000:]
 
 
 def test_adding_an_unlabeled_file_touches_its_shard_only(finished_run: Path) -> None:
-    _add_song(finished_run, "unlabeled", seed=12)
-    planned = planned_jobs(finished_run)
-    assert planned["features"] == 1 and planned["teacher_shard"] == 1
-    assert planned["stage1"] == planned["stage2"] == 1
-    assert "teacher_track" not in planned and "baseline" not in planned
+    assert planned_jobs(finished_run) == Counter()
+    shards = {p.name: p.read_bytes() for p in (finished_run / "results/pseudo").glob("*.h5")}
+    tid = _add_song(finished_run, "unlabeled", seed=12)
+    config = yaml.safe_load((finished_run / "config.yaml").read_text())
+    target = f"shard_{shard_of(tid, config['teacher']['n_shards']):03d}.h5"
+    assert planned_jobs(finished_run) == Counter(
+        features=1, teacher_shard=1, stage1=1, stage2=1, evaluate_model=2, splits=1,
+        summary=1, plots=1,
+    )
+    result = snakemake(finished_run)
+    assert result.returncode == 0, result.stderr[-4000:]
+    after = {p.name: p.read_bytes() for p in (finished_run / "results/pseudo").glob("*.h5")}
+    for name, content in after.items():
+        if name == target:
+            assert tid in shard_track_ids(finished_run / "results/pseudo" / name)
+        else:
+            assert content == shards[name], f"{name} was rewritten"
