@@ -1,0 +1,142 @@
+"""The tiny DAG through profiles/slurm on a real one-node SLURM cluster.
+
+The cluster comes from the shared `slurm-up.sh` (Debian's slurmctld/slurmd, installed with
+apt-get when missing) with one fake GPU, so `--gpus=1` requests are scheduled without a GPU.
+SLURM 22.05 refuses to start with a GPU TRES unless slurmdbd runs, hence WITH_DBD=1.
+Proof that the jobs ran in SLURM comes from the controller itself (`scontrol show job`: state,
+exit code, allocated TRES, comment naming the rule) and from the per-job logs SLURM wrote
+under the run's `.snakemake/slurm_logs/<rule>/.../<jobid>.log`; a local run makes neither.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mirkd.demo import write_demo_corpus
+
+from workflow_helpers import REPO, planned_jobs, snakemake, tiny_config, write_config
+
+pytestmark = pytest.mark.slow
+
+SHARED_TOOLS = Path("/work/shared/tools")
+CLUSTER_ENV = {"FAKE_GPUS": "1", "WITH_DBD": "1"}
+GPU_RULES = {"teacher_shard", "teacher_track", "stage1", "stage2", "baseline"}
+RESOURCES = {
+    "gpu": 1, "train_mem_mb": 1500, "train_runtime": 20,
+    "teacher_mem_mb": 1200, "teacher_runtime": 15, "threads": 2,
+}
+
+
+def _skip_reason() -> str | None:
+    if not SHARED_TOOLS.parent.is_dir():
+        return f"shared directory {SHARED_TOOLS.parent} absent"
+    if not (SHARED_TOOLS / "slurm-up.sh").is_file():
+        return f"{SHARED_TOOLS / 'slurm-up.sh'} absent"
+    if os.geteuid() != 0:
+        return "slurm-up.sh must run as root to install and start SLURM"
+    if shutil.which("apt-get") is None:
+        return "no apt-get: slurm-up.sh cannot install SLURM"
+    return None
+
+
+def _tool(name: str, timeout: int) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(SHARED_TOOLS / name)], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **CLUSTER_ENV},
+    )
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """A running one-node cluster (first start installs packages), stopped afterwards."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    try:
+        up = _tool("slurm-up.sh", timeout=900)
+        assert up.returncode == 0, f"slurm-up.sh failed:\n{up.stderr[-4000:]}"
+        yield
+    finally:
+        _tool("slurm-down.sh", timeout=120)
+
+
+def _slurm_jobs() -> list[dict[str, str]]:
+    """Every job the controller still knows (finished ones stay MinJobAge=600 s), as dicts."""
+    out = subprocess.run(
+        ["scontrol", "show", "job", "--oneliner"], capture_output=True, text=True, check=True,
+        timeout=30,
+    ).stdout
+    return [
+        dict(field.split("=", 1) for field in line.split() if "=" in field)
+        for line in out.splitlines()
+        if line.startswith("JobId=")
+    ]
+
+
+def _rule_of(comment: str) -> str:
+    """The plugin's --comment is rule_<name> or rule_<name>_wildcards_<values>."""
+    return comment.removeprefix("rule_").split("_wildcards_", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm_cluster, tmp_path_factory):
+    """(workdir, planned jobs per rule, SLURM job records of the run) after the whole DAG."""
+    workdir = tmp_path_factory.mktemp("slurm_run")
+    write_demo_corpus(workdir / "data", 3, 3, 2, seed=3, min_seconds=8, max_seconds=10)
+    config = tiny_config(workdir / "data")
+    config["teacher"]["n_shards"] = 1
+    for stage in ("stage1", "stage2", "baseline"):
+        config[stage]["epochs"] = 1
+    config["resources"].update(RESOURCES)
+    write_config(workdir, config)
+    planned = planned_jobs(workdir)
+    result = snakemake(
+        workdir, "--profile", str(REPO / "profiles/slurm"),
+        "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs",
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    logs = workdir / ".snakemake/slurm_logs"
+    jobs = [job for job in _slurm_jobs() if job.get("StdOut", "").startswith(f"{logs}/")]
+    return workdir, planned, jobs
+
+
+def test_every_planned_job_ran_as_a_completed_slurm_job(slurm_run) -> None:
+    workdir, planned, jobs = slurm_run
+    assert (workdir / "results/summary.md").is_file()
+    assert planned["stage2"] == 1 and planned["features"] == 8
+    assert Counter(_rule_of(job["Comment"]) for job in jobs) == planned
+    for job in jobs:
+        assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), job
+        log = Path(job["StdOut"])
+        assert log.name == f"{job['JobId']}.log"
+        text = log.read_text()
+        assert "--executor slurm-jobstep" in text
+        assert f"rule {_rule_of(job['Comment'])}:" in text
+
+
+def test_teacher_and_training_jobs_requested_and_got_a_gpu(slurm_run) -> None:
+    _, _, jobs = slurm_run
+    for job in jobs:
+        if _rule_of(job["Comment"]) in GPU_RULES:
+            assert job.get("TresPerJob") == "gres:gpu:1", job
+            assert "gres/gpu=1" in job["TRES"].split(","), job
+        else:
+            assert "gres/gpu" not in job["TRES"], job
+
+
+def test_rule_resources_reach_slurm(slurm_run) -> None:
+    _, _, jobs = slurm_run
+    by_rule = {_rule_of(job["Comment"]): job for job in jobs}
+    assert by_rule["stage1"]["MinMemoryNode"] == f"{RESOURCES['train_mem_mb']}M"
+    assert by_rule["stage1"]["TimeLimit"] == f"00:{RESOURCES['train_runtime']}:00"
+    assert by_rule["teacher_shard"]["MinMemoryNode"] == f"{RESOURCES['teacher_mem_mb']}M"
+    assert by_rule["teacher_shard"]["TimeLimit"] == f"00:{RESOURCES['teacher_runtime']}:00"
+    assert by_rule["features"]["NumCPUs"] == "1"
+    assert by_rule["stage1"]["NumCPUs"] == str(RESOURCES["threads"])
