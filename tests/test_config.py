@@ -52,3 +52,11 @@ def test_environment_variables_in_folders_are_expanded(tmp_path: Path, monkeypat
     monkeypatch.setenv("MIRKD_TEST_DATA", str(tmp_path / "data"))
     tracks = scan_audio("$MIRKD_TEST_DATA/labeled", "labeled", need_labels=True)
     assert [Path(t.audio).name for t in tracks] == ["labeled_0000.flac", "labeled_0001.flac"]
+
+
+def test_symlinked_folders_are_followed(tmp_path: Path) -> None:
+    write_demo_corpus(tmp_path / "data", 1, 2, 1, seed=0, min_seconds=5, max_seconds=6)
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "part").symlink_to(tmp_path / "data" / "labeled")
+    tracks = scan_audio(tmp_path / "linked", "labeled", need_labels=True)
+    assert [t.track_id.split("-")[0] for t in tracks] == ["part_labeled_0000", "part_labeled_0001"]

@@ -40,6 +40,16 @@ def track_id(relpath: str) -> str:
     return f"{slug}-{hashlib.sha1(relpath.encode('utf-8')).hexdigest()[:8]}"
 
 
+def _files_under(root: Path) -> list[Path]:
+    """Every file below `root`, sorted; symlinked folders are followed (data is often linked)."""
+    return sorted(
+        Path(folder) / name
+        for folder, _, names in os.walk(root, followlinks=True)
+        for name in names
+        if (Path(folder) / name).is_file()
+    )
+
+
 def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Track]:
     """All audio files under `folder` (recursive, sorted); labeled sets need a .lab beside each.
 
@@ -49,8 +59,8 @@ def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Tra
     if not root.is_dir():
         raise ConfigError(f"data folder for '{set_name}' does not exist: {root}")
     tracks = []
-    for path in sorted(root.rglob("*")):
-        if path.suffix.lower() not in AUDIO_EXTENSIONS or not path.is_file():
+    for path in _files_under(root):
+        if path.suffix.lower() not in AUDIO_EXTENSIONS:
             continue
         lab = path.with_suffix(".lab")
         if need_labels and not lab.is_file():
