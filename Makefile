@@ -25,7 +25,7 @@ run: $(STAMP)
 	@echo "Report:  $(CURDIR)/results/report.html (figures as PNG in $(CURDIR)/results/plots/)"
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
