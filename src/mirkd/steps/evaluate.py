@@ -1,4 +1,4 @@
-"""Evaluation steps: mir_eval scores of each model on the test split, and the summary."""
+"""Evaluation steps: mir_eval scores of each model (and the teacher) on the test split."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from mirkd.inference import predict_logits, select_device
 from mirkd.labels import frames_to_segments, read_lab, write_lab
 from mirkd.steps import Row, log
 from mirkd.store import read_feature_attrs, read_features, read_shard_track
-from mirkd.summary import write_summary
 from mirkd.vocab import LARGE
 
 
@@ -62,7 +61,3 @@ def evaluate_teacher(
 def _write_metrics(out: str, scores: dict[str, Any], source: dict[str, Any]) -> None:
     atomic_write_json(out, {**scores, "source": source})
     log.info("%s: %s", out, json.dumps(scores.get("mean", {})))
-
-
-def summarize(metrics: dict[str, str], splits: str, out: str) -> None:
-    write_summary(metrics, splits, out)
