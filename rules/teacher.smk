@@ -3,6 +3,7 @@
 TEACHER = {
     "kind": config["teacher"]["kind"],
     "checkpoint": config["teacher"].get("checkpoint"),
+    "precision": config["teacher"].get("precision", "fp32"),
     "device": config.get("device", "auto"),
 }
 

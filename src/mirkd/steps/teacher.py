@@ -18,7 +18,10 @@ from mirkd.vocab import LARGE
 def run_teacher(out: str, teacher_cfg: dict[str, Any], tracks: Sequence[Row]) -> None:
     """Teacher probabilities for each track, stored as one pseudo-label shard."""
     teacher = build_teacher(
-        teacher_cfg["kind"], teacher_cfg.get("checkpoint"), teacher_cfg.get("device", "auto")
+        teacher_cfg["kind"],
+        teacher_cfg.get("checkpoint"),
+        teacher_cfg.get("device", "auto"),
+        teacher_cfg.get("precision", "fp32"),
     )
     outputs, attrs = {}, {}
     for tid, audio, features_path, _, fingerprint in tqdm(tracks, desc=f"teacher {Path(out).name}"):

