@@ -92,7 +92,8 @@ def main() -> None:
                 target = dest / f"{sf}_{audio.name}"
                 shutil.move(audio, target)
                 if name != "unlabeled":
-                    shutil.copyfile(stage / "labs" / f"{audio.stem}.lab", target.with_suffix(".lab"))
+                    lab = stage / "labs" / f"{audio.stem}.lab"
+                    shutil.copyfile(lab, target.with_suffix(".lab"))
         shutil.rmtree(stage)  # the unlabeled songs' .lab files go with it, never read
         print(f"{name}: {len(sets[name])} songs -> {dest}")
 
