@@ -5,6 +5,7 @@ wildcard_constraints:
     set="unlabeled|labeled|test",
     model="stage1|stage2|baseline",
     shard=r"\d+",
+    vdir=r"(variants/[^/]+/)?",
 
 
 RES = config.get("resources", {})
@@ -46,10 +47,27 @@ def labs_of(tracks):
     return [t.lab for t in tracks]
 
 
-def labeled_inputs(with_teacher):
-    """Features and .lab of labeled train+val songs (+ teacher outputs of train songs)."""
-    tracks = PLAN.in_split("labeled", "train") + PLAN.in_split("labeled", "val")
+def variant(wildcards):
+    """The variant a job belongs to, from its path prefix ("" = the base run)."""
+    return PLAN.variant(wildcards.vdir)
+
+
+def labeled_inputs(wildcards, model):
+    """Features and .lab of the variant's labeled train songs and of the validation songs
+    (+ teacher outputs of its train songs when the stage distils)."""
+    v = variant(wildcards)
+    train = PLAN.labeled_train(v)
+    tracks = train + PLAN.in_split("labeled", "val")
     inputs = {"features": features_of(tracks), "labs": labs_of(tracks)}
-    if with_teacher:
-        inputs["teacher"] = teacher_outputs_of(PLAN.in_split("labeled", "train"))
+    if model == "stage2" and v.stages["stage2"].get("use_kd", True):
+        inputs["teacher"] = teacher_outputs_of(train)
+    if model == "stage2":
+        inputs["init"] = PLAN.model_path(v, "stage1")
     return inputs
+
+
+def train_common(wildcards):
+    return {
+        "student": variant(wildcards).student,
+        "device": config.get("device", "auto"),
+    }

@@ -3,16 +3,18 @@
 
 rule evaluate_model:
     input:
-        checkpoint="results/models/{model}.pt",
+        checkpoint="results/{vdir}models/{model}.pt",
         features=features_of(PLAN.test_tracks),
         labs=labs_of(PLAN.test_tracks),
+        val_features=features_of(PLAN.in_split("labeled", "val")),
+        val_labs=labs_of(PLAN.in_split("labeled", "val")),
     output:
-        metrics="results/metrics/{model}.json",
-        predictions=directory("results/predictions/{model}"),
+        metrics="results/{vdir}metrics/{model}.json",
+        predictions=directory("results/{vdir}predictions/{model}"),
     log:
-        "results/logs/evaluate/{model}.log",
+        "results/logs/{vdir}evaluate/{model}.log",
     benchmark:
-        "results/benchmarks/evaluate/{model}.tsv"
+        "results/benchmarks/{vdir}evaluate/{model}.tsv"
     conda:
         "../envs/mirkd.yaml"
     threads: THREADS
@@ -21,6 +23,8 @@ rule evaluate_model:
         runtime=60,
     params:
         tracks=track_rows(PLAN.test_tracks),
+        val_tracks=track_rows(PLAN.in_split("labeled", "val")),
+        val_metric=lambda w: variant(w).decode_metric(w.model),
         device=config.get("device", "auto"),
     script:
         "../workflow_scripts/evaluate.py"
@@ -68,7 +72,8 @@ rule splits:
 
 rule summary:
     input:
-        metrics=expand("results/metrics/{model}.json", model=["teacher", *MODELS]),
+        metrics=["results/metrics/teacher.json"]
+        + [PLAN.metrics_path(v, m) for v, m in PLAN.owned_models()],
         splits="results/splits.tsv",
     output:
         "results/summary.md",
@@ -79,5 +84,7 @@ rule summary:
     resources:
         mem_mb=500,
         runtime=5,
+    params:
+        rows=PLAN.result_rows(),
     script:
         "../workflow_scripts/summary.py"

@@ -14,6 +14,7 @@ rule plots:
         histories=expand("results/models/{model}_history.json", model=MODELS),
         predictions=expand("results/predictions/{model}", model=PLOT_MODELS),
         labs=labs_of(TIMELINE_TRACKS),
+        variant_metrics=[PLAN.metrics_path(v, m) for v, m in PLAN.owned_models()],
     output:
         table_html=report(
             "results/plots/scores_table.html",
@@ -48,6 +49,12 @@ rule plots:
             category="3. Training",
             labels={"figure": "loss and validation score"},
         ),
+        label_efficiency=report(
+            "results/plots/label_efficiency.png",
+            caption="../report/label_efficiency.rst",
+            category="1. Scores",
+            labels={"figure": "label efficiency"},
+        ),
         timelines=[
             report(
                 f"results/plots/timeline_{t.track_id}.png",
@@ -69,6 +76,7 @@ rule plots:
         histories={m: f"results/models/{m}_history.json" for m in MODELS},
         predictions={m: f"results/predictions/{m}" for m in PLOT_MODELS},
         timelines=[(t.track_id, t.lab) for t in TIMELINE_TRACKS],
+        result_rows=PLAN.result_rows(),
         val_metrics={
             "stage1": "agreement with teacher",
             "stage2": config["stage2"].get("val_metric", "majmin"),

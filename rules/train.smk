@@ -1,11 +1,7 @@
-# Stage 1 (pseudo-labels only), stage 2 (ground truth + selective KD), supervised baseline.
-# Resumable state lives in results/work/<model>/ (not a declared output, so Snakemake keeps
-# it when a killed job is rerun); it is used only if it was made with the same inputs.
-
-TRAIN_COMMON = {
-    "student": config["student"],
-    "device": config.get("device", "auto"),
-}
+# Stage 1 (pseudo-labels only), stage 2 (ground truth + selective KD), supervised baseline,
+# for the base run ({vdir} empty) and every variant ({vdir} = variants/<name>/).
+# Resumable state lives in results/{vdir}work/<model>/ (not a declared output, so Snakemake
+# keeps it when a killed job is rerun); it is used only if it was made with the same inputs.
 
 
 rule stage1:
@@ -13,12 +9,12 @@ rule stage1:
         shards=[PLAN.shard_path(k) for k in PLAN.shards],
         features=features_of(PLAN.tracks["unlabeled"].values()),
     output:
-        checkpoint="results/models/stage1.pt",
-        history="results/models/stage1_history.json",
+        checkpoint="results/{vdir}models/stage1.pt",
+        history="results/{vdir}models/stage1_history.json",
     log:
-        "results/logs/stage1.log",
+        "results/logs/{vdir}stage1.log",
     benchmark:
-        "results/benchmarks/stage1.tsv"
+        "results/benchmarks/{vdir}stage1.tsv"
     conda:
         "../envs/mirkd.yaml"
     threads: THREADS
@@ -27,30 +23,29 @@ rule stage1:
         mem_mb=RES.get("train_mem_mb", 8000),
         runtime=RES.get("train_runtime", 240),
     params:
-        common=TRAIN_COMMON,
-        train=config["stage1"],
+        common=train_common,
+        train=lambda w: variant(w).stages["stage1"],
         shards={
             t.track_id: PLAN.shard_path(PLAN.shard_of(t.track_id))
             for t in PLAN.tracks["unlabeled"].values()
         },
         train_tracks=track_rows(PLAN.in_split("unlabeled", "train")),
         val_tracks=track_rows(PLAN.in_split("unlabeled", "val")),
-        work="results/work/stage1",
+        work=lambda w: f"results/{w.vdir}work/stage1",
     script:
         "../workflow_scripts/train.py"
 
 
 rule stage2:
     input:
-        unpack(lambda w: labeled_inputs(config["stage2"].get("use_kd", True))),
-        init="results/models/stage1.pt",
+        unpack(lambda w: labeled_inputs(w, "stage2")),
     output:
-        checkpoint="results/models/stage2.pt",
-        history="results/models/stage2_history.json",
+        checkpoint="results/{vdir}models/stage2.pt",
+        history="results/{vdir}models/stage2_history.json",
     log:
-        "results/logs/stage2.log",
+        "results/logs/{vdir}stage2.log",
     benchmark:
-        "results/benchmarks/stage2.tsv"
+        "results/benchmarks/{vdir}stage2.tsv"
     conda:
         "../envs/mirkd.yaml"
     threads: THREADS
@@ -59,26 +54,26 @@ rule stage2:
         mem_mb=RES.get("train_mem_mb", 8000),
         runtime=RES.get("train_runtime", 240),
     params:
-        common=TRAIN_COMMON,
-        train=config["stage2"],
-        train_tracks=track_rows(PLAN.in_split("labeled", "train")),
+        common=train_common,
+        train=lambda w: variant(w).stages["stage2"],
+        train_tracks=lambda w: track_rows(PLAN.labeled_train(variant(w))),
         val_tracks=track_rows(PLAN.in_split("labeled", "val")),
         teacher_dir="results/teacher/labeled",
-        work="results/work/stage2",
+        work=lambda w: f"results/{w.vdir}work/stage2",
     script:
         "../workflow_scripts/train.py"
 
 
 rule baseline:
     input:
-        unpack(lambda w: labeled_inputs(False)),
+        unpack(lambda w: labeled_inputs(w, "baseline")),
     output:
-        checkpoint="results/models/baseline.pt",
-        history="results/models/baseline_history.json",
+        checkpoint="results/{vdir}models/baseline.pt",
+        history="results/{vdir}models/baseline_history.json",
     log:
-        "results/logs/baseline.log",
+        "results/logs/{vdir}baseline.log",
     benchmark:
-        "results/benchmarks/baseline.tsv"
+        "results/benchmarks/{vdir}baseline.tsv"
     conda:
         "../envs/mirkd.yaml"
     threads: THREADS
@@ -87,10 +82,10 @@ rule baseline:
         mem_mb=RES.get("train_mem_mb", 8000),
         runtime=RES.get("train_runtime", 240),
     params:
-        common=TRAIN_COMMON,
-        train=config["baseline"],
-        train_tracks=track_rows(PLAN.in_split("labeled", "train")),
+        common=train_common,
+        train=lambda w: variant(w).stages["baseline"],
+        train_tracks=lambda w: track_rows(PLAN.labeled_train(variant(w))),
         val_tracks=track_rows(PLAN.in_split("labeled", "val")),
-        work="results/work/baseline",
+        work=lambda w: f"results/{w.vdir}work/baseline",
     script:
         "../workflow_scripts/train.py"

@@ -20,10 +20,28 @@ def finished_tiny_run(tmp_path_factory) -> Path:
     """
     workdir = tmp_path_factory.mktemp("tiny_run")
     write_demo_corpus(workdir / "data", 4, 5, 2, seed=3, min_seconds=12, max_seconds=16)
+    plant_unlabeled_label_traps(workdir / "data" / "unlabeled")
     write_config(workdir, tiny_config(Path("data")))  # relative: the run can be copied
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir
+
+
+LABEL_TRAP = "this is not a chord label: any rule that reads it as a .lab fails\n"
+
+
+def plant_unlabeled_label_traps(folder: Path) -> list[Path]:
+    """A .lab beside every unlabeled audio file, whose content no label reader accepts.
+
+    Unlabeled renders of labeled corpora come with labels on disk; the pipeline must never
+    read them. A run over these folders fails if any rule parses one of the traps.
+    """
+    traps = []
+    for audio in sorted(folder.rglob("*.flac")):
+        trap = audio.with_suffix(".lab")
+        trap.write_text(LABEL_TRAP)
+        traps.append(trap)
+    return traps
 
 
 def copy_of_run(run: Path, destination: Path) -> Path:

@@ -106,3 +106,16 @@ def test_installed_script(inputs):
     assert [p.name for p in inputs["out"].iterdir()] == ["song.lab"]
     _check_lab(inputs["out"] / "song.lab")
     assert "broken.wav" in result.stderr
+
+
+def test_viterbi_decoding_gives_fewer_or_equal_segments(inputs, capsys):
+    argmax_out, viterbi_out = inputs["out"] / "argmax", inputs["out"] / "viterbi"
+    common = [str(inputs["good"]), "--checkpoint", str(inputs["ckpt"]), "--device", "cpu"]
+    assert main(["transcribe", *common, "--out", str(argmax_out)]) == 0
+    assert main(["transcribe", *common, "--out", str(viterbi_out), "--viterbi", "0.999"]) == 0
+    argmax, smoothed = read_lab(argmax_out / "song.lab"), read_lab(viterbi_out / "song.lab")
+    _check_lab(viterbi_out / "song.lab")
+    assert len(smoothed) <= len(argmax)
+    with pytest.raises(SystemExit):
+        main(["transcribe", *common, "--out", str(viterbi_out), "--viterbi", "1.5"])
+    assert "not a probability" in capsys.readouterr().err

@@ -89,6 +89,25 @@ def test_metrics_and_summary(finished_run: Path) -> None:
         assert f"| {model} |" in summary
 
 
+def test_no_label_of_an_unlabeled_song_reaches_any_rule(finished_run: Path) -> None:
+    """The tiny run's unlabeled folder holds a trap .lab beside every file (conftest): the
+    run finished, so no rule parsed one; no job declares one as input; no file a rule wrote
+    names one."""
+    traps = sorted((finished_run / "data/unlabeled").rglob("*.lab"))
+    assert traps
+    result = snakemake(finished_run, "--detailed-summary")
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows = [line.split("\t") for line in result.stdout.splitlines()[1:] if "\t" in line]
+    inputs = {i.strip() for row in rows for i in row[4].split(",") if i.strip()}
+    assert any("data/unlabeled/" in i for i in inputs)  # the audio is there ...
+    assert not [i for i in inputs if i.startswith("data/unlabeled") and i.endswith(".lab")]
+    names = [t.name for t in traps]
+    for written in (finished_run / "results").rglob("*"):
+        if written.is_file() and written.suffix in (".tsv", ".json", ".md", ".log", ".lab"):
+            text = written.read_text(errors="replace")
+            assert not [n for n in names if f"unlabeled/{n}" in text], written
+
+
 def test_nothing_changed_runs_nothing(finished_run: Path) -> None:
     assert planned_jobs(finished_run) == Counter()
 
@@ -114,6 +133,8 @@ def test_adding_a_labeled_song_reruns_only_what_it_touches(finished_run: Path) -
     )
     if split == "train":
         expected["teacher_track"] = 1  # its teacher outputs for stage-2 distillation
+    else:
+        expected["evaluate_model"] = 3  # validation songs also tune stage 1's Viterbi prior
     assert planned_jobs(finished_run) == expected
     result = snakemake(finished_run)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -127,6 +148,42 @@ def test_changing_a_stage2_parameter_reruns_stage2_only(finished_run: Path) -> N
     assert planned_jobs(finished_run) == Counter(stage2=1, evaluate_model=1, summary=1, plots=1)
     result = snakemake(finished_run)
     assert result.returncode == 0, result.stderr[-4000:]
+
+
+def test_variants_share_features_teacher_and_stage1(finished_run: Path) -> None:
+    assert planned_jobs(finished_run) == Counter()
+    config = yaml.safe_load((finished_run / "config.yaml").read_text())
+    config["variants"] = {"one_song": {"labeled_budget": 1}}
+    write_config(finished_run, config)
+    # its own stage 2 and baseline on one song; stage 1, features and teacher are shared
+    assert planned_jobs(finished_run) == Counter(
+        stage2=1, baseline=1, evaluate_model=2, summary=1, plots=1
+    )
+    result = snakemake(finished_run)
+    assert result.returncode == 0, result.stderr[-4000:]
+    variant = finished_run / "results/variants/one_song"
+    bundle = load_checkpoint(variant / "models/stage2.pt")
+    assert len(bundle.provenance["train_data"]) == 1
+    assert bundle.provenance["init"] == "results/models/stage1.pt"
+    metrics = json.loads((variant / "metrics/baseline.json").read_text())
+    assert 0 <= metrics["viterbi"]["mean7"] <= 1 and len(metrics["ci95"]["mean7"]) == 2
+    summary = (finished_run / "results/summary.md").read_text()
+    assert "| one_song | 1 | stage2 |" in summary and "## Variants" in summary
+    assert (finished_run / "results/plots/label_efficiency.png").stat().st_size > 0
+
+    # a second variant that changes only the stage-2 learning rate: one stage 2 more
+    config["variants"]["one_song_lr"] = {"labeled_budget": 1, "stage2": {"lr": 1.0e-4}}
+    write_config(finished_run, config)
+    assert planned_jobs(finished_run) == Counter(stage2=1, evaluate_model=1, summary=1, plots=1)
+    result = snakemake(finished_run)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert not (finished_run / "results/variants/one_song_lr/models/baseline.pt").exists()
+    assert planned_jobs(finished_run) == Counter()
+
+    # removing the variants leaves the base run as it was: nothing to do
+    config["variants"] = None
+    write_config(finished_run, config)
+    assert planned_jobs(finished_run) == Counter(summary=1, plots=1)
 
 
 def test_adding_an_unlabeled_file_touches_its_shard_only(finished_run: Path) -> None:

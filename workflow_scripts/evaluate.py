@@ -8,5 +8,10 @@ if snakemake.rule == "evaluate_teacher":
     evaluate_teacher(snakemake.params.teacher_outputs, snakemake.params.tracks, **out)
 else:
     evaluate_checkpoint(
-        snakemake.input.checkpoint, snakemake.params.tracks, snakemake.params.device, **out
+        snakemake.input.checkpoint,
+        snakemake.params.tracks,
+        snakemake.params.device,
+        val_tracks=snakemake.params.val_tracks,
+        val_metric=snakemake.params.val_metric,
+        **out,
     )

@@ -16,4 +16,6 @@ write_figures(
     out_training=out.training,
     out_timelines=out.timelines,
     val_metrics=params.val_metrics,
+    result_rows=params.result_rows,
+    out_label_efficiency=out.label_efficiency,
 )

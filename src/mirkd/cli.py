@@ -39,7 +39,7 @@ def _transcribe(args: argparse.Namespace) -> int:
             continue
         claimed[lab.name] = audio
         try:
-            write_lab(lab, transcribe_file(bundle, audio, device))
+            write_lab(lab, transcribe_file(bundle, audio, device, stay=args.viterbi))
         except (MirkdError, OSError) as exc:
             message = str(exc)
             _error(f"skipped {message if str(audio) in message else f'{audio}: {message}'}")
@@ -71,6 +71,13 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability in (0, 1)")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mirkd", description="Chord recognition with mirkd.")
     parser.add_argument("--version", action="version", version=f"mirkd {__version__}")
@@ -81,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--checkpoint", required=True, help="mirkd or public BTC checkpoint")
     tr.add_argument("--out", required=True, help="output directory (<stem>.lab per input)")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    tr.add_argument(
+        "--viterbi", type=_probability, default=None, metavar="STAY",
+        help="decode with Viterbi, self-transition probability STAY in (0, 1) (the pipeline's "
+        "validation choice is in results/metrics/<model>.json, viterbi.stay); default: "
+        "per-frame argmax",
+    )
     tr.set_defaults(func=_transcribe)
 
     info = sub.add_parser("info", help="print a checkpoint's metadata as JSON")

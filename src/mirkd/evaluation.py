@@ -185,18 +185,105 @@ def song_scores(
     return per_song
 
 
+def mean7(means: Mapping[str, float | None]) -> float | None:
+    """The 7-metric mean: the average of the seven WCSR scores (None if any is missing)."""
+    values = [means.get(m) for m in METRICS]
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
+def _score_matrix(per_song: Mapping[str, Mapping], songs: Sequence[str]) -> np.ndarray:
+    """[songs, metrics] scores with NaN where a song has no comparable time for a metric."""
+    return np.array(
+        [[np.nan if per_song[s]["scores"][m] is None else per_song[s]["scores"][m]
+          for m in METRICS] for s in songs],
+        dtype=np.float64,
+    ).reshape(len(songs), len(METRICS))
+
+
+def _resampled_means(scores: np.ndarray, weights: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """[resamples, metrics + 1] duration-weighted means (and their 7-metric mean) of resamples.
+
+    `idx` is [resamples, songs] of song indices; NaN scores are left out of a metric's mean.
+    """
+    picked = scores[idx]  # [R, S, M]
+    w = np.where(np.isnan(picked), 0.0, weights[idx][..., None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.nansum(picked * w, axis=1) / w.sum(axis=1)
+    return np.concatenate([means, means.mean(axis=1, keepdims=True)], axis=1)
+
+
+def _bootstrap_indices(n_songs: int, n_resamples: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n_songs, size=(n_resamples, n_songs))
+
+
+def _interval(samples: np.ndarray, level: float) -> list[list[float] | None]:
+    tail = (1.0 - level) / 2.0
+    out: list[list[float] | None] = []
+    for column in samples.T:
+        column = column[np.isfinite(column)]
+        out.append(
+            [float(np.quantile(column, tail)), float(np.quantile(column, 1 - tail))]
+            if len(column) else None
+        )
+    return out
+
+
+def bootstrap_ci(
+    per_song: Mapping[str, Mapping], n_resamples: int = 2000, seed: int = 0, level: float = 0.95
+) -> dict[str, list[float] | None]:
+    """Song-level percentile bootstrap interval of each weighted mean and of the 7-metric mean.
+
+    Songs are resampled with replacement (the unit a test set is drawn in); each resample's
+    means are duration-weighted exactly as `weighted_mean_scores`. Keys: METRICS + "mean7".
+    """
+    songs = sorted(per_song)
+    if not songs:
+        return {m: None for m in (*METRICS, "mean7")}
+    scores = _score_matrix(per_song, songs)
+    weights = np.array([per_song[s]["duration"] for s in songs], dtype=np.float64)
+    samples = _resampled_means(scores, weights, _bootstrap_indices(len(songs), n_resamples, seed))
+    return dict(zip((*METRICS, "mean7"), _interval(samples, level), strict=True))
+
+
+def paired_difference(
+    per_song_a: Mapping[str, Mapping],
+    per_song_b: Mapping[str, Mapping],
+    n_resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, float | list[float] | None]:
+    """7-metric mean of A minus B on the same songs, with a paired song-level bootstrap interval.
+
+    Both models are scored on the same resampled songs, so song difficulty cancels out; the
+    interval excludes 0 when the difference is unlikely to be test-set noise.
+    """
+    songs = sorted(per_song_a)
+    if sorted(per_song_b) != songs:
+        raise ValueError("paired_difference needs the same songs for both models")
+    weights = np.array([per_song_a[s]["duration"] for s in songs], dtype=np.float64)
+    all_idx = np.arange(len(songs))[None, :]
+    idx = _bootstrap_indices(len(songs), n_resamples, seed)
+    a, b = _score_matrix(per_song_a, songs), _score_matrix(per_song_b, songs)
+    point = (_resampled_means(a, weights, all_idx) - _resampled_means(b, weights, all_idx))[0, -1]
+    diffs = _resampled_means(a, weights, idx)[:, -1:] - _resampled_means(b, weights, idx)[:, -1:]
+    return {"mean7": float(point), "ci95": _interval(diffs, level)[0]}
+
+
 def evaluate_songs(
     songs: Mapping[str, tuple[Sequence[ChordSegment], Sequence[ChordSegment]]],
 ) -> dict:
     """Full evaluation of ``{song_id: (reference, estimate)}``.
 
-    Returns ``{"per_song": song_scores(...), "mean": {metric: WCSR}, "total_duration",
-    "n_songs", "quality": quality_table(...)}``.
+    Returns ``{"per_song": song_scores(...), "mean": {metric: WCSR}, "mean7", "ci95":
+    bootstrap_ci(...), "total_duration", "n_songs", "quality": quality_table(...)}``.
     """
     per_song = song_scores(songs)
+    means = weighted_mean_scores(per_song)
     return {
         "per_song": per_song,
-        "mean": weighted_mean_scores(per_song),
+        "mean": means,
+        "mean7": mean7(means),
+        "ci95": bootstrap_ci(per_song),
         "total_duration": sum(s["duration"] for s in per_song.values()),
         "n_songs": len(per_song),
         "quality": quality_table(list(songs.values())),

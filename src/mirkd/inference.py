@@ -9,6 +9,7 @@ import torch
 
 from mirkd.audio import load_audio
 from mirkd.checkpoints import ModelBundle
+from mirkd.decoding import decode, log_softmax
 from mirkd.errors import ConfigError, MirkdError
 from mirkd.features import log_cqt
 from mirkd.labels import ChordSegment, frames_to_segments
@@ -62,16 +63,21 @@ def predict_logits(
 
 
 def transcribe_file(
-    bundle: ModelBundle, audio_path: str | Path, device: torch.device | None = None
+    bundle: ModelBundle,
+    audio_path: str | Path,
+    device: torch.device | None = None,
+    stay: float | None = None,
 ) -> list[ChordSegment]:
-    """Chord segments of an audio file (argmax per frame, merged runs, ending at the audio's
-    duration). `device` defaults to the device the bundle's model is on."""
+    """Chord segments of an audio file (merged runs, ending at the audio's duration).
+
+    Frames are decoded by argmax, or by Viterbi with self-transition probability `stay`
+    (mirkd.decoding). `device` defaults to the device the bundle's model is on."""
     params = bundle.feature_params
     y = load_audio(audio_path, sr=params.sr)
     features = log_cqt(y, params)
     if device is None:
         device = next(bundle.model.parameters()).device
-    logits = predict_logits(bundle, features, device)
+    frames = decode(log_softmax(predict_logits(bundle, features, device)), stay)
     return frames_to_segments(
-        logits.argmax(axis=1), params.frame_period, bundle.vocab, duration=len(y) / params.sr
+        frames, params.frame_period, bundle.vocab, duration=len(y) / params.sr
     )

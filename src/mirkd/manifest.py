@@ -28,7 +28,7 @@ class Track:
     lab: str | None = None
 
 
-def _hash_unit(text: str) -> float:
+def hash_unit(text: str) -> float:
     """A uniform number in [0, 1) derived from `text` only."""
     return int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:12], 16) / 16**12
 
@@ -76,7 +76,7 @@ def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Tra
 
 def split_of(tid: str, val_fraction: float, test_fraction: float = 0.0) -> str:
     """'train', 'val' or 'test', from the hash of the id only."""
-    u = _hash_unit("split:" + tid)
+    u = hash_unit("split:" + tid)
     if u < test_fraction:
         return "test"
     if u < test_fraction + val_fraction:
@@ -91,14 +91,14 @@ def ensure_split(splits: dict[str, str], split: str) -> None:
     """
     if split in splits.values():
         return
-    train = sorted((_hash_unit("split:" + tid), tid) for tid, s in splits.items() if s == "train")
+    train = sorted((hash_unit("split:" + tid), tid) for tid, s in splits.items() if s == "train")
     if len(train) > 1:
         splits[train[0][1]] = split
 
 
 def shard_of(tid: str, n_shards: int) -> int:
     """The pseudo-label shard a track falls in, from the hash of its id only."""
-    return int(_hash_unit("shard:" + tid) * n_shards)
+    return int(hash_unit("shard:" + tid) * n_shards)
 
 
 def file_sha1(path: str | Path) -> str:

@@ -12,6 +12,7 @@ import html
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -301,6 +302,73 @@ def timeline_figure(
     return fig
 
 
+def label_efficiency_figure(points: Sequence[Mapping[str, Any]]) -> Figure:
+    """7-metric mean (%) against the labeled budget, one line per model and decoding.
+
+    ``points`` = [{"model", "budget", "decoding": "argmax"|"viterbi", "mean7", "ci95"}];
+    error bars are the 95 % song-level bootstrap intervals. Models trained without labels
+    (teacher, stage 1) are the same at every budget and are drawn as horizontal bands.
+    """
+    fig = _figure(6.4, 4.2)
+    ax = fig.add_subplot()
+    budgets = sorted({p["budget"] for p in points})
+    for model in ("teacher", "stage1", "baseline", "stage2"):
+        for decoding, style in (("argmax", "-"), ("viterbi", "--")):
+            series = sorted(
+                (p for p in points if p["model"] == model and p["decoding"] == decoding
+                 and p["mean7"] is not None),
+                key=lambda p: p["budget"],
+            )
+            if not series:
+                continue
+            label = f"{model_label(model)}{' (Viterbi)' if decoding == 'viterbi' else ''}"
+            if model in ("teacher", "stage1"):
+                point = series[0]
+                ax.axhline(100 * point["mean7"], color=model_color(model), linestyle=style,
+                           linewidth=1.2, label=label)
+                if point["ci95"]:
+                    ax.axhspan(100 * point["ci95"][0], 100 * point["ci95"][1],
+                               color=model_color(model), alpha=0.08)
+                continue
+            x = [p["budget"] for p in series]
+            y = [100 * p["mean7"] for p in series]
+            err = np.array([
+                [y_ - 100 * p["ci95"][0], 100 * p["ci95"][1] - y_] if p["ci95"] else [0, 0]
+                for y_, p in zip(y, series, strict=True)
+            ]).T
+            ax.errorbar(x, y, yerr=err, color=model_color(model), linestyle=style, marker="o",
+                        markersize=4, capsize=3, linewidth=1.4, label=label)
+    if budgets:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(budgets, [str(b) for b in budgets])
+        ax.minorticks_off()
+    ax.set_xlabel("labeled training songs (budget)")
+    ax.set_ylabel("7-metric mean (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.set_title("Label efficiency on the test split", loc="left", fontsize=11)
+    return fig
+
+
+def label_efficiency_points(
+    rows: Sequence[Mapping[str, Any]], scores: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Points of the label-efficiency figure from the run plan's result rows: the base run
+    and the variants that differ from it by their labeled budget only."""
+    points = []
+    for row in rows:
+        if not row["budget_only"]:
+            continue
+        metrics = scores[row["metrics"]]
+        for decoding, m in (("argmax", metrics), ("viterbi", metrics.get("viterbi"))):
+            if m:
+                points.append({
+                    "model": row["model"], "budget": row["budget"], "decoding": decoding,
+                    "mean7": m.get("mean7"), "ci95": (m.get("ci95") or {}).get("mean7"),
+                })
+    return points
+
+
 def save_figure(fig: Figure, out: str | Path) -> None:
     """Write the figure as PNG atomically (temp file in the same folder, then rename)."""
     with atomic_path(out) as tmp:
@@ -323,13 +391,16 @@ def write_figures(
     out_training: str,
     out_timelines: Sequence[str],
     val_metrics: Mapping[str, str] | None = None,
+    result_rows: Sequence[Mapping[str, Any]] = (),
+    out_label_efficiency: str | None = None,
 ) -> None:
     """Draw every figure of a finished run and write each file atomically.
 
     ``metrics`` / ``histories`` / ``predictions`` map model names to the metrics JSON, the
     training history JSON and the folder of predicted .lab files; ``timelines`` lists
     (track id, reference .lab). ``out_confusion`` has one PNG per model of ``metrics`` and
-    ``out_timelines`` one per timeline, in the same order.
+    ``out_timelines`` one per timeline, in the same order. ``result_rows`` (the run plan's
+    (variant, budget, model, metrics) rows) feed the label-efficiency figure.
     """
     scores = {m: _read_json(p) for m, p in metrics.items()}
     means = {m: s["mean"] for m, s in scores.items()}
@@ -348,3 +419,7 @@ def write_figures(
     for (tid, lab), png in zip(timelines, out_timelines, strict=True):
         estimates = {m: read_lab(Path(d) / f"{tid}.lab") for m, d in predictions.items()}
         save_figure(timeline_figure(read_lab(lab), estimates, tid), png)
+    if out_label_efficiency:
+        row_scores = {r["metrics"]: _read_json(r["metrics"]) for r in result_rows}
+        points = label_efficiency_points(result_rows, row_scores)
+        save_figure(label_efficiency_figure(points), out_label_efficiency)

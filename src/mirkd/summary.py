@@ -1,17 +1,45 @@
-"""results/summary.md: one table of the seven mir_eval scores per model, plus rare qualities."""
+"""results/summary.md: the seven mir_eval scores per model with 95 % intervals, per-quality
+recall, and, when the config has variants, one row per (variant, model), the paired
+stage 2 - baseline differences and the label-efficiency series."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from mirkd.atomic import atomic_write_text
-from mirkd.evaluation import METRICS, QUALITY_GROUPS
+from mirkd.evaluation import METRICS, QUALITY_GROUPS, paired_difference
+
+RARE_QUALITIES = ("maj7", "min7", "7", "sus4", "sus2", "dim", "hdim7", "aug", "maj6")
 
 
 def _cell(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}"
+
+
+def _with_ci(value: float | None, ci: Sequence[float] | None) -> str:
+    if value is None:
+        return "–"
+    if not ci:
+        return _cell(value)
+    return f"{100 * value:.1f} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
+
+
+def _signed(diff: Mapping[str, Any] | None) -> str:
+    if not diff:
+        return "–"
+    lo, hi = diff["ci95"]
+    return f"{100 * diff['mean7']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def _mean7_cells(metrics: Mapping[str, Any]) -> tuple[str, str]:
+    """(argmax, Viterbi) 7-metric means with their intervals; "–" where absent."""
+    argmax = _with_ci(metrics.get("mean7"), (metrics.get("ci95") or {}).get("mean7"))
+    vit = metrics.get("viterbi")
+    decoded = _with_ci(vit.get("mean7"), vit["ci95"].get("mean7")) if vit else "–"
+    return argmax, decoded
 
 
 def summary_markdown(metrics: Mapping[str, Mapping]) -> str:
@@ -21,15 +49,18 @@ def summary_markdown(metrics: Mapping[str, Mapping]) -> str:
         "# mirkd results",
         "",
         "Weighted chord symbol recall (%) on the test split, song-duration weighted "
-        "(mir_eval, raw references).",
+        "(mir_eval, raw references), frame argmax. mean7 = mean of the seven scores; "
+        "[lo, hi] = 95 % song-level bootstrap interval. Viterbi: HMM decoding whose "
+        "self-transition prior was chosen on the labeled validation songs.",
         "",
-        "| model | " + " | ".join(METRICS) + " | songs |",
-        "|---|" + "---:|" * (len(METRICS) + 1),
+        "| model | " + " | ".join(METRICS) + " | mean7 | mean7 Viterbi | songs |",
+        "|---|" + "---:|" * (len(METRICS) + 3),
     ]
     for name in models:
         mean = metrics[name]["mean"]
         cells = " | ".join(_cell(mean[m]) for m in METRICS)
-        lines.append(f"| {name} | {cells} | {metrics[name]['n_songs']} |")
+        argmax, decoded = _mean7_cells(metrics[name])
+        lines.append(f"| {name} | {cells} | {argmax} | {decoded} | {metrics[name]['n_songs']} |")
     groups = metrics[models[0]]["quality"]["groups"] if models else {}
     present = [q for q in QUALITY_GROUPS if groups.get(q, {}).get("seconds", 0) > 0]
     lines += [
@@ -46,8 +77,82 @@ def summary_markdown(metrics: Mapping[str, Mapping]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_summary(metrics_paths: Mapping[str, str], splits: str, out: str | Path) -> None:
-    """Read each model's metrics JSON and write the summary markdown atomically."""
-    metrics = {name: json.loads(Path(p).read_text()) for name, p in metrics_paths.items()}
-    text = summary_markdown(metrics) + f"\nSplits: `{splits}`\n"
-    atomic_write_text(out, text)
+def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, Mapping]) -> str:
+    """Tables over every (variant, model) row: scores, stage 2 - baseline, rare qualities.
+
+    `rows` are the run plan's result rows (variant, budget, model, metrics path); `metrics`
+    maps a metrics path to its content. A model shared by several variants shows its numbers
+    in each of their rows.
+    """
+    lines = [
+        "## Variants",
+        "",
+        "budget = labeled training songs. Models a variant shares with an earlier one "
+        "(same settings) are trained once.",
+        "",
+        "| variant | budget | model | majmin | mean7 | mean7 Viterbi |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for row in rows:
+        m = metrics[row["metrics"]]
+        argmax, decoded = _mean7_cells(m)
+        lines.append(
+            f"| {row['variant']} | {row['budget']} | {row['model']} | "
+            f"{_cell(m['mean']['majmin'])} | {argmax} | {decoded} |"
+        )
+    lines += [
+        "",
+        "Stage 2 minus baseline, 7-metric mean (points), paired bootstrap over test songs:",
+        "",
+        "| variant | budget | Δ argmax [95 % CI] | Δ Viterbi [95 % CI] |",
+        "|---|---:|---:|---:|",
+    ]
+    for variant, group in _by_variant(rows).items():
+        s2, base = metrics[group["stage2"]["metrics"]], metrics[group["baseline"]["metrics"]]
+        both_vit = s2.get("viterbi") and base.get("viterbi")
+        diff = paired_difference(s2["per_song"], base["per_song"])
+        vdiff = (
+            paired_difference(s2["viterbi"]["per_song"], base["viterbi"]["per_song"])
+            if both_vit else None
+        )
+        lines.append(
+            f"| {variant} | {group['stage2']['budget']} | {_signed(diff)} | {_signed(vdiff)} |"
+        )
+    first = metrics[rows[0]["metrics"]]["quality"]["groups"]
+    rare = [q for q in RARE_QUALITIES if first.get(q, {}).get("seconds", 0) > 0]
+    lines += [
+        "",
+        "Recall (%) of the rarer qualities (same root and quality), argmax; share of test "
+        "time in the header:",
+        "",
+        "| variant | model | "
+        + " | ".join(f"{q} ({_cell(first[q]['share'])})" for q in rare) + " |",
+        "|---|---|" + "---:|" * len(rare),
+    ]
+    for row in rows:
+        groups = metrics[row["metrics"]]["quality"]["groups"]
+        cells = " | ".join(_cell(groups[q]["recall"]) for q in rare)
+        lines.append(f"| {row['variant']} | {row['model']} | {cells} |")
+    return "\n".join(lines) + "\n"
+
+
+def _by_variant(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Mapping[str, Any]]]:
+    grouped: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault(row["variant"], {})[row["model"]] = row
+    return grouped
+
+
+def write_summary(
+    rows: Sequence[Mapping[str, Any]], splits: str, out: str | Path
+) -> None:
+    """Read every metrics JSON of the run plan's result rows and write the summary atomically.
+
+    The first table is the base run; the variant tables follow when there are variants.
+    """
+    metrics = {r["metrics"]: json.loads(Path(r["metrics"]).read_text()) for r in rows}
+    base = {r["model"]: metrics[r["metrics"]] for r in rows if r["variant"] == rows[0]["variant"]}
+    text = summary_markdown(base)
+    if len({r["variant"] for r in rows}) > 1:
+        text += "\n" + variants_markdown(rows, metrics)
+    atomic_write_text(out, text + f"\nSplits: `{splits}`\n")

@@ -22,6 +22,7 @@ from mirkd.manifest import (
     split_of,
     track_id,
 )
+from mirkd.variants import Variant, budget_only, expand_variants, model_owners
 
 SETS = ("unlabeled", "labeled", "test")
 MODELS = ("stage1", "stage2", "baseline")
@@ -37,6 +38,55 @@ class RunPlan:
     n_shards: int
     fingerprints: dict[str, str] = field(default_factory=dict)
     demo: bool = False
+    variants: list[Variant] = field(default_factory=list)
+    owners: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    @property
+    def base(self) -> Variant:
+        return self.variants[0]
+
+    def variant(self, prefix: str) -> Variant:
+        """The variant whose files live under `prefix` ("" for the base run)."""
+        for variant in self.variants:
+            if variant.prefix == prefix:
+                return variant
+        raise ConfigError(f"no variant has the path prefix {prefix!r}")
+
+    def owner(self, variant: Variant, model: str) -> Variant:
+        """The variant that trains (and evaluates) the `model` this variant uses."""
+        name = self.owners[(variant.name, model)]
+        return next(v for v in self.variants if v.name == name)
+
+    def model_path(self, variant: Variant, model: str) -> str:
+        """Checkpoint of `model` as used by `variant` (the owner's file if it is shared)."""
+        return f"{self.results}/{self.owner(variant, model).prefix}models/{model}.pt"
+
+    def metrics_path(self, variant: Variant, model: str) -> str:
+        if model == "teacher":
+            return f"{self.results}/metrics/teacher.json"
+        return f"{self.results}/{self.owner(variant, model).prefix}metrics/{model}.json"
+
+    def owned_models(self) -> list[tuple[Variant, str]]:
+        """(variant, model) pairs that are trained, each once."""
+        return [(v, m) for v in self.variants for m in MODELS if self.owner(v, m) is v]
+
+    def result_rows(self) -> list[dict[str, Any]]:
+        """One row per (variant, model) for the summary: names, budget and metrics file."""
+        return [
+            {
+                "variant": v.label,
+                "budget": len(v.labeled_train),
+                "budget_only": v is self.base or budget_only(v, self.base),
+                "model": m,
+                "metrics": self.metrics_path(v, m),
+            }
+            for v in self.variants
+            for m in ("teacher", *MODELS)
+        ]
+
+    def labeled_train(self, variant: Variant) -> list[Track]:
+        """The labeled training songs of a variant's budget."""
+        return [self.tracks["labeled"][tid] for tid in variant.labeled_train]
 
     def track(self, set_name: str, tid: str) -> Track:
         try:
@@ -156,6 +206,10 @@ def plan_run(config: dict[str, Any], results: str = "results") -> RunPlan:
         demo=bool(demo),
     )
     _check_splits(plan)
+    plan.variants = expand_variants(
+        config, [t.track_id for t in plan.in_split("labeled", "train")]
+    )
+    plan.owners = model_owners(plan.variants)
     return plan
 
 

@@ -11,8 +11,9 @@ import numpy as np
 from tqdm import tqdm
 
 from mirkd.atomic import atomic_write_json
-from mirkd.checkpoints import load_checkpoint
-from mirkd.evaluation import evaluate_songs
+from mirkd.checkpoints import ModelBundle, load_checkpoint
+from mirkd.decoding import log_softmax, tune_stay, viterbi
+from mirkd.evaluation import evaluate_songs, song_scores, weighted_mean_scores
 from mirkd.features import CQTParams
 from mirkd.inference import predict_logits, select_device
 from mirkd.labels import frames_to_segments, read_lab, write_lab
@@ -21,31 +22,73 @@ from mirkd.store import read_feature_attrs, read_features, read_shard_track
 from mirkd.vocab import LARGE
 
 
-def _score_tracks(
-    tracks: Sequence[Row], predictions_dir: str, frame_indices: dict[str, np.ndarray]
-) -> dict[str, Any]:
+def _song_pairs(
+    tracks: Sequence[Row], frame_indices: dict[str, np.ndarray]
+) -> dict[str, tuple[list, list]]:
+    """{track id: (reference segments, estimated segments)} on each feature file's grid."""
     songs = {}
     for tid, _, features_path, lab, _ in tracks:
         attrs = read_feature_attrs(features_path)
         period = CQTParams.from_dict(attrs["feature_params"]).frame_period
         estimate = frames_to_segments(frame_indices[tid], period, LARGE, duration=attrs["duration"])
-        write_lab(Path(predictions_dir) / f"{tid}.lab", estimate)
         songs[tid] = (read_lab(lab), estimate)
+    return songs
+
+
+def _score_tracks(
+    tracks: Sequence[Row], predictions_dir: str | Path, frame_indices: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    songs = _song_pairs(tracks, frame_indices)
+    for tid, (_, estimate) in songs.items():
+        write_lab(Path(predictions_dir) / f"{tid}.lab", estimate)
     return evaluate_songs(songs)
 
 
+def _log_posteriors(
+    bundle: ModelBundle, tracks: Sequence[Row], device: Any, desc: str
+) -> dict[str, np.ndarray]:
+    return {
+        r[0]: log_softmax(predict_logits(bundle, read_features(r[2]), device)).astype(np.float32)
+        for r in tqdm(tracks, desc=desc)
+    }
+
+
 def evaluate_checkpoint(
-    checkpoint: str, tracks: Sequence[Row], device: str, out_metrics: str, predictions_dir: str
+    checkpoint: str,
+    tracks: Sequence[Row],
+    device: str,
+    out_metrics: str,
+    predictions_dir: str,
+    val_tracks: Sequence[Row] = (),
+    val_metric: str = "majmin",
 ) -> None:
-    """Predict every test track with a checkpoint and score it with mir_eval."""
+    """Predict every test track with a checkpoint and score it with mir_eval, twice:
+    per-frame argmax (the top level of the metrics) and Viterbi decoding (key "viterbi",
+    predictions in `predictions_dir`/viterbi), whose self-transition prior is chosen on the
+    labeled validation songs `val_tracks` by `val_metric`, never on the test songs."""
     bundle = load_checkpoint(checkpoint)
     dev = select_device(device)
-    frames = {
-        r[0]: predict_logits(bundle, read_features(r[2]), dev).argmax(axis=1)
-        for r in tqdm(tracks, desc=f"predict {Path(checkpoint).stem}")
-    }
-    _write_metrics(out_metrics, _score_tracks(tracks, predictions_dir, frames),
-                   {"checkpoint": checkpoint, "provenance": bundle.provenance})
+    name = Path(checkpoint).stem
+    test = _log_posteriors(bundle, tracks, dev, f"predict {name}")
+    frames = {tid: lp.argmax(axis=1) for tid, lp in test.items()}
+    argmax = _score_tracks(tracks, predictions_dir, frames)
+    source = {"checkpoint": checkpoint, "provenance": bundle.provenance}
+    if val_tracks:
+        val = _log_posteriors(bundle, val_tracks, dev, f"validation {name}")
+        stay, val_scores = tune_stay(val, lambda frames: _val_score(val_tracks, frames, val_metric))
+        log.info("viterbi: self-transition %.3f chosen on %d validation songs (%s %s)",
+                 stay, len(val_tracks), val_metric, val_scores)
+        vit_dir = Path(predictions_dir) / "viterbi"
+        vit_dir.mkdir(parents=True, exist_ok=True)
+        decoded = _score_tracks(tracks, vit_dir, {t: viterbi(lp, stay) for t, lp in test.items()})
+        argmax["viterbi"] = {**decoded, "stay": stay, "val_metric": val_metric,
+                             "val_scores": {str(k): v for k, v in val_scores.items()}}
+    _write_metrics(out_metrics, argmax, source)
+
+
+def _val_score(tracks: Sequence[Row], frames: dict[str, np.ndarray], metric: str) -> float:
+    score = weighted_mean_scores(song_scores(_song_pairs(tracks, frames)))[metric]
+    return 0.0 if score is None else score
 
 
 def evaluate_teacher(

@@ -1,0 +1,147 @@
+"""Experiment variants: named overrides of the base run that share its features and teacher.
+
+A config's `variants:` section maps a name to overrides of `student`, `stage1`, `stage2`,
+`baseline` and a `labeled_budget` (number of labeled training songs, or a fraction of them).
+The base run is the variant with the empty name: its files keep the paths of a run without
+variants (`results/models/...`); a variant's go under `results/variants/<name>/...`.
+
+Budgets are nested: the labeled training songs are ordered by a hash of their ids and a
+budget takes a prefix of that order, so a smaller budget is a subset of a larger one and
+adding a song never reshuffles a budget.
+
+Trainings are shared, not repeated: a variant trains a model only if no earlier variant (the
+base run first, then the config's order) has the same settings for it. Stage 1 depends on
+(student, stage1); the baseline on (student, baseline, budget songs); stage 2 on all of
+stage 1's settings plus (stage2, budget songs). A sweep over the stage-2 LR therefore trains
+one stage 1 and one baseline; a budget series trains one stage 1.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mirkd.errors import ConfigError
+from mirkd.manifest import hash_unit
+
+STAGES = ("stage1", "stage2", "baseline")
+OVERRIDABLE = ("student", *STAGES)
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One experiment: resolved settings per stage and the labeled songs it trains on."""
+
+    name: str  # "" for the base run
+    budget: int | float | None  # as configured: songs, fraction, or None (all)
+    student: dict[str, Any]
+    stages: dict[str, dict[str, Any]]  # stage name -> resolved training settings
+    labeled_train: tuple[str, ...]  # track ids of the labeled songs it trains on
+
+    @property
+    def prefix(self) -> str:
+        """Path prefix under the results folder: "" or "variants/<name>/"."""
+        return f"variants/{self.name}/" if self.name else ""
+
+    @property
+    def label(self) -> str:
+        return self.name or "base"
+
+    def decode_metric(self, model: str) -> str:
+        """Validation metric that tunes the Viterbi prior of `model`'s predictions (stage 1
+        has none of its own: it takes stage 2's)."""
+        stage = "stage2" if model == "stage1" else model
+        return self.stages[stage].get("val_metric", "majmin")
+
+    def model_key(self, model: str) -> str:
+        """Fingerprint of everything that decides `model`'s training in this variant."""
+        parts: dict[str, Any] = {"student": self.student, "stage1": self.stages["stage1"]}
+        if model == "baseline":
+            parts = {"student": self.student, "baseline": self.stages["baseline"]}
+        if model in ("stage2", "baseline"):
+            parts["labeled_train"] = sorted(self.labeled_train)
+        if model == "stage2":
+            parts["stage2"] = self.stages["stage2"]
+        text = json.dumps({"model": model, **parts}, sort_keys=True, default=str)
+        return hashlib.sha1(text.encode()).hexdigest()
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `override`'s keys replaced; nested mappings are merged key by key."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def budget_order(track_ids: Sequence[str]) -> list[str]:
+    """Labeled training songs in the order budgets take them (hash of the id only)."""
+    return sorted(track_ids, key=lambda tid: (hash_unit("budget:" + tid), tid))
+
+
+def budget_size(budget: int | float | None, n_songs: int, where: str) -> int:
+    """Number of songs a budget means: an integer count, or a fraction in (0, 1]."""
+    if budget is None:
+        return n_songs
+    if isinstance(budget, bool) or budget <= 0:
+        raise ConfigError(f"{where}: labeled_budget must be a positive count or fraction")
+    if isinstance(budget, float) and budget <= 1:
+        return max(1, round(budget * n_songs))
+    if float(budget) != int(budget):
+        raise ConfigError(f"{where}: labeled_budget {budget} is neither a count nor a fraction")
+    if int(budget) > n_songs:
+        raise ConfigError(
+            f"{where}: labeled_budget {budget} exceeds the {n_songs} labeled training songs"
+        )
+    return int(budget)
+
+
+def expand_variants(config: Mapping[str, Any], labeled_train: Sequence[str]) -> list[Variant]:
+    """The base run followed by every configured variant, each fully resolved."""
+    order = budget_order(labeled_train)
+    base_stages = {s: dict(config[s]) for s in STAGES}
+    variants = [Variant("", None, dict(config["student"]), base_stages, tuple(order))]
+    for name, spec in (config.get("variants") or {}).items():
+        where = f"variants.{name}"
+        if not NAME_PATTERN.match(str(name)):
+            raise ConfigError(f"{where}: a variant name may hold letters, digits, _ . - only")
+        spec = spec or {}
+        unknown = set(spec) - {*OVERRIDABLE, "labeled_budget"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
+        budget = spec.get("labeled_budget")
+        n = budget_size(budget, len(order), where)
+        variants.append(
+            Variant(
+                name=str(name),
+                budget=budget,
+                student=deep_merge(config["student"], spec.get("student") or {}),
+                stages={s: deep_merge(base_stages[s], spec.get(s) or {}) for s in STAGES},
+                labeled_train=tuple(order[:n]),
+            )
+        )
+    return variants
+
+
+def model_owners(variants: Sequence[Variant]) -> dict[tuple[str, str], str]:
+    """(variant name, model) -> name of the variant whose run of that model it shares."""
+    first: dict[str, str] = {}
+    owners = {}
+    for variant in variants:
+        for model in STAGES:
+            owners[(variant.name, model)] = first.setdefault(variant.model_key(model), variant.name)
+    return owners
+
+
+def budget_only(variant: Variant, base: Variant) -> bool:
+    """True if `variant` differs from the base run in its labeled budget alone."""
+    return variant.student == base.student and variant.stages == base.stages

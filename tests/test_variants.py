@@ -1,0 +1,93 @@
+"""Variant expansion: nested budgets, resolved settings, shared trainings, paths."""
+
+from __future__ import annotations
+
+import pytest
+
+from mirkd.errors import ConfigError
+from mirkd.variants import budget_order, budget_size, deep_merge, expand_variants, model_owners
+
+IDS = [f"song_{i:02d}-{i:08x}" for i in range(20)]
+
+
+def _config(variants: dict | None) -> dict:
+    return {
+        "student": {"arch": "btc", "hparams": {"hidden_size": 16, "num_layers": 1}},
+        "stage1": {"epochs": 3, "batch_size": 8, "lr": 1e-3},
+        "stage2": {"epochs": 2, "batch_size": 8, "lr": 3e-5, "use_kd": True},
+        "baseline": {"epochs": 2, "batch_size": 8, "lr": 1e-3},
+        "variants": variants,
+    }
+
+
+def test_without_variants_only_the_base_run_with_every_song() -> None:
+    (base,) = expand_variants(_config(None), IDS)
+    assert base.name == "" and base.prefix == "" and base.label == "base"
+    assert sorted(base.labeled_train) == sorted(IDS)
+
+
+def test_budgets_are_nested_hash_ordered_subsets() -> None:
+    variants = expand_variants(
+        _config({"b3": {"labeled_budget": 3}, "b8": {"labeled_budget": 8},
+                 "half": {"labeled_budget": 0.5}}),
+        IDS,
+    )
+    by_name = {v.name: v for v in variants}
+    assert len(by_name["b3"].labeled_train) == 3
+    assert len(by_name["half"].labeled_train) == 10
+    assert set(by_name["b3"].labeled_train) < set(by_name["b8"].labeled_train)
+    assert set(by_name["b8"].labeled_train) < set(by_name["half"].labeled_train)
+    # the order depends on the ids only: another song changes no budget's membership order
+    assert budget_order(IDS[:10])[:3] == [t for t in budget_order(IDS) if t in IDS[:10]][:3]
+    assert by_name["b3"].prefix == "variants/b3/"
+
+
+def test_budget_size_rules() -> None:
+    assert budget_size(None, 7, "x") == 7
+    assert budget_size(1.0, 7, "x") == 7
+    assert budget_size(0.01, 7, "x") == 1
+    assert budget_size(4, 7, "x") == 4
+    with pytest.raises(ConfigError, match="exceeds the 7"):
+        budget_size(9, 7, "variants.big")
+    with pytest.raises(ConfigError, match="variants.neg"):
+        budget_size(-1, 7, "variants.neg")
+
+
+def test_overrides_merge_into_the_base_settings() -> None:
+    (_, v) = expand_variants(
+        _config({"wide": {"student": {"hparams": {"hidden_size": 32}}, "stage2": {"lr": 1e-4}}}),
+        IDS,
+    )
+    assert v.student["hparams"] == {"hidden_size": 32, "num_layers": 1}
+    assert v.stages["stage2"]["lr"] == 1e-4 and v.stages["stage2"]["use_kd"] is True
+    assert v.stages["stage1"] == _config(None)["stage1"]
+    assert deep_merge({"a": {"b": 1}}, {"a": {"c": 2}}) == {"a": {"b": 1, "c": 2}}
+
+
+def test_unknown_key_and_bad_name_are_named() -> None:
+    with pytest.raises(ConfigError, match="variants.x: unknown keys"):
+        expand_variants(_config({"x": {"stage3": {}}}), IDS)
+    with pytest.raises(ConfigError, match="variants.a/b"):
+        expand_variants(_config({"a/b": {}}), IDS)
+
+
+def test_trainings_are_shared_where_settings_agree() -> None:
+    variants = expand_variants(
+        _config({
+            "b5": {"labeled_budget": 5},
+            "b5_lr": {"labeled_budget": 5, "stage2": {"lr": 1e-4}},
+            "all_lr": {"stage2": {"lr": 1e-4}},
+            "wide": {"student": {"hparams": {"hidden_size": 32}}},
+        }),
+        IDS,
+    )
+    owners = model_owners(variants)
+    # one stage 1 for every variant with the base student and stage-1 settings
+    assert {owners[(v, "stage1")] for v in ("", "b5", "b5_lr", "all_lr")} == {""}
+    assert owners[("wide", "stage1")] == "wide"
+    # the baseline depends on the budget, not on stage-2 settings
+    assert owners[("b5_lr", "baseline")] == "b5"
+    assert owners[("all_lr", "baseline")] == ""
+    # stage 2 depends on everything
+    assert owners[("b5_lr", "stage2")] == "b5_lr"
+    assert owners[("b5", "stage2")] == "b5"
