@@ -74,6 +74,7 @@ rule summary:
     input:
         metrics=["results/metrics/teacher.json"]
         + [PLAN.metrics_path(v, m) for v, m in PLAN.owned_models()],
+        histories=[PLAN.history_path(v, m) for v, m in PLAN.owned_models()],
         splits="results/splits.tsv",
     output:
         "results/summary.md",

@@ -87,17 +87,24 @@ def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, M
     lines = [
         "## Variants",
         "",
-        "budget = labeled training songs. Models a variant shares with an earlier one "
-        "(same settings) are trained once.",
+        "budget = labeled training songs. A model a variant shares with an earlier variant "
+        "(same settings) is trained once; `(= name)` names the variant that trained it. "
+        "The teacher is the same for every variant and listed once.",
         "",
-        "| variant | budget | model | majmin | mean7 | mean7 Viterbi |",
-        "|---|---:|---|---:|---:|---:|",
+        "val = the best validation score the checkpoint was selected on (stage 1: agreement "
+        "with the teacher on held-out unlabeled audio; stage 2 and baseline: the stage's "
+        "`val_metric` on the labeled validation songs). Choose settings by this column only.",
+        "",
+        "| variant | budget | model | val | majmin | mean7 | mean7 Viterbi |",
+        "|---|---:|---|---:|---:|---:|---:|",
     ]
-    for row in rows:
+    listed = [r for r in rows if r["model"] != "teacher" or r is rows[0]]
+    for row in listed:
         m = metrics[row["metrics"]]
         argmax, decoded = _mean7_cells(m)
         lines.append(
-            f"| {row['variant']} | {row['budget']} | {row['model']} | "
+            f"| {row['variant']} | {row['budget']} | {_model_cell(row)} | "
+            f"{_cell(best_validation(row.get('history')))} | "
             f"{_cell(m['mean']['majmin'])} | {argmax} | {decoded} |"
         )
     lines += [
@@ -129,11 +136,24 @@ def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, M
         + " | ".join(f"{q} ({_cell(first[q]['share'])})" for q in rare) + " |",
         "|---|---|" + "---:|" * len(rare),
     ]
-    for row in rows:
+    for row in listed:
         groups = metrics[row["metrics"]]["quality"]["groups"]
         cells = " | ".join(_cell(groups[q]["recall"]) for q in rare)
-        lines.append(f"| {row['variant']} | {row['model']} | {cells} |")
+        lines.append(f"| {row['variant']} | {_model_cell(row)} | {cells} |")
     return "\n".join(lines) + "\n"
+
+
+def _model_cell(row: Mapping[str, Any]) -> str:
+    owner = row.get("trained_by")
+    return row["model"] if not owner or owner == row["variant"] else f"{row['model']} (= {owner})"
+
+
+def best_validation(history_path: str | None) -> float | None:
+    """The best validation score of a training history file (None for the teacher)."""
+    if not history_path:
+        return None
+    scores = [row["val_score"] for row in json.loads(Path(history_path).read_text())["history"]]
+    return max(scores) if scores else None
 
 
 def _by_variant(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Mapping[str, Any]]]:

@@ -61,6 +61,12 @@ class RunPlan:
         """Checkpoint of `model` as used by `variant` (the owner's file if it is shared)."""
         return f"{self.results}/{self.owner(variant, model).prefix}models/{model}.pt"
 
+    def history_path(self, variant: Variant, model: str) -> str | None:
+        """Training history of `model` as used by `variant` (None for the teacher)."""
+        if model == "teacher":
+            return None
+        return f"{self.results}/{self.owner(variant, model).prefix}models/{model}_history.json"
+
     def metrics_path(self, variant: Variant, model: str) -> str:
         if model == "teacher":
             return f"{self.results}/metrics/teacher.json"
@@ -71,7 +77,7 @@ class RunPlan:
         return [(v, m) for v in self.variants for m in MODELS if self.owner(v, m) is v]
 
     def result_rows(self) -> list[dict[str, Any]]:
-        """One row per (variant, model) for the summary: names, budget and metrics file."""
+        """One row per (variant, model) for the summary: names, budget, metrics and history."""
         return [
             {
                 "variant": v.label,
@@ -79,6 +85,8 @@ class RunPlan:
                 "budget_only": v is self.base or budget_only(v, self.base),
                 "model": m,
                 "metrics": self.metrics_path(v, m),
+                "history": self.history_path(v, m),
+                "trained_by": "" if m == "teacher" else self.owner(v, m).label,
             }
             for v in self.variants
             for m in ("teacher", *MODELS)

@@ -1,0 +1,77 @@
+"""The summary's variant tables and the label-efficiency figure, from real evaluations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mirkd.evaluation import evaluate_songs
+from mirkd.labels import ChordSegment
+from mirkd.plots import label_efficiency_figure, label_efficiency_points, save_figure
+from mirkd.summary import write_summary
+
+REFERENCE = [ChordSegment(0, 4, "C:maj7"), ChordSegment(4, 8, "A:min7"), ChordSegment(8, 10, "G")]
+
+
+def _metrics(accuracy: float, seed: int) -> dict:
+    """Evaluation of 6 songs whose estimate is right on the first `accuracy` of each song."""
+    rng = np.random.default_rng(seed)
+    songs = {}
+    for i in range(6):
+        cut = 10 * min(1.0, max(0.0, accuracy + rng.normal(0, 0.05)))
+        estimate = [ChordSegment(0, cut, "C:maj7"), ChordSegment(cut, 10, "F#")] if cut < 10 \
+            else [ChordSegment(0, 10, "C:maj7")]
+        songs[f"song{i}"] = (REFERENCE, estimate)
+    result = evaluate_songs(songs)
+    result["viterbi"] = {**evaluate_songs(songs), "stay": 0.9}
+    return result
+
+
+def _write(tmp_path: Path, name: str, content: dict) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(content))
+    return str(path)
+
+
+def test_variant_tables_and_label_efficiency(tmp_path: Path) -> None:
+    rows = []
+    for variant, budget, acc in (("base", 20, 0.6), ("b5", 5, 0.3), ("b5_lr", 5, 0.35)):
+        for model, bonus in (("teacher", 0.3), ("stage1", 0.2), ("stage2", 0.1),
+                             ("baseline", 0.0)):
+            metrics = _write(tmp_path, f"{variant}_{model}.json",
+                             _metrics(acc + bonus, seed=len(rows)))
+            history = None if model == "teacher" else _write(
+                tmp_path, f"{variant}_{model}_h.json",
+                {"history": [{"val_score": 0.5}, {"val_score": 0.625}]})
+            rows.append({"variant": variant, "budget": budget, "model": model,
+                         "budget_only": variant != "b5_lr", "metrics": metrics,
+                         "history": history,
+                         "trained_by": "base" if model == "stage1" else variant})
+    out = tmp_path / "summary.md"
+    write_summary(rows, "results/splits.tsv", out)
+    text = out.read_text()
+    assert "## Variants" in text and "| b5_lr | 5 | stage2 | 62.5 |" in text
+    assert "| b5 | 5 | stage1 (= base) |" in text and "| b5 | 5 | teacher |" not in text
+    assert "Stage 2 minus baseline" in text
+    diff_row = next(line for line in text.splitlines() if line.startswith("| b5 | 5 | +"))
+    assert "[" in diff_row  # a paired interval next to the difference
+    assert "maj7" in text and "min7" in text
+    scores = {r["metrics"]: json.loads(Path(r["metrics"]).read_text()) for r in rows}
+    points = label_efficiency_points(rows, scores)
+    assert {p["budget"] for p in points} == {5, 20}  # b5_lr is not a budget-only variant
+    assert {p["decoding"] for p in points} == {"argmax", "viterbi"}
+    png = tmp_path / "label_efficiency.png"
+    save_figure(label_efficiency_figure(points), png)
+    assert png.stat().st_size > 10_000
+
+
+def test_without_variants_the_summary_has_one_table(tmp_path: Path) -> None:
+    rows = [{"variant": "base", "budget": 3, "model": m, "budget_only": True, "history": None,
+             "metrics": _write(tmp_path, f"{m}.json", _metrics(0.5, seed=1))}
+            for m in ("teacher", "stage1", "stage2", "baseline")]
+    out = tmp_path / "summary.md"
+    write_summary(rows, "splits.tsv", out)
+    text = out.read_text()
+    assert "## Variants" not in text and "| stage2 |" in text and "mean7 Viterbi" in text
