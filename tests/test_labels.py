@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import glob
-
 import numpy as np
 import pytest
 
@@ -11,7 +9,9 @@ from mirkd.errors import LabFormatError
 from mirkd.labels import ChordSegment, frames_to_segments, read_lab, segments_to_frames, write_lab
 from mirkd.vocab import LARGE, MAJMIN
 
-POP909_LABS = sorted(glob.glob("/work/shared/data/pop909/songs/*/chord_midi.txt"))
+from workflow_helpers import POP909_SONGS
+
+POP909_LABS = sorted(POP909_SONGS.glob("*/chord_midi.txt"))
 
 
 def test_write_read_roundtrip(tmp_path):
@@ -114,7 +114,7 @@ def test_frames_segments_frames_roundtrip(vocab):
     assert np.array_equal(segments_to_frames(segs, len(idx), p, vocab), idx)
 
 
-@pytest.mark.skipif(not POP909_LABS, reason="POP909 annotations not available")
+@pytest.mark.skipif(not POP909_LABS, reason=f"POP909 annotations absent under {POP909_SONGS}")
 def test_all_pop909_annotations_read_with_vocab():
     n = sum(len(read_lab(path, LARGE)) for path in POP909_LABS)
     assert n > len(POP909_LABS)

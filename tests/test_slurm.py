@@ -20,11 +20,11 @@ import pytest
 
 from mirkd.demo import write_demo_corpus
 
-from workflow_helpers import REPO, planned_jobs, snakemake, tiny_config, write_config
+from workflow_helpers import REPO, SHARED, planned_jobs, snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
 
-SHARED_TOOLS = Path("/work/shared/tools")
+SHARED_TOOLS = SHARED / "tools"
 CLUSTER_ENV = {"FAKE_GPUS": "1", "WITH_DBD": "1"}
 GPU_RULES = {"teacher_shard", "teacher_track", "stage1", "stage2", "baseline"}
 RESOURCES = {

@@ -158,9 +158,9 @@ def test_lvchordia_rejects_mismatched_features(lv_teacher: LvChordiaTeacher, son
 
 @pytest.mark.parametrize("kind", ["btc", "mirkd"])
 def test_checkpoint_teacher_gives_probabilities(kind: str, tmp_path: Path) -> None:
-    checkpoints = pytest.importorskip("mirkd.checkpoints")
-    registry = pytest.importorskip("mirkd.models.registry")
+    from mirkd import checkpoints
     from mirkd.inference import predict_logits
+    from mirkd.models import registry
 
     torch.manual_seed(0)
     hparams = {**registry.default_hparams("btc"), "num_layers": 1, "hidden_size": 32,

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import glob
-
 import numpy as np
 import pytest
 
 from mirkd.errors import ChordLabelError, ConfigError
 from mirkd.vocab import IGNORE_INDEX, LARGE, MAJMIN, QUALITIES, ROOTS, get_vocabulary
 
-POP909_LABS = sorted(glob.glob("/work/shared/data/pop909/songs/*/chord_midi.txt"))
+from workflow_helpers import POP909_SONGS
+
+POP909_LABS = sorted(POP909_SONGS.glob("*/chord_midi.txt"))
 
 
 def test_large_layout_matches_reference():
@@ -140,7 +140,7 @@ def test_get_vocabulary():
         get_vocabulary("nope")
 
 
-@pytest.mark.skipif(not POP909_LABS, reason="POP909 annotations not available")
+@pytest.mark.skipif(not POP909_LABS, reason=f"POP909 annotations absent under {POP909_SONGS}")
 def test_every_pop909_label_maps():
     labels = {line.split()[2] for path in POP909_LABS for line in open(path) if line.strip()}
     assert len(labels) > 100

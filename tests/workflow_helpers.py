@@ -12,6 +12,8 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"  # the team's shared data and tools, beside the repository
+POP909_SONGS = SHARED / "data" / "pop909" / "songs"
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 
 
