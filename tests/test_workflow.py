@@ -184,6 +184,8 @@ def test_variants_share_features_teacher_and_stage1(finished_run: Path) -> None:
     config["variants"] = None
     write_config(finished_run, config)
     assert planned_jobs(finished_run) == Counter(summary=1, plots=1)
+    result = snakemake(finished_run)
+    assert result.returncode == 0, result.stderr[-4000:]
 
 
 def test_adding_an_unlabeled_file_touches_its_shard_only(finished_run: Path) -> None:
