@@ -30,7 +30,7 @@ def _score_tracks(
         period = CQTParams.from_dict(attrs["feature_params"]).frame_period
         estimate = frames_to_segments(frame_indices[tid], period, LARGE, duration=attrs["duration"])
         write_lab(Path(predictions_dir) / f"{tid}.lab", estimate)
-        songs[tid] = (read_lab(lab), estimate)
+        songs[tid] = (read_lab(lab, duration=attrs["duration"]), estimate)
     return evaluate_songs(songs)
 
 

@@ -21,7 +21,7 @@ from mirkd.atomic import atomic_path, atomic_write_json
 from mirkd.checkpoints import load_checkpoint
 from mirkd.features import CQTParams
 from mirkd.inference import select_device
-from mirkd.labels import read_lab, segments_to_frames
+from mirkd.labels import ChordSegment, read_lab, segments_to_frames
 from mirkd.models.registry import build_model
 from mirkd.steps import Row, log
 from mirkd.store import check_shards_compatible, read_feature_attrs, read_shard_track
@@ -61,7 +61,13 @@ def _frame_labels(features_path: str, lab: str) -> np.ndarray:
     """Ground-truth class per frame of a track, on its feature file's grid."""
     attrs = read_feature_attrs(features_path)
     period = CQTParams.from_dict(attrs["feature_params"]).frame_period
-    return segments_to_frames(read_lab(lab, LARGE), int(attrs["n_frames"]), period, LARGE)
+    segments = read_lab(lab, LARGE, duration=attrs["duration"])
+    return segments_to_frames(segments, int(attrs["n_frames"]), period, LARGE)
+
+
+def _reference(features_path: str, lab: str) -> list[ChordSegment]:
+    """A track's ground truth, checked against and trimmed to its audio's duration."""
+    return read_lab(lab, LARGE, duration=read_feature_attrs(features_path)["duration"])
 
 
 def _bundle_meta(arch: str, hparams: dict, mean: float, std: float, provenance: dict) -> dict:
@@ -152,7 +158,7 @@ def train_supervised(
         if tid in teacher_outputs:
             probs = read_shard_track(teacher_outputs[tid], tid).probs.astype(np.float32)
         rows.append((features_path, labels, probs))
-    val_rows = [(r[2], read_lab(r[3], LARGE)) for r in val_tracks]
+    val_rows = [(r[2], _reference(r[2], r[3])) for r in val_tracks]
     provenance = {
         "stage": stage,
         "init": init_checkpoint,
