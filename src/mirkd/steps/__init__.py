@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from mirkd.errors import MirkdError
+from mirkd.jit_cache import warm_numba_cache
 
 Row = Sequence[Any]
 log = logging.getLogger("mirkd")
@@ -26,8 +27,9 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 def start_job(log_path: str | Path, threads: int = 1) -> None:
     """Log to the rule's log file and stderr; limit numeric libraries to the job's threads.
 
-    An uncaught exception is logged there too (Snakemake sends users to the log). Call before
-    importing a step module, so the thread limits apply to torch and BLAS.
+    An uncaught exception is logged there too (Snakemake sends users to the log). The numba
+    cache is made safe for parallel jobs (mirkd.jit_cache). Call before importing a step
+    module, so the thread limits apply to torch and BLAS and numba sees its cache directory.
     """
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
@@ -42,6 +44,7 @@ def start_job(log_path: str | Path, threads: int = 1) -> None:
         os.environ[name] = threads
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(threads))
+    warm_numba_cache()
 
 
 def _log_uncaught(
