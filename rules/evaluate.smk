@@ -70,6 +70,7 @@ rule summary:
     input:
         metrics=expand("results/metrics/{model}.json", model=["teacher", *MODELS]),
         splits="results/splits.tsv",
+        skipped="results/skipped.tsv",
     output:
         "results/summary.md",
     log:

@@ -46,8 +46,18 @@ def summary_markdown(metrics: Mapping[str, Mapping]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_summary(metrics_paths: Mapping[str, str], splits: str, out: str | Path) -> None:
+def write_summary(
+    metrics_paths: Mapping[str, str], splits: str, out: str | Path, skipped: str | None = None
+) -> None:
     """Read each model's metrics JSON and write the summary markdown atomically."""
     metrics = {name: json.loads(Path(p).read_text()) for name, p in metrics_paths.items()}
     text = summary_markdown(metrics) + f"\nSplits: `{splits}`\n"
+    if skipped:
+        text += skipped_note(skipped)
     atomic_write_text(out, text)
+
+
+def skipped_note(skipped_tsv: str | Path) -> str:
+    """One line: how many unlabeled tracks were skipped (undecodable), and where they are listed."""
+    n = len(Path(skipped_tsv).read_text(encoding="utf-8").splitlines()) - 1
+    return f"\nSkipped unlabeled tracks (cannot be decoded): {n}, listed in `{skipped_tsv}`\n"
