@@ -137,3 +137,15 @@ def test_unsupported_files_in_a_data_folder_are_reported(tmp_path, caplog):
     assert [Path(t.audio).name for t in tracks] == ["a.wav"]
     assert "3 file(s) ignored" in caplog.text and ".m4a: 2, .aac: 1" in caplog.text
     assert "b.m4a" in caplog.text and "a.lab" not in caplog.text
+
+
+def test_stage1_names_a_split_left_without_usable_tracks(tmp_path, stub_teacher):
+    rows = _rows(tmp_path, ["good1", "broken1"])
+    shard = tmp_path / "shard_000.h5"
+    run_teacher(str(shard), {"kind": "stub"}, rows, skip_undecodable=True)
+    common = {"student": {"arch": "btc", "hparams": TINY_BTC}, "device": "cpu"}
+    with pytest.raises(MirkdError, match=r"no usable unlabeled 'val' track left \(1 skipped"):
+        train_stage1(
+            common, {"epochs": 1, "batch_size": 4}, {r[0]: str(shard) for r in rows}, rows[:1],
+            rows[1:], str(tmp_path / "work"), str(tmp_path / "s1.pt"), str(tmp_path / "h.json"),
+        )

@@ -120,9 +120,12 @@ def train_stage1(
     skipped = {tid for shard in set(shards.values()) for tid in shard_skipped(shard)}
     train_tracks = [r for r in train_tracks if r[0] not in skipped]
     val_tracks = [r for r in val_tracks if r[0] not in skipped]
-    if not train_tracks or not val_tracks:
-        raise MirkdError(f"stage 1: no usable unlabeled train or val track ({len(skipped)} "
-                         "skipped)")
+    for split, rows in (("train", train_tracks), ("val", val_tracks)):
+        if not rows:
+            raise MirkdError(
+                f"stage 1: no usable unlabeled '{split}' track left ({len(skipped)} skipped, see "
+                "results/skipped.tsv): add unlabeled audio or fix the skipped files"
+            )
     train_rows = [(r[2], shards[r[0]], r[0]) for r in train_tracks]
     val_rows = [(r[2], shards[r[0]], r[0]) for r in val_tracks]
     mean, std = compute_mean_std([r[0] for r in train_rows])
