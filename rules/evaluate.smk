@@ -76,6 +76,7 @@ rule summary:
         + [PLAN.metrics_path(v, m) for v, m in PLAN.owned_models()],
         histories=[PLAN.history_path(v, m) for v, m in PLAN.owned_models()],
         splits="results/splits.tsv",
+        skipped="results/skipped.tsv",
     output:
         "results/summary.md",
     log:

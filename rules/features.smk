@@ -1,4 +1,5 @@
 # Log-CQT per track, cached in HDF5; keyed by track id (path) and content fingerprint.
+# An unlabeled track that cannot be decoded gets a zero-frame "skipped" file instead of failing.
 
 
 rule features:
@@ -19,5 +20,6 @@ rule features:
     params:
         track_id=lambda w: w.track,
         fingerprint=lambda w: PLAN.fingerprint(PLAN.track(w.set, w.track)),
+        skip_undecodable=lambda w: w.set == "unlabeled",
     script:
         "../workflow_scripts/features.py"

@@ -1,4 +1,6 @@
 # Teacher inference: pseudo-label shards for unlabeled audio, one file per labeled/test track.
+# Shards leave out unlabeled tracks that cannot be decoded; results/skipped.tsv lists them and
+# fails the run if more than data.max_skipped_fraction of the unlabeled tracks are bad.
 
 TEACHER = {
     "kind": config["teacher"]["kind"],
@@ -28,6 +30,7 @@ rule teacher_shard:
     params:
         teacher=TEACHER,
         tracks=lambda w: track_rows(PLAN.shard_tracks(int(w.shard))),
+        skip_undecodable=True,
     script:
         "../workflow_scripts/teacher.py"
 
@@ -52,5 +55,25 @@ rule teacher_track:
     params:
         teacher=TEACHER,
         tracks=lambda w: track_rows([PLAN.track(w.set, w.track)]),
+        skip_undecodable=False,
     script:
         "../workflow_scripts/teacher.py"
+
+
+rule skipped:
+    input:
+        shards=[PLAN.shard_path(k) for k in PLAN.shards],
+    output:
+        "results/skipped.tsv",
+    log:
+        "results/logs/skipped.log",
+    conda:
+        "../envs/mirkd.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        n_unlabeled=len(PLAN.tracks["unlabeled"]),
+        max_fraction=config["data"]["max_skipped_fraction"],
+    script:
+        "../workflow_scripts/skipped.py"

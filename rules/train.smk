@@ -8,6 +8,7 @@ rule stage1:
     input:
         shards=[PLAN.shard_path(k) for k in PLAN.shards],
         features=features_of(PLAN.tracks["unlabeled"].values()),
+        skipped="results/skipped.tsv",  # fails the run first if too many tracks are bad
     output:
         checkpoint="results/{vdir}models/stage1.pt",
         history="results/{vdir}models/stage1_history.json",

@@ -107,3 +107,51 @@ def test_header_only_wav_is_too_short(tmp_path):
     sf.write(path, np.zeros((0, 2)), 44100)
     with pytest.raises(AudioError, match="header_only.wav: audio too short"):
         load_audio(path)
+
+
+def _cut(path, fraction):
+    """Keep only the first `fraction` of the file's bytes, as an interrupted copy would."""
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("cut.wav", {"subtype": "PCM_16"}),
+        ("cut.mp3", {"format": "MP3", "subtype": "MPEG_LAYER_III"}),
+    ],
+)
+def test_truncated_file_is_an_error_or_with_the_option_only_its_decoded_frames(
+    tmp_path, caplog, name, kwargs
+):
+    path = tmp_path / name
+    _write_tone(path, TARGET_SR, 1, **kwargs)
+    promised = sf.info(str(path)).frames
+    whole = load_audio(path)
+    _cut(path, 0.5)
+    with pytest.raises(AudioError, match=rf"{name}: truncated: decoded \d+ frames, the header "
+                       rf"promises {promised}"):
+        load_audio(path)
+    with caplog.at_level("WARNING", logger="mirkd"):
+        y = load_audio(path, allow_truncated=True)
+    assert 0.3 * SECONDS < len(y) / TARGET_SR < 0.75 * SECONDS
+    assert f"{name}: truncated" in caplog.text and str(promised) in caplog.text
+    assert np.isfinite(y).all() and np.abs(y).max() < 0.45  # decoded tone, not stray memory
+    if name.endswith(".wav"):  # lossless: exactly the first samples of the whole file
+        np.testing.assert_array_equal(y, whole[: len(y)])
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("cut.flac", {}),
+        ("cut.ogg", {"format": "OGG", "subtype": "VORBIS"}),
+    ],
+)
+def test_truncated_flac_and_ogg_are_errors(tmp_path, name, kwargs):
+    path = tmp_path / name
+    _write_tone(path, TARGET_SR, 1, **kwargs)
+    _cut(path, 0.77)
+    with pytest.raises(AudioError, match=name):
+        load_audio(path, allow_truncated=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import zipfile
 from pathlib import Path
 
@@ -217,3 +218,20 @@ def test_bundle_normalize():
     out = bundle.normalize(np.array([[-3.5, -1.25]], dtype=np.float64))
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, [[0.0, 1.0]])
+
+
+class _System:
+    def __reduce__(self):
+        return (os.system, ("true",))
+
+
+def test_refused_pickled_code_names_the_global_and_never_suggests_unsafe_loading(tmp_path):
+    path = tmp_path / "system.pt"
+    torch.save({"model": {"w": torch.zeros(1)}, "mean": _System()}, path)
+    for loader in (load_checkpoint, load_public_btc, read_checkpoint_state):
+        with pytest.raises(CheckpointError) as info:
+            loader(path)
+        message = str(info.value)
+        assert "system.pt" in message and f"GLOBAL {os.system.__module__}.system" in message
+        assert "never loads pickled code" in message
+        assert "weights_only" not in message and "False" not in message

@@ -118,3 +118,45 @@ def test_frames_segments_frames_roundtrip(vocab):
 def test_all_pop909_annotations_read_with_vocab():
     n = sum(len(read_lab(path, LARGE)) for path in POP909_LABS)
     assert n > len(POP909_LABS)
+
+
+def test_utf8_bom_is_ignored(tmp_path):
+    path = tmp_path / "bom.lab"
+    path.write_bytes("\ufeff0.0\t1.0\tC\n1.0\t2.0\tG:7\n".encode())
+    assert read_lab(path, LARGE) == [ChordSegment(0.0, 1.0, "C"), ChordSegment(1.0, 2.0, "G:7")]
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "\ufeff"])
+def test_empty_annotation_is_refused(tmp_path, text):
+    path = tmp_path / "empty.lab"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LabFormatError, match=r"empty.lab: no chord segments"):
+        read_lab(path)
+
+
+def test_overlapping_segments_name_file_and_line(tmp_path):
+    path = tmp_path / "overlap.lab"
+    path.write_text("0.0 2.0 C\n2.0 4.0 G\n3.5 6.0 A:min\n")
+    with pytest.raises(LabFormatError, match=r"overlap.lab:3: segment starts at 3.5.*overlap"):
+        read_lab(path)
+    path.write_text("0.0 2.0000004 C\n2.0 4.0 G\n")  # printed-time rounding is no overlap
+    assert len(read_lab(path)) == 2
+
+
+def test_end_within_a_second_of_the_audio_is_trimmed(tmp_path):
+    path = tmp_path / "song.lab"
+    path.write_text("0.0 5.0 C\n5.0 10.6 G\n10.6 10.8 N\n")
+    segments = read_lab(path, LARGE, duration=10.5)
+    assert segments == [ChordSegment(0.0, 5.0, "C"), ChordSegment(5.0, 10.5, "G")]
+    assert read_lab(path, duration=11.5)[-1].end == 10.8  # a little short: kept as written
+
+
+@pytest.mark.parametrize("duration", [8.0, 12.0])
+def test_end_far_from_the_audio_is_refused(tmp_path, duration):
+    path = tmp_path / "other_song.lab"
+    path.write_text("0.0 5.0 C\n5.0 10.0 G\n")
+    with pytest.raises(LabFormatError) as info:
+        read_lab(path, duration=duration)
+    message = str(info.value)
+    assert message.startswith(f"{path}: annotation ends at 10.000 s")
+    assert f"the audio lasts {duration:.3f} s" in message

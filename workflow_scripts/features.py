@@ -8,4 +8,5 @@ extract_features(
     snakemake.output[0],
     track_id=snakemake.params.track_id,
     fingerprint=snakemake.params.fingerprint,
+    skip_undecodable=snakemake.params.skip_undecodable,
 )

@@ -1,5 +1,8 @@
 from mirkd.steps import start_job
-from mirkd.summary import write_summary
 
 start_job(snakemake.log[0])
-write_summary(snakemake.params.rows, snakemake.input.splits, snakemake.output[0])
+from mirkd.summary import write_summary  # noqa: E402  (after the job's setup)
+
+write_summary(
+    snakemake.params.rows, snakemake.input.splits, snakemake.output[0], snakemake.input.skipped
+)

@@ -3,4 +3,9 @@ from mirkd.steps import start_job
 start_job(snakemake.log[0], snakemake.threads)
 from mirkd.steps.teacher import run_teacher  # noqa: E402
 
-run_teacher(snakemake.output[0], snakemake.params.teacher, snakemake.params.tracks)
+run_teacher(
+    snakemake.output[0],
+    snakemake.params.teacher,
+    snakemake.params.tracks,
+    skip_undecodable=snakemake.params.skip_undecodable,
+)

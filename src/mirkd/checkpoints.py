@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import pickle
+import re
 import subprocess
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -175,18 +176,39 @@ def _torch_load(path: Path, map_location: Any, safe_globals: list[Any] | None = 
         with torch.serialization.safe_globals(safe_globals or []):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(path, f"refused or unreadable pickle: {_short(exc)}") from exc
+        raise CheckpointError(path, _refusal(exc)) from exc
     except Exception as exc:  # torch.load raises many types for a file that is no checkpoint
         raise CheckpointError(path, f"not a torch checkpoint: {_short(exc)}") from exc
 
 
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def _refusal(exc: pickle.UnpicklingError) -> str:
+    """What weights_only loading refused: the pickled global it names, if any.
+
+    torch's message advises retrying with weights_only=False; that would run the file's code,
+    so the advice is dropped and only the cause is kept.
+    """
+    found = _REFUSED_GLOBAL.search(str(exc))
+    if found:
+        return (
+            f"refused: the file asks to run pickled code (GLOBAL {found.group(1)}); mirkd "
+            "loads checkpoints as weights only and never loads pickled code"
+        )
+    return f"unreadable pickle: {_short(exc)}"
+
+
 def _short(exc: Exception) -> str:
-    """The informative line of torch's long weights_only error messages."""
-    text = str(exc)
-    marker = "WeightsUnpickler error:"
-    if marker in text:
-        text = text[text.index(marker) + len(marker):]
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    """The informative line of torch's long weights_only error messages (never its advice)."""
+    lines = str(exc).replace("WeightsUnpickler error:", "\n").splitlines()
+    causes = [
+        line.strip()
+        for line in lines
+        if line.strip()
+        and not re.search(r"weights.only|check the documentation", line, flags=re.IGNORECASE)
+    ]
+    return causes[0] if causes else type(exc).__name__
 
 
 def _as_float(value: Any, name: str, path: Path) -> float:

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from mirkd.atomic import atomic_write_json
 from mirkd.audio import AUDIO_EXTENSIONS
 from mirkd.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,9 +62,11 @@ def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Tra
     root = Path(os.path.expandvars(os.path.expanduser(str(folder))))
     if not root.is_dir():
         raise ConfigError(f"data folder for '{set_name}' does not exist: {root}")
-    tracks = []
+    tracks, ignored = [], []
     for path in _files_under(root):
         if path.suffix.lower() not in AUDIO_EXTENSIONS:
+            if path.suffix.lower() != ".lab":
+                ignored.append(path)
             continue
         lab = path.with_suffix(".lab")
         if need_labels and not lab.is_file():
@@ -69,9 +75,23 @@ def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Tra
         tracks.append(
             Track(set_name, track_id(rel), str(path), str(lab) if need_labels else None)
         )
+    if ignored:
+        _warn_ignored(root, set_name, ignored)
     if not tracks:
         raise ConfigError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {root}")
     return tracks
+
+
+def _warn_ignored(root: Path, set_name: str, ignored: list[Path]) -> None:
+    """Say which files of a data folder are not used: a format mirkd cannot read is no silence."""
+    kinds = Counter(p.suffix.lower() or "(none)" for p in ignored)
+    examples = ", ".join(p.relative_to(root).as_posix() for p in ignored[:3])
+    log.warning(
+        "%s data under %s: %d file(s) ignored, extension not supported (%s; supported: %s), "
+        "e.g. %s", set_name, root, len(ignored),
+        ", ".join(f"{k}: {n}" for k, n in kinds.most_common()), ", ".join(AUDIO_EXTENSIONS),
+        examples,
+    )
 
 
 def split_of(tid: str, val_fraction: float, test_fraction: float = 0.0) -> str:

@@ -72,12 +72,29 @@ def write_features(
             chunks=(min(len(cqt), WINDOW), cqt.shape[1]),
             **_COMPRESSION,
         )
-        f.attrs["feature_params"] = json.dumps(params.to_dict(), sort_keys=True)
-        f.attrs["n_frames"] = len(cqt)
-        f.attrs["mirkd_version"] = __version__
-        f.attrs["created"] = _now()
-        for key, value in meta.items():
-            f.attrs[key] = value
+        _set_feature_attrs(f, params, len(cqt), meta)
+
+
+def write_skipped_features(
+    path: str | Path, params: CQTParams, meta: dict[str, Any], cause: str
+) -> None:
+    """A zero-frame feature file standing for a track that cannot be used (attribute skipped).
+
+    Unlabeled tracks that fail to decode get one, so one bad file among thousands neither
+    stops the run nor is retried by every rerun; later steps leave the track out.
+    """
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("cqt", shape=(0, params.n_bins), dtype=np.float16)
+        _set_feature_attrs(f, params, 0, {**meta, "skipped": cause})
+
+
+def _set_feature_attrs(f: h5py.File, params: CQTParams, n: int, meta: dict[str, Any]) -> None:
+    f.attrs["feature_params"] = json.dumps(params.to_dict(), sort_keys=True)
+    f.attrs["n_frames"] = n
+    f.attrs["mirkd_version"] = __version__
+    f.attrs["created"] = _now()
+    for key, value in meta.items():
+        f.attrs[key] = value
 
 
 def read_features(path: str | Path) -> np.ndarray:
@@ -92,6 +109,11 @@ def read_feature_attrs(path: str | Path) -> dict[str, Any]:
         attrs = {k: _plain(v) for k, v in f.attrs.items()}
     attrs["feature_params"] = json.loads(attrs["feature_params"])
     return attrs
+
+
+def skipped_cause(path: str | Path) -> str | None:
+    """Why a feature file stands for a skipped track, or None for a usable one."""
+    return read_feature_attrs(path).get("skipped")
 
 
 def _plain(value: Any) -> Any:
@@ -150,8 +172,12 @@ def write_shard(
     vocab_name: str,
     params: CQTParams,
     track_attrs: dict[str, dict[str, Any]] | None = None,
+    skipped: dict[str, dict[str, str]] | None = None,
 ) -> None:
-    """Store teacher outputs of several tracks in one HDF5 shard, stamped with the teacher."""
+    """Store teacher outputs of several tracks in one HDF5 shard, stamped with the teacher.
+
+    `skipped` (track id -> {"audio", "cause"}) records the shard's tracks that could not be used.
+    """
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["teacher_kind"] = teacher["kind"]
         f.attrs["teacher_name"] = teacher["name"]
@@ -161,6 +187,7 @@ def write_shard(
         f.attrs["hop_length"] = params.hop_length
         f.attrs["frame_period"] = params.frame_period
         f.attrs["n_tracks"] = len(tracks)
+        f.attrs["skipped"] = json.dumps(skipped or {}, sort_keys=True)
         f.attrs["mirkd_version"] = __version__
         f.attrs["created"] = _now()
         group = f.create_group("tracks")
@@ -185,6 +212,11 @@ def write_shard(
 def read_shard_attrs(path: str | Path) -> dict[str, Any]:
     with _open(path) as f:
         return {k: _plain(v) for k, v in f.attrs.items()}
+
+
+def shard_skipped(path: str | Path) -> dict[str, dict[str, str]]:
+    """The tracks a shard left out: track id -> {"audio", "cause"} (none in older shards)."""
+    return json.loads(read_shard_attrs(path).get("skipped", "{}"))
 
 
 def shard_track_ids(path: str | Path) -> list[str]:

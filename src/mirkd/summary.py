@@ -164,15 +164,25 @@ def _by_variant(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Mappin
 
 
 def write_summary(
-    rows: Sequence[Mapping[str, Any]], splits: str, out: str | Path
+    rows: Sequence[Mapping[str, Any]], splits: str, out: str | Path, skipped: str | None = None
 ) -> None:
     """Read every metrics JSON of the run plan's result rows and write the summary atomically.
 
-    The first table is the base run; the variant tables follow when there are variants.
+    The first table is the base run; the variant tables follow when there are variants;
+    `skipped` (results/skipped.tsv) adds the count of undecodable unlabeled tracks.
     """
     metrics = {r["metrics"]: json.loads(Path(r["metrics"]).read_text()) for r in rows}
     base = {r["model"]: metrics[r["metrics"]] for r in rows if r["variant"] == rows[0]["variant"]}
     text = summary_markdown(base)
     if len({r["variant"] for r in rows}) > 1:
         text += "\n" + variants_markdown(rows, metrics)
-    atomic_write_text(out, text + f"\nSplits: `{splits}`\n")
+    text += f"\nSplits: `{splits}`\n"
+    if skipped:
+        text += skipped_note(skipped)
+    atomic_write_text(out, text)
+
+
+def skipped_note(skipped_tsv: str | Path) -> str:
+    """One line: how many unlabeled tracks were skipped (undecodable), and where they are listed."""
+    n = len(Path(skipped_tsv).read_text(encoding="utf-8").splitlines()) - 1
+    return f"\nSkipped unlabeled tracks (cannot be decoded): {n}, listed in `{skipped_tsv}`\n"

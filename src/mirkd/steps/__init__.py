@@ -13,7 +13,11 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
+
+from mirkd.errors import MirkdError
+from mirkd.jit_cache import warm_numba_cache
 
 Row = Sequence[Any]
 log = logging.getLogger("mirkd")
@@ -23,7 +27,9 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 def start_job(log_path: str | Path, threads: int = 1) -> None:
     """Log to the rule's log file and stderr; limit numeric libraries to the job's threads.
 
-    Call before importing a step module, so the thread limits apply to torch and BLAS.
+    An uncaught exception is logged there too (Snakemake sends users to the log). The numba
+    cache is made safe for parallel jobs (mirkd.jit_cache). Call before importing a step
+    module, so the thread limits apply to torch and BLAS and numba sees its cache directory.
     """
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
@@ -32,8 +38,23 @@ def start_job(log_path: str | Path, threads: int = 1) -> None:
         handlers=[logging.FileHandler(log_path, mode="w"), logging.StreamHandler(sys.stderr)],
         force=True,
     )
+    sys.excepthook = _log_uncaught
     threads = str(max(1, int(threads)))
     for name in THREAD_VARIABLES:
         os.environ[name] = threads
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(int(threads))
+    warm_numba_cache()
+
+
+def _log_uncaught(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    """Log a step's failure: mirkd's own errors as their one line (file: cause), anything
+    unexpected with its traceback. Interrupts keep Python's default report."""
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)
+    elif isinstance(exc, MirkdError):
+        log.error("%s", exc)
+    else:
+        log.error("%s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb))

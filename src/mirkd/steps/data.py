@@ -9,9 +9,10 @@ from typing import Any
 from mirkd.atomic import atomic_write_text
 from mirkd.audio import load_audio
 from mirkd.demo import write_demo_corpus
+from mirkd.errors import AudioError
 from mirkd.features import CQTParams, log_cqt
 from mirkd.steps import Row, log
-from mirkd.store import write_features
+from mirkd.store import write_features, write_skipped_features
 
 
 def make_demo(out_dir: str | Path, demo: dict[str, Any]) -> None:
@@ -20,18 +21,29 @@ def make_demo(out_dir: str | Path, demo: dict[str, Any]) -> None:
 
 
 def extract_features(
-    audio: str, out: str, track_id: str, fingerprint: str, params: CQTParams = CQTParams()
+    audio: str,
+    out: str,
+    track_id: str,
+    fingerprint: str,
+    params: CQTParams = CQTParams(),
+    skip_undecodable: bool = False,
 ) -> None:
-    """Decode, log-CQT and store one track."""
-    y = load_audio(audio, sr=params.sr)
+    """Decode, log-CQT and store one track.
+
+    With `skip_undecodable` (unlabeled tracks) a file that cannot be decoded becomes a skipped
+    marker (store.write_skipped_features) naming the cause, instead of failing the job.
+    """
+    meta = {"track_id": track_id, "source": str(audio), "fingerprint": fingerprint}
+    try:
+        y = load_audio(audio, sr=params.sr)
+    except AudioError as exc:
+        if not skip_undecodable:
+            raise
+        write_skipped_features(out, params, meta, exc.cause)
+        log.warning("%s: skipped, %s", track_id, exc)
+        return
     cqt = log_cqt(y, params)
-    meta = {
-        "track_id": track_id,
-        "source": str(audio),
-        "fingerprint": fingerprint,
-        "duration": len(y) / params.sr,
-    }
-    write_features(out, cqt, params, meta)
+    write_features(out, cqt, params, {**meta, "duration": len(y) / params.sr})
     log.info("%s: %d frames from %s", track_id, len(cqt), audio)
 
 

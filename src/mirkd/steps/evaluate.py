@@ -31,7 +31,7 @@ def _song_pairs(
         attrs = read_feature_attrs(features_path)
         period = CQTParams.from_dict(attrs["feature_params"]).frame_period
         estimate = frames_to_segments(frame_indices[tid], period, LARGE, duration=attrs["duration"])
-        songs[tid] = (read_lab(lab), estimate)
+        songs[tid] = (read_lab(lab, duration=attrs["duration"]), estimate)
     return songs
 
 

@@ -19,12 +19,18 @@ import torch
 
 from mirkd.atomic import atomic_path, atomic_write_json
 from mirkd.checkpoints import load_checkpoint
+from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
 from mirkd.inference import select_device
-from mirkd.labels import read_lab, segments_to_frames
+from mirkd.labels import ChordSegment, read_lab, segments_to_frames
 from mirkd.models.registry import build_model
 from mirkd.steps import Row, log
-from mirkd.store import check_shards_compatible, read_feature_attrs, read_shard_track
+from mirkd.store import (
+    check_shards_compatible,
+    read_feature_attrs,
+    read_shard_track,
+    shard_skipped,
+)
 from mirkd.training.datasets import LabeledDataset, PseudoLabelDataset, compute_mean_std
 from mirkd.training.trainer import TrainConfig, train
 from mirkd.training.validation import frame_agreement, validation_wcsr
@@ -61,7 +67,13 @@ def _frame_labels(features_path: str, lab: str) -> np.ndarray:
     """Ground-truth class per frame of a track, on its feature file's grid."""
     attrs = read_feature_attrs(features_path)
     period = CQTParams.from_dict(attrs["feature_params"]).frame_period
-    return segments_to_frames(read_lab(lab, LARGE), int(attrs["n_frames"]), period, LARGE)
+    segments = read_lab(lab, LARGE, duration=attrs["duration"])
+    return segments_to_frames(segments, int(attrs["n_frames"]), period, LARGE)
+
+
+def _reference(features_path: str, lab: str) -> list[ChordSegment]:
+    """A track's ground truth, checked against and trimmed to its audio's duration."""
+    return read_lab(lab, LARGE, duration=read_feature_attrs(features_path)["duration"])
 
 
 def _bundle_meta(arch: str, hparams: dict, mean: float, std: float, provenance: dict) -> dict:
@@ -101,9 +113,19 @@ def train_stage1(
 ) -> None:
     """Student on teacher pseudo-labels only; early stopping on agreement with the teacher.
 
-    `shards` maps each unlabeled track id to the shard holding its teacher outputs.
+    `shards` maps each unlabeled track id to the shard holding its teacher outputs. Tracks a
+    shard left out (undecodable audio) are ignored.
     """
     identity = check_shards_compatible(sorted(set(shards.values())))
+    skipped = {tid for shard in set(shards.values()) for tid in shard_skipped(shard)}
+    train_tracks = [r for r in train_tracks if r[0] not in skipped]
+    val_tracks = [r for r in val_tracks if r[0] not in skipped]
+    for split, rows in (("train", train_tracks), ("val", val_tracks)):
+        if not rows:
+            raise MirkdError(
+                f"stage 1: no usable unlabeled '{split}' track left ({len(skipped)} skipped, see "
+                "results/skipped.tsv): add unlabeled audio or fix the skipped files"
+            )
     train_rows = [(r[2], shards[r[0]], r[0]) for r in train_tracks]
     val_rows = [(r[2], shards[r[0]], r[0]) for r in val_tracks]
     mean, std = compute_mean_std([r[0] for r in train_rows])
@@ -122,8 +144,8 @@ def train_stage1(
     )
     device = select_device(config.device)
     best, last = _work_paths(work, _fingerprint(provenance))
-    log.info("stage 1: %d windows from %d tracks, mean %.3f std %.3f",
-             len(data), len(train_rows), mean, std)
+    log.info("stage 1: %d windows from %d tracks (%d skipped), mean %.3f std %.3f",
+             len(data), len(train_rows), len(skipped), mean, std)
     history = train(
         model, meta, data, lambda m: frame_agreement(m, mean, std, val_rows, device),
         config, best, last, log=log.info,
@@ -152,7 +174,7 @@ def train_supervised(
         if tid in teacher_outputs:
             probs = read_shard_track(teacher_outputs[tid], tid).probs.astype(np.float32)
         rows.append((features_path, labels, probs))
-    val_rows = [(r[2], read_lab(r[3], LARGE)) for r in val_tracks]
+    val_rows = [(r[2], _reference(r[2], r[3])) for r in val_tracks]
     provenance = {
         "stage": stage,
         "init": init_checkpoint,
