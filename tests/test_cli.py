@@ -13,7 +13,7 @@ import soundfile as sf
 
 from mirkd.checkpoints import save_checkpoint
 from mirkd.cli import main
-from mirkd.labels import read_lab
+from mirkd.labels import read_annotation
 
 from model_helpers import tiny_bundle
 
@@ -38,7 +38,7 @@ def inputs(tmp_path: Path) -> dict[str, Path]:
 
 
 def _check_lab(path: Path) -> None:
-    segments = read_lab(path)
+    segments = read_annotation(path)
     assert segments and segments[0].start == 0.0
     assert segments[-1].end == pytest.approx(2.5, abs=1e-6)
 
@@ -113,7 +113,8 @@ def test_viterbi_decoding_gives_fewer_or_equal_segments(inputs, capsys):
     common = [str(inputs["good"]), "--checkpoint", str(inputs["ckpt"]), "--device", "cpu"]
     assert main(["transcribe", *common, "--out", str(argmax_out)]) == 0
     assert main(["transcribe", *common, "--out", str(viterbi_out), "--viterbi", "0.999"]) == 0
-    argmax, smoothed = read_lab(argmax_out / "song.lab"), read_lab(viterbi_out / "song.lab")
+    argmax = read_annotation(argmax_out / "song.lab")
+    smoothed = read_annotation(viterbi_out / "song.lab")
     _check_lab(viterbi_out / "song.lab")
     assert len(smoothed) <= len(argmax)
     with pytest.raises(SystemExit):

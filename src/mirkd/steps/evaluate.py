@@ -16,7 +16,7 @@ from mirkd.decoding import log_softmax, tune_stay, viterbi
 from mirkd.evaluation import evaluate_songs, song_scores, weighted_mean_scores
 from mirkd.features import CQTParams
 from mirkd.inference import predict_logits, select_device
-from mirkd.labels import frames_to_segments, read_lab, write_lab
+from mirkd.labels import frames_to_segments, read_annotation, write_lab
 from mirkd.steps import Row, log
 from mirkd.store import read_feature_attrs, read_features, read_shard_track
 from mirkd.vocab import LARGE
@@ -31,7 +31,7 @@ def _song_pairs(
         attrs = read_feature_attrs(features_path)
         period = CQTParams.from_dict(attrs["feature_params"]).frame_period
         estimate = frames_to_segments(frame_indices[tid], period, LARGE, duration=attrs["duration"])
-        songs[tid] = (read_lab(lab, duration=attrs["duration"]), estimate)
+        songs[tid] = (read_annotation(lab, duration=attrs["duration"]), estimate)
     return songs
 
 
