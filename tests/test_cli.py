@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import jams
 import numpy as np
 import pytest
 import soundfile as sf
 
+from mirkd import __version__
 from mirkd.checkpoints import save_checkpoint
 from mirkd.cli import main
 from mirkd.labels import read_annotation
@@ -51,6 +54,29 @@ def test_transcribe_writes_one_lab_per_file(inputs):
     assert sorted(p.name for p in inputs["out"].iterdir()) == ["other.lab", "song.lab"]
     for lab in inputs["out"].iterdir():
         _check_lab(lab)
+
+
+def test_transcribe_jams_names_the_model_and_matches_lab(inputs):
+    common = [str(inputs["good"]), "--checkpoint", str(inputs["ckpt"]), "--device", "cpu"]
+    assert main(["transcribe", *common, "--out", str(inputs["out"]), "--format", "jams",
+                 "--viterbi", "0.9"]) == 0
+    assert main(["transcribe", *common, "--out", str(inputs["out"]), "--viterbi", "0.9"]) == 0
+    assert sorted(p.name for p in inputs["out"].iterdir()) == ["song.jams", "song.lab"]
+    jam = jams.load(str(inputs["out"] / "song.jams"), validate=True, strict=True)
+    assert jam.file_metadata.duration == pytest.approx(2.5, abs=1e-6)
+    (annotation,) = jam.annotations
+    assert annotation.namespace == "chord"
+    meta = annotation.annotation_metadata
+    assert meta.annotation_tools == f"mirkd {__version__}"
+    digest = hashlib.sha256(inputs["ckpt"].read_bytes()).hexdigest()
+    assert dict(meta.annotator) == {
+        "name": "tiny", "checkpoint": "tiny.pt", "checkpoint_sha256": digest, "arch": "btc",
+        "vocab": "large170", "mirkd_version": __version__, "decoding": "viterbi", "stay": 0.9,
+        **{k: meta.annotator[k] for k in ("git_commit", "created") if k in meta.annotator},
+    }
+    assert read_annotation(inputs["out"] / "song.jams") == read_annotation(
+        inputs["out"] / "song.lab"
+    )
 
 
 def test_bad_file_is_reported_and_skipped(inputs, capsys):
