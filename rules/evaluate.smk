@@ -26,6 +26,7 @@ rule evaluate_model:
         val_tracks=track_rows(PLAN.in_split("labeled", "val")),
         val_metric=lambda w: variant(w).decode_metric(w.model),
         device=config.get("device", "auto"),
+        prediction_format=config["evaluation"]["prediction_format"],
     script:
         "../workflow_scripts/evaluate.py"
 
@@ -50,6 +51,7 @@ rule evaluate_teacher:
     params:
         tracks=track_rows(PLAN.test_tracks),
         teacher_outputs=teacher_outputs_of(PLAN.test_tracks),
+        prediction_format=config["evaluation"]["prediction_format"],
     script:
         "../workflow_scripts/evaluate.py"
 

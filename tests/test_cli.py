@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import jams
 import numpy as np
 import pytest
 import soundfile as sf
 
+from mirkd import __version__
 from mirkd.checkpoints import save_checkpoint
 from mirkd.cli import main
-from mirkd.labels import read_lab
+from mirkd.labels import read_annotation
 
 from model_helpers import tiny_bundle
 
@@ -38,7 +41,7 @@ def inputs(tmp_path: Path) -> dict[str, Path]:
 
 
 def _check_lab(path: Path) -> None:
-    segments = read_lab(path)
+    segments = read_annotation(path)
     assert segments and segments[0].start == 0.0
     assert segments[-1].end == pytest.approx(2.5, abs=1e-6)
 
@@ -51,6 +54,29 @@ def test_transcribe_writes_one_lab_per_file(inputs):
     assert sorted(p.name for p in inputs["out"].iterdir()) == ["other.lab", "song.lab"]
     for lab in inputs["out"].iterdir():
         _check_lab(lab)
+
+
+def test_transcribe_jams_names_the_model_and_matches_lab(inputs):
+    common = [str(inputs["good"]), "--checkpoint", str(inputs["ckpt"]), "--device", "cpu"]
+    assert main(["transcribe", *common, "--out", str(inputs["out"]), "--format", "jams",
+                 "--viterbi", "0.9"]) == 0
+    assert main(["transcribe", *common, "--out", str(inputs["out"]), "--viterbi", "0.9"]) == 0
+    assert sorted(p.name for p in inputs["out"].iterdir()) == ["song.jams", "song.lab"]
+    jam = jams.load(str(inputs["out"] / "song.jams"), validate=True, strict=True)
+    assert jam.file_metadata.duration == pytest.approx(2.5, abs=1e-6)
+    (annotation,) = jam.annotations
+    assert annotation.namespace == "chord"
+    meta = annotation.annotation_metadata
+    assert meta.annotation_tools == f"mirkd {__version__}"
+    digest = hashlib.sha256(inputs["ckpt"].read_bytes()).hexdigest()
+    assert dict(meta.annotator) == {
+        "name": "tiny", "checkpoint": "tiny.pt", "checkpoint_sha256": digest, "arch": "btc",
+        "vocab": "large170", "mirkd_version": __version__, "decoding": "viterbi", "stay": 0.9,
+        **{k: meta.annotator[k] for k in ("git_commit", "created") if k in meta.annotator},
+    }
+    assert read_annotation(inputs["out"] / "song.jams") == read_annotation(
+        inputs["out"] / "song.lab"
+    )
 
 
 def test_bad_file_is_reported_and_skipped(inputs, capsys):
@@ -113,7 +139,8 @@ def test_viterbi_decoding_gives_fewer_or_equal_segments(inputs, capsys):
     common = [str(inputs["good"]), "--checkpoint", str(inputs["ckpt"]), "--device", "cpu"]
     assert main(["transcribe", *common, "--out", str(argmax_out)]) == 0
     assert main(["transcribe", *common, "--out", str(viterbi_out), "--viterbi", "0.999"]) == 0
-    argmax, smoothed = read_lab(argmax_out / "song.lab"), read_lab(viterbi_out / "song.lab")
+    argmax = read_annotation(argmax_out / "song.lab")
+    smoothed = read_annotation(viterbi_out / "song.lab")
     _check_lab(viterbi_out / "song.lab")
     assert len(smoothed) <= len(argmax)
     with pytest.raises(SystemExit):

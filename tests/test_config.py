@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from mirkd.demo import write_demo_corpus
+from mirkd.labels import ChordSegment, read_annotation, write_jams, write_lab
 from mirkd.manifest import scan_audio
+from mirkd.vocab import LARGE
 
 from workflow_helpers import snakemake, tiny_config, write_config
 
@@ -44,7 +47,31 @@ def test_missing_annotation_is_named(tmp_path: Path) -> None:
     write_demo_corpus(tmp_path / "data", 2, 4, 1, seed=0, min_seconds=5, max_seconds=6)
     (tmp_path / "data/labeled/labeled_0001.lab").unlink()
     code, out = _dry_run_output(tmp_path, tiny_config(tmp_path / "data"))
-    assert code != 0 and "labeled_0001.lab" in out
+    assert code != 0 and "no annotation file labeled_0001.lab or labeled_0001.jams" in out
+
+
+def test_jams_annotations_are_found_and_a_lab_beside_one_wins(tmp_path: Path, caplog) -> None:
+    """Labeled audio may come with a .jams instead of a .lab; with both, the .lab is read and
+    the run says so. Unlabeled folders may hold either without a warning about them."""
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.flac").write_bytes(b"")
+    jams_segments = [ChordSegment(0.0, 1.0, "C:min"), ChordSegment(1.0, 2.0, "G:7")]
+    lab_segments = [ChordSegment(0.0, 2.0, "N")]
+    for name in ("a.jams", "c.jams"):
+        write_jams(tmp_path / name, jams_segments, 2.0, {"name": "test"})
+    for name in ("b.lab", "c.lab"):
+        write_lab(tmp_path / name, lab_segments)
+    with caplog.at_level(logging.WARNING, logger="mirkd.manifest"):
+        tracks = scan_audio(tmp_path, "labeled", need_labels=True)
+    assert [Path(t.lab).name for t in tracks] == ["a.jams", "b.lab", "c.lab"]
+    assert [read_annotation(t.lab, LARGE, duration=2.0) for t in tracks] == [
+        jams_segments, lab_segments, lab_segments
+    ]
+    assert "1 audio file(s) have both a .lab and a .jams" in caplog.text and "c.jams" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mirkd.manifest"):
+        assert [t.lab for t in scan_audio(tmp_path, "unlabeled", need_labels=False)] == [None] * 3
+    assert not caplog.text
 
 
 def test_environment_variables_in_folders_are_expanded(tmp_path: Path, monkeypatch) -> None:

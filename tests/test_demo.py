@@ -14,7 +14,7 @@ import soundfile as sf
 
 from mirkd import demo
 from mirkd.errors import ChordLabelError, ConfigError
-from mirkd.labels import read_lab
+from mirkd.labels import read_annotation
 from mirkd.vocab import LARGE, QUALITIES
 
 SR = 22050
@@ -137,7 +137,7 @@ def test_write_demo_corpus_layout_and_determinism(tmp_path: Path) -> None:
         assert info.format == "FLAC" and info.subtype == "PCM_16" and info.samplerate == SR
         assert 5.0 <= info.duration <= 8.0
         assert info.frames == round(song["duration"] * SR)
-        segments = read_lab(tmp_path / "a" / song["lab"])
+        segments = read_annotation(tmp_path / "a" / song["lab"])
         _assert_tiles(segments, info.frames / SR)
         assert song["n_chords"] == sum(s.label != "N" for s in segments)
         assert 70.0 <= song["tempo"] <= 160.0

@@ -1,12 +1,21 @@
-"""Reading/writing .lab files and converting between segments and frame labels."""
+"""Reading/writing .lab and JAMS files and converting between segments and frame labels."""
 
 from __future__ import annotations
 
+import jams
 import numpy as np
 import pytest
 
 from mirkd.errors import LabFormatError
-from mirkd.labels import ChordSegment, frames_to_segments, read_lab, segments_to_frames, write_lab
+from mirkd.labels import (
+    ChordSegment,
+    find_annotation,
+    frames_to_segments,
+    read_annotation,
+    segments_to_frames,
+    write_annotation,
+    write_lab,
+)
 from mirkd.vocab import LARGE, MAJMIN
 
 from workflow_helpers import POP909_SONGS
@@ -21,7 +30,7 @@ def test_write_read_roundtrip(tmp_path):
     path = tmp_path / "sub" / "song.lab"
     write_lab(path, segs)
     assert path.read_text().splitlines()[1] == "1.500000\t3.250000\tC:min7"
-    assert read_lab(path) == segs
+    assert read_annotation(path) == segs
     assert list(path.parent.iterdir()) == [path]  # no temp file left behind
 
 
@@ -29,7 +38,7 @@ def test_read_accepts_spaces_blank_lines_and_comments(tmp_path):
     path = tmp_path / "a.lab"
     path.write_text("# a comment\n\n0 1.0 C\n  1.0   2.5\tA:min/b3  \n\n")
     expected = [ChordSegment(0.0, 1.0, "C"), ChordSegment(1.0, 2.5, "A:min/b3")]
-    assert read_lab(path, LARGE) == expected
+    assert read_annotation(path, LARGE) == expected
 
 
 @pytest.mark.parametrize(
@@ -49,7 +58,7 @@ def test_bad_line_names_file_and_line(tmp_path, bad_line, cause):
     path = tmp_path / "broken.lab"
     path.write_text(f"# header\n0.0 1.0 N\n{bad_line}\n")
     with pytest.raises(LabFormatError) as info:
-        read_lab(path, LARGE)
+        read_annotation(path, LARGE)
     message = str(info.value)
     assert f"{path}:3:" in message and cause in message
     assert info.value.line_no == 3
@@ -58,16 +67,16 @@ def test_bad_line_names_file_and_line(tmp_path, bad_line, cause):
 def test_unknown_label_is_accepted_without_vocab(tmp_path):
     path = tmp_path / "a.lab"
     path.write_text("0 1 C:7sus4\n")
-    assert read_lab(path)[0].label == "C:7sus4"
+    assert read_annotation(path)[0].label == "C:7sus4"
 
 
 def test_missing_or_undecodable_file(tmp_path):
     with pytest.raises(LabFormatError, match="missing.lab: cannot read"):
-        read_lab(tmp_path / "missing.lab")
+        read_annotation(tmp_path / "missing.lab")
     binary = tmp_path / "binary.lab"
     binary.write_bytes(b"\xff\xfe\x00\x80")
     with pytest.raises(LabFormatError, match="binary.lab: cannot read"):
-        read_lab(binary)
+        read_annotation(binary)
 
 
 def test_segments_to_frames_largest_overlap():
@@ -116,14 +125,15 @@ def test_frames_segments_frames_roundtrip(vocab):
 
 @pytest.mark.skipif(not POP909_LABS, reason=f"POP909 annotations absent under {POP909_SONGS}")
 def test_all_pop909_annotations_read_with_vocab():
-    n = sum(len(read_lab(path, LARGE)) for path in POP909_LABS)
+    n = sum(len(read_annotation(path, LARGE)) for path in POP909_LABS)
     assert n > len(POP909_LABS)
 
 
 def test_utf8_bom_is_ignored(tmp_path):
     path = tmp_path / "bom.lab"
     path.write_bytes("\ufeff0.0\t1.0\tC\n1.0\t2.0\tG:7\n".encode())
-    assert read_lab(path, LARGE) == [ChordSegment(0.0, 1.0, "C"), ChordSegment(1.0, 2.0, "G:7")]
+    expected = [ChordSegment(0.0, 1.0, "C"), ChordSegment(1.0, 2.0, "G:7")]
+    assert read_annotation(path, LARGE) == expected
 
 
 @pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "\ufeff"])
@@ -131,24 +141,24 @@ def test_empty_annotation_is_refused(tmp_path, text):
     path = tmp_path / "empty.lab"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(LabFormatError, match=r"empty.lab: no chord segments"):
-        read_lab(path)
+        read_annotation(path)
 
 
 def test_overlapping_segments_name_file_and_line(tmp_path):
     path = tmp_path / "overlap.lab"
     path.write_text("0.0 2.0 C\n2.0 4.0 G\n3.5 6.0 A:min\n")
     with pytest.raises(LabFormatError, match=r"overlap.lab:3: segment starts at 3.5.*overlap"):
-        read_lab(path)
+        read_annotation(path)
     path.write_text("0.0 2.0000004 C\n2.0 4.0 G\n")  # printed-time rounding is no overlap
-    assert len(read_lab(path)) == 2
+    assert len(read_annotation(path)) == 2
 
 
 def test_end_within_a_second_of_the_audio_is_trimmed(tmp_path):
     path = tmp_path / "song.lab"
     path.write_text("0.0 5.0 C\n5.0 10.6 G\n10.6 10.8 N\n")
-    segments = read_lab(path, LARGE, duration=10.5)
+    segments = read_annotation(path, LARGE, duration=10.5)
     assert segments == [ChordSegment(0.0, 5.0, "C"), ChordSegment(5.0, 10.5, "G")]
-    assert read_lab(path, duration=11.5)[-1].end == 10.8  # a little short: kept as written
+    assert read_annotation(path, duration=11.5)[-1].end == 10.8  # a little short: kept as written
 
 
 @pytest.mark.parametrize("duration", [8.0, 12.0])
@@ -156,7 +166,91 @@ def test_end_far_from_the_audio_is_refused(tmp_path, duration):
     path = tmp_path / "other_song.lab"
     path.write_text("0.0 5.0 C\n5.0 10.0 G\n")
     with pytest.raises(LabFormatError) as info:
-        read_lab(path, duration=duration)
+        read_annotation(path, duration=duration)
     message = str(info.value)
     assert message.startswith(f"{path}: annotation ends at 10.000 s")
     assert f"the audio lasts {duration:.3f} s" in message
+
+
+def _jams_file(path, *annotations: tuple[str, list[tuple[float, float, object]]]):
+    """A JAMS file holding one annotation per (namespace, [(time, duration, value)])."""
+    jam = jams.JAMS(file_metadata=jams.FileMetadata(duration=20.0))
+    for namespace, observations in annotations:
+        annotation = jams.Annotation(namespace=namespace)
+        for time, duration, value in observations:
+            annotation.append(time=time, duration=duration, value=value)
+        jam.annotations.append(annotation)
+    jam.save(str(path), strict=False)
+    return path
+
+
+def test_lab_to_jams_to_segments_roundtrip(tmp_path):
+    segs = [ChordSegment(0.0, 1.5, "N"), ChordSegment(1.5, 3.25, "C:min7"),
+            ChordSegment(3.25, 4.0, "G:7/b7"), ChordSegment(4.0, 4.5, "X")]
+    write_lab(tmp_path / "song.lab", segs)
+    write_annotation(tmp_path / "song.jams", read_annotation(tmp_path / "song.lab"), 4.5,
+                     {"name": "test"})
+    assert read_annotation(tmp_path / "song.jams", LARGE) == segs
+    jam = jams.load(str(tmp_path / "song.jams"), validate=True)
+    assert jam.file_metadata.duration == 4.5
+    assert jam.annotations[0].annotation_metadata.annotator.name == "test"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.jams", "song.lab"]
+
+
+def test_jams_reads_the_first_chord_annotation(tmp_path):
+    path = _jams_file(
+        tmp_path / "choco.jams",
+        ("key_mode", [(0.0, 4.0, "C:major")]),
+        ("chord", [(0.0, 2.0, "C"), (2.0, 2.0, "A:min")]),
+        ("chord", [(0.0, 4.0, "G")]),
+    )
+    assert read_annotation(path, LARGE, duration=4.2) == [
+        ChordSegment(0.0, 2.0, "C"), ChordSegment(2.0, 4.0, "A:min")
+    ]
+
+
+def test_jams_bom_is_ignored(tmp_path):
+    path = _jams_file(tmp_path / "a.jams", ("chord", [(0.0, 1.0, "C")]))
+    path.write_bytes("\ufeff".encode() + path.read_bytes())
+    assert read_annotation(path) == [ChordSegment(0.0, 1.0, "C")]
+
+
+@pytest.mark.parametrize(
+    "annotations, cause",
+    [
+        ([("chord", [])], "no chord segments: the annotation is empty"),
+        ([("chord", [(0.0, 2.0, "C"), (1.5, 1.0, "G")])],
+         "'chord' observation 1: segment starts at 1.5, before the previous one ends"),
+        ([("chord", [(0.0, 2.0, "C:7sus4")])], "'chord' observation 0: chord label 'C:7sus4'"),
+        ([("beat", [(0.0, 0.0, 1)])], "no 'chord' annotation (namespaces found: beat)"),
+        ([("chord", [(0.0, 2.0, None)])], "'chord' observation 0: value None is not a chord"),
+    ],
+)
+def test_bad_jams_names_file_and_cause(tmp_path, annotations, cause):
+    path = _jams_file(tmp_path / "bad.jams", *annotations)
+    with pytest.raises(LabFormatError) as info:
+        read_annotation(path, LARGE)
+    assert str(info.value).startswith(f"{path}: ") and cause in str(info.value)
+
+
+def test_jams_end_far_from_the_audio_is_refused(tmp_path):
+    path = _jams_file(tmp_path / "other.jams", ("chord", [(0.0, 10.0, "C")]))
+    with pytest.raises(LabFormatError, match=r"other.jams: annotation ends at 10.000 s"):
+        read_annotation(path, duration=12.0)
+
+
+@pytest.mark.parametrize("content", [b"not json", b"[1, 2]", b'{"annotations": [{}]}'])
+def test_unreadable_jams_names_file(tmp_path, content):
+    path = tmp_path / "broken.jams"
+    path.write_bytes(content)
+    with pytest.raises(LabFormatError, match=r"broken.jams: cannot read as JAMS"):
+        read_annotation(path)
+
+
+def test_find_annotation_prefers_lab(tmp_path):
+    audio = tmp_path / "song.flac"
+    assert find_annotation(audio) is None
+    (tmp_path / "song.jams").write_text("{}")
+    assert find_annotation(audio) == tmp_path / "song.jams"
+    (tmp_path / "song.lab").write_text("0 1 C\n")
+    assert find_annotation(audio) == tmp_path / "song.lab"

@@ -21,7 +21,7 @@ import torch
 from mirkd.cli import main
 from mirkd.demo import write_demo_corpus
 from mirkd.evaluation import song_scores, weighted_mean_scores
-from mirkd.labels import ChordSegment, read_lab
+from mirkd.labels import ChordSegment, read_annotation
 from mirkd.steps.data import extract_features
 from mirkd.steps.train import train_supervised
 from mirkd.vocab import MAJMIN
@@ -85,8 +85,8 @@ def test_trained_btc_transcribes_held_out_songs(tmp_path: Path, one_thread: None
     audio = [row[1] for row in rows["test"]]
     assert main(["transcribe", *audio, "--checkpoint", str(checkpoint), "--out", str(out),
                  "--device", "cpu"]) == 0
-    references = {name: read_lab(lab) for name, _, _, lab, _ in rows["test"]}
-    model = _majmin({name: (ref, read_lab(out / f"{name}.lab"))
+    references = {name: read_annotation(lab) for name, _, _, lab, _ in rows["test"]}
+    model = _majmin({name: (ref, read_annotation(out / f"{name}.lab"))
                      for name, ref in references.items()})
 
     def constant(label: str) -> float:

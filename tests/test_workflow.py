@@ -8,6 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import h5py
+import jams
 import pytest
 import torch
 import yaml
@@ -15,6 +16,7 @@ import yaml
 from mirkd.checkpoints import load_checkpoint
 from mirkd.demo import write_demo_corpus
 from mirkd.evaluation import METRICS
+from mirkd.labels import read_annotation, write_jams
 from mirkd.manifest import shard_of, split_of, track_id
 from mirkd.store import shard_track_ids
 
@@ -206,3 +208,33 @@ def test_adding_an_unlabeled_file_touches_its_shard_only(finished_run: Path) -> 
             assert tid in shard_track_ids(finished_run / "results/pseudo" / name)
         else:
             assert content == shards[name], f"{name} was rewritten"
+
+
+def test_jams_annotations_in_and_jams_predictions_out(finished_tiny_run: Path, tmp_path) -> None:
+    """The labeled and test songs' .lab replaced by .jams, and evaluation.prediction_format
+    jams: the run reads the JAMS references, writes JAMS predictions that name their model,
+    and draws the timelines from them."""
+    run = copy_of_run(finished_tiny_run, tmp_path)
+    labs = sorted((run / "data/labeled").glob("*.lab")) + sorted((run / "data/test").glob("*.lab"))
+    for lab in labs:
+        segments = read_annotation(lab)
+        write_jams(lab.with_suffix(".jams"), segments, segments[-1].end, {"name": "demo"})
+        lab.unlink()
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["evaluation"] = {"prediction_format": "jams"}
+    write_config(run, config)
+    result = snakemake(run)
+    assert result.returncode == 0, result.stderr[-4000:]
+    for model in MODELS:
+        folder = run / f"results/predictions/{model}"
+        predictions = sorted(folder.rglob("*.jams"))
+        assert len(predictions) == (2 if model == "teacher" else 4)  # + viterbi/
+        assert not list(folder.rglob("*.lab"))
+        for path in predictions:
+            jam = jams.load(str(path), validate=True)
+            annotator = jam.annotations[0].annotation_metadata.annotator
+            assert annotator.name == model and annotator.decoding in ("argmax", "viterbi")
+    assert json.loads((run / "results/metrics/stage2.json").read_text())["n_songs"] == 2
+    timelines = list((run / "results/plots").glob("timeline_*.png"))
+    newest = max(p.stat().st_mtime for p in (run / "results/predictions").rglob("*.jams"))
+    assert timelines and all(p.stat().st_mtime >= newest for p in timelines)  # redrawn

@@ -3,7 +3,11 @@ from mirkd.steps import start_job
 start_job(snakemake.log[0], snakemake.threads)
 from mirkd.steps.evaluate import evaluate_checkpoint, evaluate_teacher  # noqa: E402
 
-out = dict(out_metrics=snakemake.output.metrics, predictions_dir=snakemake.output.predictions)
+out = dict(
+    out_metrics=snakemake.output.metrics,
+    predictions_dir=snakemake.output.predictions,
+    prediction_format=snakemake.params.prediction_format,
+)
 if snakemake.rule == "evaluate_teacher":
     evaluate_teacher(snakemake.params.teacher_outputs, snakemake.params.tracks, **out)
 else:

@@ -16,6 +16,7 @@ Loading never executes pickled code.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import pickle
 import re
@@ -337,6 +338,28 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if isinstance(raw, dict) and raw.get("format") == FORMAT:
         return _bundle_from_mirkd(raw, path, map_location)
     return _bundle_from_public(raw, path, map_location)
+
+
+def model_identity(bundle: ModelBundle, path: str | Path) -> dict[str, Any]:
+    """Which model made a prediction, for the metadata of the annotations it writes.
+
+    The checkpoint's file name and sha256 (the exact weights; the name alone may be reused),
+    the architecture and vocabulary, and those provenance entries the checkpoint has: the
+    training stage, the mirkd version, commit and time that saved it (a public BTC file has
+    only its source).
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot read: {exc}") from exc
+    kept = ("stage", "source", "mirkd_version", "git_commit", "created")
+    return {
+        "name": path.stem, "checkpoint": path.name, "checkpoint_sha256": sha256,
+        "arch": bundle.arch, "vocab": bundle.vocab.name,
+        **{k: bundle.provenance[k] for k in kept if bundle.provenance.get(k) is not None},
+    }
 
 
 def read_checkpoint_state(path: str | Path) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Command line: `mirkd transcribe` (audio -> .lab files) and `mirkd info` (checkpoint metadata)."""
+"""Command line: `mirkd transcribe` (audio -> .lab or .jams files) and `mirkd info` (checkpoint
+metadata)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mirkd import __version__
-from mirkd.checkpoints import load_checkpoint
+from mirkd.checkpoints import load_checkpoint, model_identity
+from mirkd.decoding import decoding_identity
 from mirkd.errors import MirkdError
 from mirkd.inference import select_device, transcribe_file
-from mirkd.labels import write_lab
+from mirkd.labels import write_annotation
 
 
 def _error(message: str) -> None:
@@ -24,6 +26,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     try:
         device = select_device(args.device)
         bundle = load_checkpoint(args.checkpoint, map_location=device)
+        annotator = {**model_identity(bundle, args.checkpoint), **decoding_identity(args.viterbi)}
     except MirkdError as exc:
         _error(str(exc))
         return 1
@@ -32,14 +35,15 @@ def _transcribe(args: argparse.Namespace) -> int:
     claimed: dict[str, Path] = {}
     for audio in tqdm(args.audio, desc="transcribe", unit="file", file=sys.stderr, disable=None):
         audio = Path(audio)
-        lab = out_dir / f"{audio.stem}.lab"
-        if lab.name in claimed:
-            _error(f"{audio}: skipped, output {lab} is already written for {claimed[lab.name]}")
+        out = out_dir / f"{audio.stem}.{args.format}"
+        if out.name in claimed:
+            _error(f"{audio}: skipped, output {out} is already written for {claimed[out.name]}")
             failed += 1
             continue
-        claimed[lab.name] = audio
+        claimed[out.name] = audio
         try:
-            write_lab(lab, transcribe_file(bundle, audio, device, stay=args.viterbi))
+            segments = transcribe_file(bundle, audio, device, stay=args.viterbi)
+            write_annotation(out, segments, segments[-1].end, annotator)  # ends at the audio's end
         except (MirkdError, OSError) as exc:
             message = str(exc)
             _error(f"skipped {message if str(audio) in message else f'{audio}: {message}'}")
@@ -83,10 +87,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mirkd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    tr = sub.add_parser("transcribe", help="write one .lab chord file per audio file")
+    tr = sub.add_parser("transcribe", help="write one .lab (or .jams) chord file per audio file")
     tr.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, opus, mp3)")
     tr.add_argument("--checkpoint", required=True, help="mirkd or public BTC checkpoint")
-    tr.add_argument("--out", required=True, help="output directory (<stem>.lab per input)")
+    tr.add_argument("--out", required=True, help="output directory (<stem>.lab or .jams per input)")
+    tr.add_argument(
+        "--format", choices=("lab", "jams"), default="lab",
+        help="lab: 'start end label' lines; jams: JAMS, namespace chord, with the model's "
+        "identity (checkpoint name and sha256, arch, stage, mirkd version, decoding) and the "
+        "audio's duration in the metadata (default lab)",
+    )
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     tr.add_argument(
         "--viterbi", type=_probability, default=None, metavar="STAY",

@@ -11,6 +11,7 @@ the decoding equals the argmax. `stay` is tuned on the validation split (`tune_s
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -60,6 +61,11 @@ def decode(log_probs: np.ndarray, stay: float | None) -> np.ndarray:
     if stay is None:
         return np.asarray(log_probs).argmax(axis=1)
     return viterbi(log_probs, stay)
+
+
+def decoding_identity(stay: float | None) -> dict[str, Any]:
+    """How `decode` turned posteriors into frames, for the metadata of written annotations."""
+    return {"decoding": "argmax"} if stay is None else {"decoding": "viterbi", "stay": stay}
 
 
 def tune_stay(

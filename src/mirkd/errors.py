@@ -23,7 +23,7 @@ class AudioError(MirkdError):
 
 
 class LabFormatError(MirkdError):
-    """A .lab annotation file is malformed (line_no given) or unreadable (line_no None)."""
+    """A chord annotation file (.lab, .jams) is malformed or unreadable; line_no for a .lab line."""
 
     def __init__(self, path: str | Path, line_no: int | None, cause: str) -> None:
         self.path = str(path)

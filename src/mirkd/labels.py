@@ -1,5 +1,7 @@
-"""Chord annotations: .lab files (``start end label``) and conversion to/from frame labels.
+"""Chord annotations: .lab and JAMS files, and conversion to/from frame labels.
 
+Every annotation is read by read_annotation: a .lab file (``start end label`` lines) or the
+first annotation of namespace ``chord`` of a .jams file, both through the same checks.
 Annotations that would distort scores are refused rather than guessed at (policy in
 docs/label-mapping.md, "Annotation files"): segments must not overlap, a file must hold at least
 one segment, and, given the audio's duration, the annotation's end may differ from it by at most
@@ -11,18 +13,24 @@ overlapping it most (ties: the earlier segment in the list), or N where no segme
 
 from __future__ import annotations
 
+import io
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from mirkd import __version__
 from mirkd.atomic import atomic_path
 from mirkd.errors import ChordLabelError, LabFormatError
 from mirkd.vocab import Vocabulary
 
 END_TOLERANCE = 1.0  # s: annotation end vs audio duration (rounding, fades, encoder padding)
 OVERLAP_TOLERANCE = 1e-3  # s: rounding of printed times, not an overlap
+ANNOTATION_SUFFIXES = (".lab", ".jams")  # beside audio files, in find_annotation's order
+JAMS_NAMESPACE = "chord"  # the JAMS namespace read (first such annotation) and written
 
 
 @dataclass(frozen=True)
@@ -32,32 +40,12 @@ class ChordSegment:
     label: str
 
 
-def _parse_time(text: str, what: str, path: Path, line_no: int) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise LabFormatError(path, line_no, f"{what} time {text!r} is not a number") from None
-    if not math.isfinite(value) or value < 0:
-        raise LabFormatError(path, line_no, f"{what} time {text!r} is not a finite time >= 0")
-    return value
-
-
-def read_lab(
-    path: str | Path, vocab: Vocabulary | None = None, duration: float | None = None
-) -> list[ChordSegment]:
-    """Read a .lab file: one ``start end label`` per line, separated by tabs or spaces.
-
-    Blank lines and lines starting with ``#`` are skipped. With `vocab`, every label must map
-    to a class of it. With `duration` (of the audio, in seconds) the annotation must end within
-    END_TOLERANCE of it and is trimmed to it. Raises LabFormatError naming the file (and line):
-    a malformed line, overlapping segments, no segment at all, an end too far from `duration`.
-    """
-    path = Path(path)
+def _lab_rows(path: Path) -> Iterator[tuple[int, float, float, str]]:
+    """(line number, start, end, label) of each segment line of a .lab file."""
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise LabFormatError(path, None, f"cannot read: {exc}") from exc
-    segments: list[ChordSegment] = []
     for line_no, line in enumerate(lines, start=1):
         text = line.strip()
         if not text or text.startswith("#"):
@@ -67,24 +55,98 @@ def read_lab(
             raise LabFormatError(
                 path, line_no, f"expected 'start end label', got {len(parts)} field(s): {text!r}"
             )
-        start = _parse_time(parts[0], "start", path, line_no)
-        end = _parse_time(parts[1], "end", path, line_no)
-        if end < start:
-            raise LabFormatError(path, line_no, f"end {end} is before start {start}")
-        if segments and start < segments[-1].end - OVERLAP_TOLERANCE:
+        times = []
+        for what, value in (("start", parts[0]), ("end", parts[1])):
+            try:
+                times.append(float(value))
+            except ValueError:
+                raise LabFormatError(
+                    path, line_no, f"{what} time {value!r} is not a number"
+                ) from None
+        yield line_no, times[0], times[1], parts[2]
+
+
+def _jams_rows(path: Path) -> Iterator[tuple[str, float, float, str]]:
+    """(observation, start, end, label) of the first `chord` annotation of a JAMS file."""
+    import jams  # imported here: it pulls in pandas (~1 s) that .lab-only runs never need
+
+    try:
+        jam = jams.load(io.StringIO(path.read_text(encoding="utf-8-sig")), validate=False)
+    except Exception as exc:  # json, jams and its constructors raise many types for bad files
+        raise LabFormatError(path, None, f"cannot read as JAMS: {exc}") from exc
+    chords = [a for a in jam.annotations if a.namespace == JAMS_NAMESPACE]
+    if not chords:
+        found = sorted({str(a.namespace) for a in jam.annotations}) or ["none"]
+        raise LabFormatError(
+            path, None, f"no '{JAMS_NAMESPACE}' annotation (namespaces found: {', '.join(found)})"
+        )
+    for i, obs in enumerate(chords[0].data):
+        where = f"'{JAMS_NAMESPACE}' observation {i}"
+        if not isinstance(obs.value, str):
+            raise LabFormatError(path, None, f"{where}: value {obs.value!r} is not a chord label")
+        try:
+            start, length = float(obs.time), float(obs.duration)
+        except (TypeError, ValueError):
             raise LabFormatError(
-                path, line_no, f"segment starts at {start}, before the previous one ends "
+                path, None, f"{where}: time {obs.time!r} / duration {obs.duration!r} are not "
+                "numbers"
+            ) from None
+        yield where, start, start + length, obs.value
+
+
+def _error(path: Path, where: int | str, cause: str) -> LabFormatError:
+    """LabFormatError at a .lab line number or a named place (a JAMS observation)."""
+    if isinstance(where, int):
+        return LabFormatError(path, where, cause)
+    return LabFormatError(path, None, f"{where}: {cause}")
+
+
+def read_annotation(
+    path: str | Path, vocab: Vocabulary | None = None, duration: float | None = None
+) -> list[ChordSegment]:
+    """Read a chord annotation: the first `chord` annotation of a .jams file, or .lab text.
+
+    .lab text is one ``start end label`` per line, separated by tabs or spaces; blank lines and
+    lines starting with ``#`` are skipped. Any extension but .jams is read as .lab text (POP909
+    ships ``chord_midi.txt``). Both formats then pass the same checks: with `vocab`, every
+    label must map to a class of it; with `duration` (of the audio, in seconds) the annotation
+    must end within END_TOLERANCE of it and is trimmed to it. Raises LabFormatError naming the
+    file (and line or observation): unreadable or malformed, a time that is not finite and
+    >= 0, overlapping segments, no segment at all, an end too far from `duration`.
+    """
+    path = Path(path)
+    rows = _jams_rows(path) if path.suffix.lower() == ".jams" else _lab_rows(path)
+    segments: list[ChordSegment] = []
+    for where, start, end, label in rows:
+        for what, value in (("start", start), ("end", end)):
+            if not math.isfinite(value) or value < 0:
+                raise _error(path, where, f"{what} time {value!r} is not a finite time >= 0")
+        if end < start:
+            raise _error(path, where, f"end {end} is before start {start}")
+        if segments and start < segments[-1].end - OVERLAP_TOLERANCE:
+            raise _error(
+                path, where, f"segment starts at {start}, before the previous one ends "
                 f"({segments[-1].end}): segments overlap"
             )
         if vocab is not None:
             try:
-                vocab.to_index(parts[2])
+                vocab.to_index(label)
             except ChordLabelError as exc:
-                raise LabFormatError(path, line_no, str(exc)) from exc
-        segments.append(ChordSegment(start, end, parts[2]))
+                raise _error(path, where, str(exc)) from exc
+        segments.append(ChordSegment(start, end, label))
     if not segments:
         raise LabFormatError(path, None, "no chord segments: the annotation is empty")
     return segments if duration is None else _fit_to_duration(segments, duration, path)
+
+
+def find_annotation(path: str | Path) -> Path | None:
+    """The annotation file of `path` (audio file or track stem): with its suffix replaced by
+    .lab if that file exists, else by .jams if that exists, else None."""
+    for suffix in ANNOTATION_SUFFIXES:
+        candidate = Path(path).with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _fit_to_duration(
@@ -109,6 +171,46 @@ def write_lab(path: str | Path, segments: list[ChordSegment]) -> None:
         tmp.write_text(
             "".join(f"{s.start:.6f}\t{s.end:.6f}\t{s.label}\n" for s in segments), encoding="utf-8"
         )
+
+
+def write_jams(
+    path: str | Path, segments: list[ChordSegment], duration: float, annotator: dict[str, Any]
+) -> None:
+    """Write segments as one `chord` annotation of a JAMS file, atomically.
+
+    `annotator` (who made the annotation, e.g. the model's identity) becomes the annotation's
+    annotator metadata; the file duration is `duration` (of the audio, in seconds). The file
+    is validated against the JAMS schema and the chord namespace before it is written.
+    """
+    import jams  # imported here: see _jams_rows
+
+    jam = jams.JAMS(file_metadata=jams.FileMetadata(duration=duration))
+    annotation = jams.Annotation(
+        namespace=JAMS_NAMESPACE, time=0.0, duration=duration,
+        annotation_metadata=jams.AnnotationMetadata(
+            annotator=annotator, version=__version__, annotation_tools=f"mirkd {__version__}",
+            data_source="automatic chord transcription (mirkd)",
+        ),
+    )
+    for s in segments:
+        annotation.append(time=s.start, duration=s.end - s.start, value=s.label)
+    jam.annotations.append(annotation)
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as out:
+        jam.save(out)
+
+
+def write_annotation(
+    path: str | Path, segments: list[ChordSegment], duration: float, annotator: dict[str, Any]
+) -> None:
+    """Write segments in the format of `path`'s extension: .lab (write_lab: times and labels
+    only) or .jams (write_jams, with `duration` and `annotator`)."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".lab":
+        write_lab(path, segments)
+    elif suffix == ".jams":
+        write_jams(path, segments, duration, annotator)
+    else:
+        raise ValueError(f"{path}: unknown annotation format; use .lab or .jams")
 
 
 def segments_to_frames(

@@ -18,13 +18,15 @@ from pathlib import Path
 from mirkd.atomic import atomic_write_json
 from mirkd.audio import AUDIO_EXTENSIONS
 from mirkd.errors import ConfigError
+from mirkd.labels import ANNOTATION_SUFFIXES, find_annotation
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Track:
-    """One audio file of a set (unlabeled, labeled or test), with its annotation if any."""
+    """One audio file of a set (unlabeled, labeled or test), with its annotation (.lab or
+    .jams, read by mirkd.labels.read_annotation) if any."""
 
     set_name: str
     track_id: str
@@ -55,28 +57,36 @@ def _files_under(root: Path) -> list[Path]:
 
 
 def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Track]:
-    """All audio files under `folder` (recursive, sorted); labeled sets need a .lab beside each.
+    """All audio files under `folder` (recursive, sorted); labeled sets need an annotation
+    beside each: <stem>.lab, else <stem>.jams (a .lab beside a .jams wins, with a warning).
 
     `~` and environment variables in `folder` are expanded, so configs need no absolute paths.
     """
     root = Path(os.path.expandvars(os.path.expanduser(str(folder))))
     if not root.is_dir():
         raise ConfigError(f"data folder for '{set_name}' does not exist: {root}")
-    tracks, ignored = [], []
+    tracks, ignored, shadowed = [], [], []
     for path in _files_under(root):
         if path.suffix.lower() not in AUDIO_EXTENSIONS:
-            if path.suffix.lower() != ".lab":
+            if path.suffix.lower() not in ANNOTATION_SUFFIXES:
                 ignored.append(path)
             continue
-        lab = path.with_suffix(".lab")
-        if need_labels and not lab.is_file():
-            raise ConfigError(f"{path}: labeled audio has no annotation file {lab.name}")
+        lab = find_annotation(path) if need_labels else None
+        if need_labels and lab is None:
+            names = " or ".join(path.with_suffix(s).name for s in ANNOTATION_SUFFIXES)
+            raise ConfigError(f"{path}: labeled audio has no annotation file {names}")
+        if lab is not None and lab.suffix == ".lab" and lab.with_suffix(".jams").is_file():
+            shadowed.append(lab.with_suffix(".jams"))
         rel = path.relative_to(root).as_posix()
-        tracks.append(
-            Track(set_name, track_id(rel), str(path), str(lab) if need_labels else None)
-        )
+        tracks.append(Track(set_name, track_id(rel), str(path), str(lab) if lab else None))
     if ignored:
         _warn_ignored(root, set_name, ignored)
+    if shadowed:
+        log.warning(
+            "%s data under %s: %d audio file(s) have both a .lab and a .jams annotation; the "
+            ".lab is read, e.g. not %s", set_name, root, len(shadowed),
+            ", ".join(p.relative_to(root).as_posix() for p in shadowed[:3]),
+        )
     if not tracks:
         raise ConfigError(f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) under {root}")
     return tracks

@@ -19,8 +19,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mirkd.atomic import atomic_path, atomic_write_text
+from mirkd.errors import LabFormatError
 from mirkd.evaluation import METRICS, QUALITY_GROUPS
-from mirkd.labels import ChordSegment, read_lab
+from mirkd.labels import ChordSegment, find_annotation, read_annotation
 from mirkd.vocab import LARGE
 
 MODEL_COLORS = {
@@ -397,8 +398,8 @@ def write_figures(
     """Draw every figure of a finished run and write each file atomically.
 
     ``metrics`` / ``histories`` / ``predictions`` map model names to the metrics JSON, the
-    training history JSON and the folder of predicted .lab files; ``timelines`` lists
-    (track id, reference .lab). ``out_confusion`` has one PNG per model of ``metrics`` and
+    training history JSON and the folder of predictions (.lab or .jams); ``timelines`` lists
+    (track id, reference annotation). ``out_confusion`` has one PNG per model of ``metrics`` and
     ``out_timelines`` one per timeline, in the same order. ``result_rows`` (the run plan's
     (variant, budget, model, metrics) rows) feed the label-efficiency figure.
     """
@@ -416,10 +417,19 @@ def write_figures(
         save_figure(confusion_figure(confusion["labels"], confusion["seconds"], model), png)
     curves = {m: _read_json(p)["history"] for m, p in histories.items()}
     save_figure(training_curves_figure(curves, val_metrics), out_training)
-    for (tid, lab), png in zip(timelines, out_timelines, strict=True):
-        estimates = {m: read_lab(Path(d) / f"{tid}.lab") for m, d in predictions.items()}
-        save_figure(timeline_figure(read_lab(lab), estimates, tid), png)
+    for (tid, reference), png in zip(timelines, out_timelines, strict=True):
+        estimates = {m: _prediction(d, tid) for m, d in predictions.items()}
+        save_figure(timeline_figure(read_annotation(reference), estimates, tid), png)
     if out_label_efficiency:
         row_scores = {r["metrics"]: _read_json(r["metrics"]) for r in result_rows}
         points = label_efficiency_points(result_rows, row_scores)
         save_figure(label_efficiency_figure(points), out_label_efficiency)
+
+
+def _prediction(folder: str, tid: str) -> list[ChordSegment]:
+    """A model's predicted segments of a track: <tid>.lab or <tid>.jams in its folder, as the
+    evaluation wrote them (evaluation.prediction_format)."""
+    path = find_annotation(Path(folder) / tid)
+    if path is None:
+        raise LabFormatError(Path(folder) / tid, None, "no prediction file (.lab or .jams)")
+    return read_annotation(path)

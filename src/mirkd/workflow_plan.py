@@ -166,7 +166,7 @@ def _folder_tracks(data: dict[str, Any]) -> dict[str, list[Track]]:
     if not data.get("unlabeled"):
         raise ConfigError("data.unlabeled: give at least one folder of unlabeled audio")
     if not data.get("labeled"):
-        raise ConfigError("data.labeled: give the folder of labeled audio + .lab files")
+        raise ConfigError("data.labeled: give the folder of labeled audio + .lab/.jams files")
     unlabeled = [t for folder in data["unlabeled"] for t in scan_audio(folder, "unlabeled", False)]
     ids = [t.track_id for t in unlabeled]
     if len(set(ids)) != len(ids):

@@ -11,12 +11,12 @@ import numpy as np
 from tqdm import tqdm
 
 from mirkd.atomic import atomic_write_json
-from mirkd.checkpoints import ModelBundle, load_checkpoint
-from mirkd.decoding import log_softmax, tune_stay, viterbi
+from mirkd.checkpoints import ModelBundle, load_checkpoint, model_identity
+from mirkd.decoding import decoding_identity, log_softmax, tune_stay, viterbi
 from mirkd.evaluation import evaluate_songs, song_scores, weighted_mean_scores
 from mirkd.features import CQTParams
 from mirkd.inference import predict_logits, select_device
-from mirkd.labels import frames_to_segments, read_lab, write_lab
+from mirkd.labels import frames_to_segments, read_annotation, write_annotation
 from mirkd.steps import Row, log
 from mirkd.store import read_feature_attrs, read_features, read_shard_track
 from mirkd.vocab import LARGE
@@ -31,16 +31,22 @@ def _song_pairs(
         attrs = read_feature_attrs(features_path)
         period = CQTParams.from_dict(attrs["feature_params"]).frame_period
         estimate = frames_to_segments(frame_indices[tid], period, LARGE, duration=attrs["duration"])
-        songs[tid] = (read_lab(lab, duration=attrs["duration"]), estimate)
+        songs[tid] = (read_annotation(lab, duration=attrs["duration"]), estimate)
     return songs
 
 
 def _score_tracks(
-    tracks: Sequence[Row], predictions_dir: str | Path, frame_indices: dict[str, np.ndarray]
+    tracks: Sequence[Row],
+    predictions_dir: str | Path,
+    frame_indices: dict[str, np.ndarray],
+    prediction_format: str,
+    annotator: dict[str, Any],
 ) -> dict[str, Any]:
+    """Scores of the decoded frames; writes <track id>.<prediction_format> per track."""
     songs = _song_pairs(tracks, frame_indices)
     for tid, (_, estimate) in songs.items():
-        write_lab(Path(predictions_dir) / f"{tid}.lab", estimate)
+        path = Path(predictions_dir) / f"{tid}.{prediction_format}"
+        write_annotation(path, estimate, estimate[-1].end, annotator)  # ends at the audio's end
     return evaluate_songs(songs)
 
 
@@ -61,17 +67,21 @@ def evaluate_checkpoint(
     predictions_dir: str,
     val_tracks: Sequence[Row] = (),
     val_metric: str = "majmin",
+    prediction_format: str = "lab",
 ) -> None:
     """Predict every test track with a checkpoint and score it with mir_eval, twice:
     per-frame argmax (the top level of the metrics) and Viterbi decoding (key "viterbi",
     predictions in `predictions_dir`/viterbi), whose self-transition prior is chosen on the
-    labeled validation songs `val_tracks` by `val_metric`, never on the test songs."""
+    labeled validation songs `val_tracks` by `val_metric`, never on the test songs.
+    Predictions are written as .lab or .jams (`prediction_format`; JAMS name the model)."""
     bundle = load_checkpoint(checkpoint)
     dev = select_device(device)
     name = Path(checkpoint).stem
+    identity = model_identity(bundle, checkpoint)
     test = _log_posteriors(bundle, tracks, dev, f"predict {name}")
     frames = {tid: lp.argmax(axis=1) for tid, lp in test.items()}
-    argmax = _score_tracks(tracks, predictions_dir, frames)
+    argmax = _score_tracks(tracks, predictions_dir, frames, prediction_format,
+                           {**identity, **decoding_identity(None)})
     source = {"checkpoint": checkpoint, "provenance": bundle.provenance}
     if val_tracks:
         val = _log_posteriors(bundle, val_tracks, dev, f"validation {name}")
@@ -80,7 +90,8 @@ def evaluate_checkpoint(
                  stay, len(val_tracks), val_metric, val_scores)
         vit_dir = Path(predictions_dir) / "viterbi"
         vit_dir.mkdir(parents=True, exist_ok=True)
-        decoded = _score_tracks(tracks, vit_dir, {t: viterbi(lp, stay) for t, lp in test.items()})
+        decoded = _score_tracks(tracks, vit_dir, {t: viterbi(lp, stay) for t, lp in test.items()},
+                                prediction_format, {**identity, **decoding_identity(stay)})
         argmax["viterbi"] = {**decoded, "stay": stay, "val_metric": val_metric,
                              "val_scores": {str(k): v for k, v in val_scores.items()}}
     _write_metrics(out_metrics, argmax, source)
@@ -92,13 +103,19 @@ def _val_score(tracks: Sequence[Row], frames: dict[str, np.ndarray], metric: str
 
 
 def evaluate_teacher(
-    teacher_outputs: Sequence[str], tracks: Sequence[Row], out_metrics: str, predictions_dir: str
+    teacher_outputs: Sequence[str],
+    tracks: Sequence[Row],
+    out_metrics: str,
+    predictions_dir: str,
+    prediction_format: str = "lab",
 ) -> None:
     """Score the teacher's stored argmax on the test tracks."""
     frames = {r[0]: read_shard_track(p, r[0]).labels for p, r in zip(teacher_outputs, tracks,
                                                                      strict=True)}
-    _write_metrics(out_metrics, _score_tracks(tracks, predictions_dir, frames),
-                   {"teacher_outputs": list(teacher_outputs)})
+    annotator = {"name": "teacher", "teacher_outputs": sorted(set(teacher_outputs)),
+                 **decoding_identity(None)}
+    scores = _score_tracks(tracks, predictions_dir, frames, prediction_format, annotator)
+    _write_metrics(out_metrics, scores, {"teacher_outputs": list(teacher_outputs)})
 
 
 def _write_metrics(out: str, scores: dict[str, Any], source: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from mirkd.checkpoints import load_checkpoint
 from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
 from mirkd.inference import select_device
-from mirkd.labels import ChordSegment, read_lab, segments_to_frames
+from mirkd.labels import ChordSegment, read_annotation, segments_to_frames
 from mirkd.models.registry import build_model
 from mirkd.steps import Row, log
 from mirkd.store import (
@@ -67,13 +67,13 @@ def _frame_labels(features_path: str, lab: str) -> np.ndarray:
     """Ground-truth class per frame of a track, on its feature file's grid."""
     attrs = read_feature_attrs(features_path)
     period = CQTParams.from_dict(attrs["feature_params"]).frame_period
-    segments = read_lab(lab, LARGE, duration=attrs["duration"])
+    segments = read_annotation(lab, LARGE, duration=attrs["duration"])
     return segments_to_frames(segments, int(attrs["n_frames"]), period, LARGE)
 
 
 def _reference(features_path: str, lab: str) -> list[ChordSegment]:
     """A track's ground truth, checked against and trimmed to its audio's duration."""
-    return read_lab(lab, LARGE, duration=read_feature_attrs(features_path)["duration"])
+    return read_annotation(lab, LARGE, duration=read_feature_attrs(features_path)["duration"])
 
 
 def _bundle_meta(arch: str, hparams: dict, mean: float, std: float, provenance: dict) -> dict:
