@@ -22,8 +22,8 @@ rule evaluate_model:
         mem_mb=4000,
         runtime=60,
     params:
-        tracks=track_rows(PLAN.test_tracks),
-        val_tracks=track_rows(PLAN.in_split("labeled", "val")),
+        tracks=track_params(PLAN.test_tracks),
+        val_tracks=track_params(PLAN.in_split("labeled", "val")),
         val_metric=lambda w: variant(w).decode_metric(w.model),
         device=config.get("device", "auto"),
     script:
@@ -48,7 +48,7 @@ rule evaluate_teacher:
         mem_mb=4000,
         runtime=60,
     params:
-        tracks=track_rows(PLAN.test_tracks),
+        tracks=track_params(PLAN.test_tracks),
         teacher_outputs=teacher_outputs_of(PLAN.test_tracks),
     script:
         "../workflow_scripts/evaluate.py"

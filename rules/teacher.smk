@@ -29,7 +29,7 @@ rule teacher_shard:
         runtime=RES.get("teacher_runtime", 120),
     params:
         teacher=TEACHER,
-        tracks=lambda w: track_rows(PLAN.shard_tracks(int(w.shard))),
+        tracks=lambda w: track_params(PLAN.shard_tracks(int(w.shard))),
         skip_undecodable=True,
     script:
         "../workflow_scripts/teacher.py"
@@ -54,7 +54,7 @@ rule teacher_track:
         runtime=RES.get("teacher_runtime", 120),
     params:
         teacher=TEACHER,
-        tracks=lambda w: track_rows([PLAN.track(w.set, w.track)]),
+        tracks=lambda w: track_params([PLAN.track(w.set, w.track)]),
         skip_undecodable=False,
     script:
         "../workflow_scripts/teacher.py"

@@ -30,8 +30,8 @@ rule stage1:
             t.track_id: PLAN.shard_path(PLAN.shard_of(t.track_id))
             for t in PLAN.tracks["unlabeled"].values()
         },
-        train_tracks=track_rows(PLAN.in_split("unlabeled", "train")),
-        val_tracks=track_rows(PLAN.in_split("unlabeled", "val")),
+        train_tracks=track_params(PLAN.in_split("unlabeled", "train")),
+        val_tracks=track_params(PLAN.in_split("unlabeled", "val")),
         work=lambda w: f"results/{w.vdir}work/stage1",
     script:
         "../workflow_scripts/train.py"
@@ -57,9 +57,9 @@ rule stage2:
     params:
         common=train_common,
         train=lambda w: variant(w).stages["stage2"],
-        train_tracks=lambda w: track_rows(PLAN.labeled_train(variant(w))),
-        val_tracks=track_rows(PLAN.in_split("labeled", "val")),
-        teacher_dir="results/teacher/labeled",
+        train_tracks=lambda w: track_params(PLAN.labeled_train(variant(w))),
+        val_tracks=track_params(PLAN.in_split("labeled", "val")),
+        teacher_outputs=lambda w: distilled_outputs(w, "stage2"),
         work=lambda w: f"results/{w.vdir}work/stage2",
     script:
         "../workflow_scripts/train.py"
@@ -85,8 +85,8 @@ rule baseline:
     params:
         common=train_common,
         train=lambda w: variant(w).stages["baseline"],
-        train_tracks=lambda w: track_rows(PLAN.labeled_train(variant(w))),
-        val_tracks=track_rows(PLAN.in_split("labeled", "val")),
+        train_tracks=lambda w: track_params(PLAN.labeled_train(variant(w))),
+        val_tracks=track_params(PLAN.in_split("labeled", "val")),
         work=lambda w: f"results/{w.vdir}work/baseline",
     script:
         "../workflow_scripts/train.py"

@@ -13,9 +13,9 @@ from mirkd.features import CQTParams
 from mirkd.labels import ChordSegment
 from mirkd.models.registry import build_model
 from mirkd.store import TeacherOutput, write_features, write_shard
-from mirkd.training.datasets import LabeledDataset, PseudoLabelDataset
+from mirkd.training.datasets import LabeledDataset, LabeledTrack, PseudoLabelDataset, ShardTrack
 from mirkd.training.trainer import TrainConfig, scheduled_lr, train
-from mirkd.training.validation import frame_agreement, validation_wcsr
+from mirkd.training.validation import ReferenceTrack, frame_agreement, validation_wcsr
 from mirkd.vocab import LARGE
 
 PARAMS = CQTParams()
@@ -54,6 +54,10 @@ def _meta(mean=-5.5, std=1.5):
             "mean": mean, "std": std, "provenance": {"test": True}}
 
 
+def _shard_track(tracks, shard, track_id):
+    return ShardTrack(track_id, str(tracks[track_id][0]), str(shard))
+
+
 def _model(seed):
     torch.manual_seed(seed)
     return build_model("btc", TINY)
@@ -71,8 +75,8 @@ def test_scheduled_lr_warmup_then_cosine():
 def test_stage1_training_lowers_loss_and_saves(tmp_path, data):
     tracks, shard = data
     ids = sorted(tracks)
-    ds = PseudoLabelDataset([(tracks[t][0], shard, t) for t in ids], seq_len=16, stride=16)
-    val_tracks = [(tracks[t][0], shard, t) for t in ids[:2]]
+    ds = PseudoLabelDataset([_shard_track(tracks, shard, t) for t in ids], seq_len=16, stride=16)
+    val_tracks = [_shard_track(tracks, shard, t) for t in ids[:2]]
     model = _model(0)
     meta = _meta()
     config = TrainConfig(epochs=6, batch_size=8, lr=1e-2, warmup_epochs=1,
@@ -109,19 +113,19 @@ def test_validation_scores_whole_tracks(data):
     cpu = torch.device("cpu")
     c_major = LARGE.to_index("C")
     labels = tracks["t1"][1]
-    agreement = frame_agreement(_Constant(c_major), 0.0, 1.0, [(tracks["t1"][0], shard, "t1")],
-                                cpu)
+    agreement = frame_agreement(_Constant(c_major), 0.0, 1.0,
+                                [_shard_track(tracks, shard, "t1")], cpu)
     assert agreement == pytest.approx(float(np.mean(labels == c_major)))
     end = len(labels) * PARAMS.frame_period
     half = [ChordSegment(0.0, end / 2, "C:maj7"), ChordSegment(end / 2, end, "D:min")]
-    wcsr = validation_wcsr(_Constant(c_major), 0.0, 1.0, [(tracks["t1"][0], half)], cpu,
-                           metric="majmin")
+    wcsr = validation_wcsr(_Constant(c_major), 0.0, 1.0,
+                           [ReferenceTrack(str(tracks["t1"][0]), half)], cpu, metric="majmin")
     assert wcsr == pytest.approx(0.5)
 
 
 def test_plateau_decay_and_early_stopping(tmp_path, data):
     tracks, shard = data
-    ds = PseudoLabelDataset([(tracks["t0"][0], shard, "t0")], seq_len=16, stride=16)
+    ds = PseudoLabelDataset([_shard_track(tracks, shard, "t0")], seq_len=16, stride=16)
     config = TrainConfig(epochs=10, batch_size=8, lr=1e-3, schedule="plateau", patience=2,
                          plateau_factor=0.5, min_lr=3e-4, device="cpu")
     scores = iter([0.5, 0.4, 0.5, 0.1])
@@ -142,9 +146,10 @@ class _Killed(Exception):
 def _stage2_run(tmp_path, data, out_dir, kill_at_epoch=None, model_seed=0):
     tracks, _ = data
     ids = sorted(tracks)
-    ds = LabeledDataset([(tracks[t][0], tracks[t][1], tracks[t][2]) for t in ids],
+    ds = LabeledDataset([LabeledTrack(str(tracks[t][0]), tracks[t][1], tracks[t][2]) for t in ids],
                         seq_len=16, stride=16, pitch_shift=(0, 1))
-    val = [(tracks[t][0], [ChordSegment(0.0, len(tracks[t][1]) * PARAMS.frame_period, "C")])
+    val = [ReferenceTrack(str(tracks[t][0]),
+                          [ChordSegment(0.0, len(tracks[t][1]) * PARAMS.frame_period, "C")])
            for t in ids[:1]]
     calls = []
 

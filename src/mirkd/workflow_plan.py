@@ -7,6 +7,7 @@ so adding files only adds entries.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from mirkd.demo import song_name
 from mirkd.errors import ConfigError
 from mirkd.manifest import (
     Track,
+    TrackFiles,
     content_fingerprints,
     ensure_split,
     scan_audio,
@@ -135,6 +137,16 @@ class RunPlan:
 
     def fingerprint(self, track: Track) -> str:
         return self.fingerprints[track.audio]
+
+    def track_files(self, tracks: Iterable[Track]) -> list[TrackFiles]:
+        """Each track with its features path and content fingerprint, for the steps."""
+        return [
+            TrackFiles(
+                t.track_id, t.audio, self.features_path(t.set_name, t.track_id), t.lab,
+                self.fingerprint(t),
+            )
+            for t in tracks
+        ]
 
     def split_rows(self) -> list[tuple[str, str, str, str]]:
         """(set, track id, split, audio path) for every track, for results/splits.tsv."""

@@ -23,17 +23,24 @@ from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
 from mirkd.inference import select_device
 from mirkd.labels import ChordSegment, read_lab, segments_to_frames
+from mirkd.manifest import TrackFiles
 from mirkd.models.registry import build_model
-from mirkd.steps import Row, log
+from mirkd.steps import log
 from mirkd.store import (
     check_shards_compatible,
     read_feature_attrs,
     read_shard_track,
     shard_skipped,
 )
-from mirkd.training.datasets import LabeledDataset, PseudoLabelDataset, compute_mean_std
+from mirkd.training.datasets import (
+    LabeledDataset,
+    LabeledTrack,
+    PseudoLabelDataset,
+    ShardTrack,
+    compute_mean_std,
+)
 from mirkd.training.trainer import TrainConfig, train
-from mirkd.training.validation import frame_agreement, validation_wcsr
+from mirkd.training.validation import ReferenceTrack, frame_agreement, validation_wcsr
 from mirkd.vocab import LARGE
 
 
@@ -63,17 +70,26 @@ def _finish(best: Path, out_checkpoint: str, out_history: str, history: list[dic
     atomic_write_json(out_history, {"history": history, "checkpoint": str(out_checkpoint)})
 
 
-def _frame_labels(features_path: str, lab: str) -> np.ndarray:
+def _frame_labels(track: TrackFiles) -> np.ndarray:
     """Ground-truth class per frame of a track, on its feature file's grid."""
-    attrs = read_feature_attrs(features_path)
+    attrs = read_feature_attrs(track.features)
     period = CQTParams.from_dict(attrs["feature_params"]).frame_period
-    segments = read_lab(lab, LARGE, duration=attrs["duration"])
+    segments = read_lab(track.annotation, LARGE, duration=attrs["duration"])
     return segments_to_frames(segments, int(attrs["n_frames"]), period, LARGE)
 
 
-def _reference(features_path: str, lab: str) -> list[ChordSegment]:
+def _reference(track: TrackFiles) -> list[ChordSegment]:
     """A track's ground truth, checked against and trimmed to its audio's duration."""
-    return read_lab(lab, LARGE, duration=read_feature_attrs(features_path)["duration"])
+    return read_lab(
+        track.annotation, LARGE, duration=read_feature_attrs(track.features)["duration"]
+    )
+
+
+def _teacher_probs(teacher_outputs: dict[str, str], track_id: str) -> np.ndarray | None:
+    """The teacher's probabilities [T, C] of a track, if the stage distils from them."""
+    if track_id not in teacher_outputs:
+        return None
+    return read_shard_track(teacher_outputs[track_id], track_id).probs.astype(np.float32)
 
 
 def _bundle_meta(arch: str, hparams: dict, mean: float, std: float, provenance: dict) -> dict:
@@ -96,17 +112,17 @@ def _new_student(student: dict[str, Any], seed: int) -> tuple[Any, str, dict[str
     return model, arch, dataclasses.asdict(model.config)
 
 
-def _data_identity(tracks: Sequence[Row]) -> dict[str, str]:
+def _data_identity(tracks: Sequence[TrackFiles]) -> dict[str, str]:
     """Track id -> content fingerprint: what the training data was, for provenance."""
-    return {r[0]: r[4] for r in tracks}
+    return {t.track_id: t.fingerprint for t in tracks}
 
 
 def train_stage1(
     common: dict[str, Any],
     train_cfg: dict[str, Any],
     shards: dict[str, str],
-    train_tracks: Sequence[Row],
-    val_tracks: Sequence[Row],
+    train_tracks: Sequence[TrackFiles],
+    val_tracks: Sequence[TrackFiles],
     work: str,
     out_checkpoint: str,
     out_history: str,
@@ -118,17 +134,17 @@ def train_stage1(
     """
     identity = check_shards_compatible(sorted(set(shards.values())))
     skipped = {tid for shard in set(shards.values()) for tid in shard_skipped(shard)}
-    train_tracks = [r for r in train_tracks if r[0] not in skipped]
-    val_tracks = [r for r in val_tracks if r[0] not in skipped]
+    train_tracks = [t for t in train_tracks if t.track_id not in skipped]
+    val_tracks = [t for t in val_tracks if t.track_id not in skipped]
     for split, rows in (("train", train_tracks), ("val", val_tracks)):
         if not rows:
             raise MirkdError(
                 f"stage 1: no usable unlabeled '{split}' track left ({len(skipped)} skipped, see "
                 "results/skipped.tsv): add unlabeled audio or fix the skipped files"
             )
-    train_rows = [(r[2], shards[r[0]], r[0]) for r in train_tracks]
-    val_rows = [(r[2], shards[r[0]], r[0]) for r in val_tracks]
-    mean, std = compute_mean_std([r[0] for r in train_rows])
+    train_rows = [ShardTrack(t.track_id, t.features, shards[t.track_id]) for t in train_tracks]
+    val_rows = [ShardTrack(t.track_id, t.features, shards[t.track_id]) for t in val_tracks]
+    mean, std = compute_mean_std([t.features for t in train_tracks])
     config = _train_config(train_cfg, common.get("device", "auto"))
     model, arch, hparams = _new_student(common["student"], config.seed)
     provenance = {
@@ -157,8 +173,8 @@ def train_supervised(
     stage: str,
     common: dict[str, Any],
     train_cfg: dict[str, Any],
-    train_tracks: Sequence[Row],
-    val_tracks: Sequence[Row],
+    train_tracks: Sequence[TrackFiles],
+    val_tracks: Sequence[TrackFiles],
     work: str,
     out_checkpoint: str,
     out_history: str,
@@ -167,14 +183,11 @@ def train_supervised(
 ) -> None:
     """Stage 2 (from the stage-1 student, with selective KD) or the from-scratch baseline."""
     teacher_outputs = teacher_outputs or {}
-    rows = []
-    for tid, _, features_path, lab, _ in train_tracks:
-        labels = _frame_labels(features_path, lab)
-        probs = None
-        if tid in teacher_outputs:
-            probs = read_shard_track(teacher_outputs[tid], tid).probs.astype(np.float32)
-        rows.append((features_path, labels, probs))
-    val_rows = [(r[2], _reference(r[2], r[3])) for r in val_tracks]
+    rows = [
+        LabeledTrack(t.features, _frame_labels(t), _teacher_probs(teacher_outputs, t.track_id))
+        for t in train_tracks
+    ]
+    val_rows = [ReferenceTrack(t.features, _reference(t)) for t in val_tracks]
     provenance = {
         "stage": stage,
         "init": init_checkpoint,
@@ -190,7 +203,7 @@ def train_supervised(
         provenance["init_provenance"] = bundle.provenance
     else:
         model, arch, hparams = _new_student(common["student"], config.seed)
-        mean, std = compute_mean_std([r[0] for r in rows])
+        mean, std = compute_mean_std([t.features for t in train_tracks])
     meta = _bundle_meta(arch, hparams, mean, std, provenance)
     data = LabeledDataset(
         rows, stride=train_cfg.get("stride", 54), pitch_shift=_shifts(train_cfg)

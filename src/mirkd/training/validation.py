@@ -9,7 +9,7 @@ frame is double-counted by overlapping windows and no padding is scored.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,7 +19,16 @@ from mirkd.evaluation import song_scores, weighted_mean_scores
 from mirkd.features import CQTParams
 from mirkd.labels import ChordSegment, frames_to_segments
 from mirkd.store import read_feature_attrs, read_features, read_shard_track
+from mirkd.training.datasets import ShardTrack
 from mirkd.vocab import LARGE, Vocabulary
+
+
+@dataclass(frozen=True)
+class ReferenceTrack:
+    """A validation song's features and its ground-truth segments."""
+
+    features: str
+    reference: Sequence[ChordSegment]
 
 
 def predict_track(
@@ -40,17 +49,14 @@ def frame_agreement(
     model: nn.Module,
     mean: float,
     std: float,
-    tracks: Sequence[tuple[str | Path, str | Path, str]],
+    tracks: Sequence[ShardTrack],
     device: torch.device,
 ) -> float:
-    """Pooled fraction of frames (all frames of all tracks) where student and teacher agree.
-
-    ``tracks`` = (feature_path, shard_path, track_id), as for PseudoLabelDataset.
-    """
+    """Pooled fraction of frames (all frames of all tracks) where student and teacher agree."""
     agree, total = 0, 0
-    for feature_path, shard_path, track_id in tracks:
-        predicted = predict_track(model, mean, std, read_features(feature_path), device)
-        teacher = read_shard_track(shard_path, track_id).labels
+    for track in tracks:
+        predicted = predict_track(model, mean, std, read_features(track.features), device)
+        teacher = read_shard_track(track.shard, track.track_id).labels
         agree += int((predicted == teacher).sum())
         total += len(teacher)
     return agree / total if total else 0.0
@@ -60,23 +66,23 @@ def validation_wcsr(
     model: nn.Module,
     mean: float,
     std: float,
-    tracks: Sequence[tuple[str | Path, Sequence[ChordSegment]]],
+    tracks: Sequence[ReferenceTrack],
     device: torch.device,
     metric: str = "majmin",
     vocab: Vocabulary = LARGE,
 ) -> float:
-    """Song-duration-weighted mir_eval ``metric`` of the model on (feature_path, reference) tracks.
+    """Song-duration-weighted mir_eval ``metric`` of the model on the validation songs.
 
     The frame period and duration come from each feature file's attributes; 0.0 if no song
     has comparable reference time.
     """
     songs = {}
-    for feature_path, reference in tracks:
-        attrs = read_feature_attrs(feature_path)
+    for track in tracks:
+        attrs = read_feature_attrs(track.features)
         frame_period = CQTParams.from_dict(attrs["feature_params"]).frame_period
-        predicted = predict_track(model, mean, std, read_features(feature_path), device)
+        predicted = predict_track(model, mean, std, read_features(track.features), device)
         estimate = frames_to_segments(predicted, frame_period, vocab,
                                       duration=attrs.get("duration"))
-        songs[str(feature_path)] = (reference, estimate)
+        songs[track.features] = (track.reference, estimate)
     score = weighted_mean_scores(song_scores(songs))[metric]
     return 0.0 if score is None else float(score)
