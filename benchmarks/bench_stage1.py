@@ -55,7 +55,7 @@ def epoch_seconds(rows: list, hparams: dict, arch: str, steps: int, threads: int
             meta = {"arch": arch, "hparams": hparams, "vocab": LARGE,
                     "feature_params": CQTParams(), "mean": -5.0, "std": 2.0, "provenance": {}}
             train(model, meta, dataset, lambda m: 0.0, config, out / "best.pt",
-                  out / "last.pt", log=lambda _: None)
+                  out / "last.pt", device=torch.device("cpu"), log=lambda _: None)
 
         seconds = benchlib.median_time(epoch)
     torch.set_num_threads(1)

@@ -3,14 +3,14 @@
 
 rule evaluate_model:
     input:
-        checkpoint="results/{vdir}models/{model}.pt",
+        checkpoint=PLAN.model_file("{vdir}", "{model}"),
         features=features_of(PLAN.test_tracks),
         labs=labs_of(PLAN.test_tracks),
         val_features=features_of(PLAN.in_split("labeled", "val")),
         val_labs=labs_of(PLAN.in_split("labeled", "val")),
     output:
-        metrics="results/{vdir}metrics/{model}.json",
-        predictions=directory("results/{vdir}predictions/{model}"),
+        metrics=PLAN.metrics_file("{vdir}", "{model}"),
+        predictions=directory(PLAN.predictions_dir("{vdir}", "{model}")),
     log:
         "results/logs/{vdir}evaluate/{model}.log",
     benchmark:
@@ -36,8 +36,8 @@ rule evaluate_teacher:
         features=features_of(PLAN.test_tracks),
         labs=labs_of(PLAN.test_tracks),
     output:
-        metrics="results/metrics/teacher.json",
-        predictions=directory("results/predictions/teacher"),
+        metrics=PLAN.metrics_file("", "teacher"),
+        predictions=directory(PLAN.predictions_dir("", "teacher")),
     log:
         "results/logs/evaluate/teacher.log",
     benchmark:
@@ -72,7 +72,7 @@ rule splits:
 
 rule summary:
     input:
-        metrics=["results/metrics/teacher.json"]
+        metrics=[PLAN.metrics_file("", "teacher")]
         + [PLAN.metrics_path(v, m) for v, m in PLAN.owned_models()],
         histories=[PLAN.history_path(v, m) for v, m in PLAN.owned_models()],
         splits="results/splits.tsv",

@@ -15,7 +15,7 @@ rule teacher_shard:
         audio=lambda w: [ancient(t.audio) for t in PLAN.shard_tracks(int(w.shard))],
         features=lambda w: features_of(PLAN.shard_tracks(int(w.shard))),
     output:
-        "results/pseudo/shard_{shard}.h5",
+        PLAN.shard_path("{shard}"),
     log:
         "results/logs/teacher/shard_{shard}.log",
     benchmark:
@@ -38,9 +38,9 @@ rule teacher_shard:
 rule teacher_track:
     input:
         audio=lambda w: ancient(PLAN.track(w.set, w.track).audio),
-        features="results/features/{set}/{track}.h5",
+        features=PLAN.features_path("{set}", "{track}"),
     output:
-        "results/teacher/{set}/{track}.h5",
+        PLAN.teacher_path("{set}", "{track}"),
     log:
         "results/logs/teacher/{set}/{track}.log",
     benchmark:

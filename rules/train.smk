@@ -10,8 +10,8 @@ rule stage1:
         features=features_of(PLAN.tracks["unlabeled"].values()),
         skipped="results/skipped.tsv",  # fails the run first if too many tracks are bad
     output:
-        checkpoint="results/{vdir}models/stage1.pt",
-        history="results/{vdir}models/stage1_history.json",
+        checkpoint=PLAN.model_file("{vdir}", "stage1"),
+        history=PLAN.history_file("{vdir}", "stage1"),
     log:
         "results/logs/{vdir}stage1.log",
     benchmark:
@@ -32,7 +32,7 @@ rule stage1:
         },
         train_tracks=track_params(PLAN.in_split("unlabeled", "train")),
         val_tracks=track_params(PLAN.in_split("unlabeled", "val")),
-        work=lambda w: f"results/{w.vdir}work/stage1",
+        work=lambda w: PLAN.work_dir(w.vdir, "stage1"),
     script:
         "../workflow_scripts/train.py"
 
@@ -41,8 +41,8 @@ rule stage2:
     input:
         unpack(lambda w: labeled_inputs(w, "stage2")),
     output:
-        checkpoint="results/{vdir}models/stage2.pt",
-        history="results/{vdir}models/stage2_history.json",
+        checkpoint=PLAN.model_file("{vdir}", "stage2"),
+        history=PLAN.history_file("{vdir}", "stage2"),
     log:
         "results/logs/{vdir}stage2.log",
     benchmark:
@@ -60,7 +60,7 @@ rule stage2:
         train_tracks=lambda w: track_params(PLAN.labeled_train(variant(w))),
         val_tracks=track_params(PLAN.in_split("labeled", "val")),
         teacher_outputs=lambda w: distilled_outputs(w, "stage2"),
-        work=lambda w: f"results/{w.vdir}work/stage2",
+        work=lambda w: PLAN.work_dir(w.vdir, "stage2"),
     script:
         "../workflow_scripts/train.py"
 
@@ -69,8 +69,8 @@ rule baseline:
     input:
         unpack(lambda w: labeled_inputs(w, "baseline")),
     output:
-        checkpoint="results/{vdir}models/baseline.pt",
-        history="results/{vdir}models/baseline_history.json",
+        checkpoint=PLAN.model_file("{vdir}", "baseline"),
+        history=PLAN.history_file("{vdir}", "baseline"),
     log:
         "results/logs/{vdir}baseline.log",
     benchmark:
@@ -87,6 +87,6 @@ rule baseline:
         train=lambda w: variant(w).stages["baseline"],
         train_tracks=lambda w: track_params(PLAN.labeled_train(variant(w))),
         val_tracks=track_params(PLAN.in_split("labeled", "val")),
-        work=lambda w: f"results/{w.vdir}work/baseline",
+        work=lambda w: PLAN.work_dir(w.vdir, "baseline"),
     script:
         "../workflow_scripts/train.py"

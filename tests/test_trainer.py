@@ -19,6 +19,7 @@ from mirkd.training.validation import ReferenceTrack, frame_agreement, validatio
 from mirkd.vocab import LARGE
 
 PARAMS = CQTParams()
+CPU = torch.device("cpu")
 TINY = {"timestep": 16, "hidden_size": 16, "num_layers": 1, "num_heads": 2,
         "total_key_depth": 16, "total_value_depth": 16, "filter_size": 16}
 CLASSES = (LARGE.to_index("C"), LARGE.to_index("A:min"), LARGE.n_index)
@@ -84,7 +85,8 @@ def test_stage1_training_lowers_loss_and_saves(tmp_path, data):
     history = train(model, meta, ds,
                     lambda m: frame_agreement(m, meta["mean"], meta["std"], val_tracks,
                                               torch.device("cpu")),
-                    config, tmp_path / "best.pt", tmp_path / "last.pt", log=lambda s: None)
+                    config, tmp_path / "best.pt", tmp_path / "last.pt", device=CPU,
+                    log=lambda s: None)
     assert len(history) == 6
     assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
     assert max(h["val_score"] for h in history) > 0.9
@@ -97,6 +99,8 @@ def test_stage1_training_lowers_loss_and_saves(tmp_path, data):
 
 class _Constant(torch.nn.Module):
     """Predicts one class on every frame."""
+
+    window = 16
 
     def __init__(self, index: int) -> None:
         super().__init__()
@@ -130,12 +134,12 @@ def test_plateau_decay_and_early_stopping(tmp_path, data):
                          plateau_factor=0.5, min_lr=3e-4, device="cpu")
     scores = iter([0.5, 0.4, 0.5, 0.1])
     history = train(_model(0), _meta(), ds, lambda m: next(scores), config,
-                    tmp_path / "best.pt", tmp_path / "last.pt", log=lambda s: None)
+                    tmp_path / "best.pt", tmp_path / "last.pt", device=CPU, log=lambda s: None)
     assert [h["val_score"] for h in history] == [0.5, 0.4, 0.5]  # 2 non-improving -> stop
     assert [h["lr"] for h in history] == pytest.approx([1e-3, 5e-4, 3e-4])  # floor min_lr
     assert read_checkpoint_state(tmp_path / "best.pt")["epoch"] == 1
     again = train(_model(0), _meta(), ds, lambda m: 1.0, config, tmp_path / "best.pt",
-                  tmp_path / "last.pt", log=lambda s: None)
+                  tmp_path / "last.pt", device=CPU, log=lambda s: None)
     assert again == history  # a finished (early-stopped) run is not continued
 
 
@@ -164,7 +168,7 @@ def _stage2_run(tmp_path, data, out_dir, kill_at_epoch=None, model_seed=0):
     out = tmp_path / out_dir
     model = _model(model_seed)
     train(model, _meta(), ds, validate, config, out / "best.pt", out / "last.pt",
-          log=lambda s: None)
+          device=CPU, log=lambda s: None)
     return model
 
 

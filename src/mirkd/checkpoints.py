@@ -79,12 +79,6 @@ class ModelBundle:
     std: float
     provenance: dict[str, Any] = field(default_factory=dict)
 
-    def normalize(self, features: np.ndarray) -> np.ndarray:
-        """(features - mean) / std as float32."""
-        return ((np.asarray(features, dtype=np.float32) - self.mean) / self.std).astype(
-            np.float32
-        )
-
 
 @lru_cache(maxsize=1)
 def _git_commit() -> str | None:

@@ -59,20 +59,39 @@ class RunPlan:
         name = self.owners[(variant.name, model)]
         return next(v for v in self.variants if v.name == name)
 
+    # Paths of per-model files under a variant's path prefix. Rules pass the wildcard
+    # "{vdir}" (and "{model}") as prefix and model to get their patterns from here too.
+    def model_file(self, prefix: str, model: str) -> str:
+        return f"{self.results}/{prefix}models/{model}.pt"
+
+    def history_file(self, prefix: str, model: str) -> str:
+        return f"{self.results}/{prefix}models/{model}_history.json"
+
+    def metrics_file(self, prefix: str, model: str) -> str:
+        return f"{self.results}/{prefix}metrics/{model}.json"
+
+    def predictions_dir(self, prefix: str, model: str) -> str:
+        return f"{self.results}/{prefix}predictions/{model}"
+
+    def work_dir(self, prefix: str, model: str) -> str:
+        """Resumable training state (not a rule output: kept when a killed job reruns)."""
+        return f"{self.results}/{prefix}work/{model}"
+
     def model_path(self, variant: Variant, model: str) -> str:
         """Checkpoint of `model` as used by `variant` (the owner's file if it is shared)."""
-        return f"{self.results}/{self.owner(variant, model).prefix}models/{model}.pt"
+        return self.model_file(self.owner(variant, model).prefix, model)
 
     def history_path(self, variant: Variant, model: str) -> str | None:
         """Training history of `model` as used by `variant` (None for the teacher)."""
         if model == "teacher":
             return None
-        return f"{self.results}/{self.owner(variant, model).prefix}models/{model}_history.json"
+        return self.history_file(self.owner(variant, model).prefix, model)
 
     def metrics_path(self, variant: Variant, model: str) -> str:
+        """Test metrics of `model` as used by `variant` (one teacher file for all)."""
         if model == "teacher":
-            return f"{self.results}/metrics/teacher.json"
-        return f"{self.results}/{self.owner(variant, model).prefix}metrics/{model}.json"
+            return self.metrics_file("", "teacher")
+        return self.metrics_file(self.owner(variant, model).prefix, model)
 
     def owned_models(self) -> list[tuple[Variant, str]]:
         """(variant, model) pairs that are trained, each once."""
@@ -110,8 +129,10 @@ class RunPlan:
     def teacher_path(self, set_name: str, tid: str) -> str:
         return f"{self.results}/teacher/{set_name}/{tid}.h5"
 
-    def shard_path(self, shard: int) -> str:
-        return f"{self.results}/pseudo/shard_{shard:03d}.h5"
+    def shard_path(self, shard: int | str) -> str:
+        """Pseudo-label shard `shard` (a number, or the rule's wildcard "{shard}")."""
+        name = f"{shard:03d}" if isinstance(shard, int) else shard
+        return f"{self.results}/pseudo/shard_{name}.h5"
 
     def in_split(self, set_name: str, split: str) -> list[Track]:
         return [

@@ -14,12 +14,11 @@ from mirkd.atomic import atomic_write_json
 from mirkd.checkpoints import ModelBundle, load_checkpoint
 from mirkd.decoding import log_softmax, tune_stay, viterbi
 from mirkd.evaluation import evaluate_songs, song_scores, weighted_mean_scores
-from mirkd.features import CQTParams
-from mirkd.inference import predict_logits, select_device
+from mirkd.inference import bundle_logits, select_device
 from mirkd.labels import frames_to_segments, read_lab, write_lab
 from mirkd.manifest import TrackFiles
 from mirkd.steps import log
-from mirkd.store import read_feature_attrs, read_features, read_shard_track
+from mirkd.store import feature_grid, read_features, read_shard_track
 from mirkd.vocab import LARGE
 
 
@@ -29,12 +28,11 @@ def _song_pairs(
     """{track id: (reference segments, estimated segments)} on each feature file's grid."""
     songs = {}
     for track in tracks:
-        attrs = read_feature_attrs(track.features)
-        period = CQTParams.from_dict(attrs["feature_params"]).frame_period
+        grid = feature_grid(track.features)
         estimate = frames_to_segments(
-            frame_indices[track.track_id], period, LARGE, duration=attrs["duration"]
+            frame_indices[track.track_id], grid.frame_period, LARGE, duration=grid.duration
         )
-        songs[track.track_id] = (read_lab(track.annotation, duration=attrs["duration"]), estimate)
+        songs[track.track_id] = (read_lab(track.annotation, duration=grid.duration), estimate)
     return songs
 
 
@@ -51,7 +49,7 @@ def _log_posteriors(
     bundle: ModelBundle, tracks: Sequence[TrackFiles], device: Any, desc: str
 ) -> dict[str, np.ndarray]:
     return {
-        t.track_id: log_softmax(predict_logits(bundle, read_features(t.features), device))
+        t.track_id: log_softmax(bundle_logits(bundle, read_features(t.features), device))
         .astype(np.float32)
         for t in tqdm(tracks, desc=desc)
     }

@@ -26,12 +26,7 @@ from mirkd.labels import ChordSegment, read_lab, segments_to_frames
 from mirkd.manifest import TrackFiles
 from mirkd.models.registry import build_model
 from mirkd.steps import log
-from mirkd.store import (
-    check_shards_compatible,
-    read_feature_attrs,
-    read_shard_track,
-    shard_skipped,
-)
+from mirkd.store import check_shards_compatible, feature_grid, read_shard_track, shard_skipped
 from mirkd.training.datasets import (
     LabeledDataset,
     LabeledTrack,
@@ -72,17 +67,14 @@ def _finish(best: Path, out_checkpoint: str, out_history: str, history: list[dic
 
 def _frame_labels(track: TrackFiles) -> np.ndarray:
     """Ground-truth class per frame of a track, on its feature file's grid."""
-    attrs = read_feature_attrs(track.features)
-    period = CQTParams.from_dict(attrs["feature_params"]).frame_period
-    segments = read_lab(track.annotation, LARGE, duration=attrs["duration"])
-    return segments_to_frames(segments, int(attrs["n_frames"]), period, LARGE)
+    grid = feature_grid(track.features)
+    segments = read_lab(track.annotation, LARGE, duration=grid.duration)
+    return segments_to_frames(segments, grid.n_frames, grid.frame_period, LARGE)
 
 
 def _reference(track: TrackFiles) -> list[ChordSegment]:
     """A track's ground truth, checked against and trimmed to its audio's duration."""
-    return read_lab(
-        track.annotation, LARGE, duration=read_feature_attrs(track.features)["duration"]
-    )
+    return read_lab(track.annotation, LARGE, duration=feature_grid(track.features).duration)
 
 
 def _teacher_probs(teacher_outputs: dict[str, str], track_id: str) -> np.ndarray | None:
@@ -107,8 +99,7 @@ def _new_student(student: dict[str, Any], seed: int) -> tuple[Any, str, dict[str
     """
     torch.manual_seed(seed)
     arch = student["arch"]
-    classes = "num_chords" if arch == "btc" else "n_classes"
-    model = build_model(arch, {**(student.get("hparams") or {}), classes: LARGE.size})
+    model = build_model(arch, student.get("hparams") or {}, n_classes=LARGE.size)
     return model, arch, dataclasses.asdict(model.config)
 
 
@@ -164,7 +155,7 @@ def train_stage1(
              len(data), len(train_rows), len(skipped), mean, std)
     history = train(
         model, meta, data, lambda m: frame_agreement(m, mean, std, val_rows, device),
-        config, best, last, log=log.info,
+        config, best, last, device=device, log=log.info,
     )
     _finish(best, out_checkpoint, out_history, history)
 
@@ -216,7 +207,7 @@ def train_supervised(
     history = train(
         model, meta, data,
         lambda m: validation_wcsr(m, mean, std, val_rows, device, metric=metric),
-        config, best, last, log=log.info,
+        config, best, last, device=device, log=log.info,
     )
     _finish(best, out_checkpoint, out_history, history)
 

@@ -31,7 +31,6 @@ from tqdm import tqdm
 
 from mirkd.checkpoints import ModelBundle, read_checkpoint_state, save_checkpoint
 from mirkd.errors import CheckpointError, ConfigError
-from mirkd.inference import select_device
 from mirkd.training.losses import focal_loss, stage2_loss
 
 SCHEDULES = ("warmup_cosine", "plateau")
@@ -170,6 +169,7 @@ def train(
     config: TrainConfig,
     out_best: str | Path,
     out_last: str | Path,
+    device: torch.device,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place; resume from ``out_last`` if it exists. Returns the history.
@@ -178,11 +178,10 @@ def train(
     feature_params, mean, std, provenance); mean/std normalise the raw features of each batch,
     padding frames (``mask`` False) are then set to 0 like the models' own window padding.
     ``validate(model)`` returns a score where higher is better (the model is in eval mode and
-    on the training device when it is called). History rows: epoch, train_loss, val_score,
-    lr (at the end of the epoch), seconds.
+    on ``device``, the one the step selected from ``config.device``, when it is called).
+    History rows: epoch, train_loss, val_score, lr (at the end of the epoch), seconds.
     """
     out_best, out_last = Path(out_best), Path(out_last)
-    device = select_device(config.device)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from mirkd.evaluation import song_scores, weighted_mean_scores
-from mirkd.features import CQTParams
+from mirkd.inference import predict_logits
 from mirkd.labels import ChordSegment, frames_to_segments
-from mirkd.store import read_feature_attrs, read_features, read_shard_track
+from mirkd.store import feature_grid, read_features, read_shard_track
 from mirkd.training.datasets import ShardTrack
 from mirkd.vocab import LARGE, Vocabulary
 
@@ -35,14 +35,7 @@ def predict_track(
     model: nn.Module, mean: float, std: float, features: np.ndarray, device: torch.device
 ) -> np.ndarray:
     """Frame argmax [T] of a whole track's raw [T, bins] log-CQT (model in eval mode)."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            x = torch.from_numpy((features - mean) / std).float().unsqueeze(0).to(device)
-            return model(x)[0].argmax(dim=-1).cpu().numpy()
-    finally:
-        model.train(was_training)
+    return predict_logits(model, mean, std, features, device).argmax(axis=1)
 
 
 def frame_agreement(
@@ -73,16 +66,16 @@ def validation_wcsr(
 ) -> float:
     """Song-duration-weighted mir_eval ``metric`` of the model on the validation songs.
 
-    The frame period and duration come from each feature file's attributes; 0.0 if no song
-    has comparable reference time.
+    Predictions are placed on each feature file's frame grid; 0.0 if no song has comparable
+    reference time.
     """
     songs = {}
     for track in tracks:
-        attrs = read_feature_attrs(track.features)
-        frame_period = CQTParams.from_dict(attrs["feature_params"]).frame_period
+        grid = feature_grid(track.features)
         predicted = predict_track(model, mean, std, read_features(track.features), device)
-        estimate = frames_to_segments(predicted, frame_period, vocab,
-                                      duration=attrs.get("duration"))
+        estimate = frames_to_segments(
+            predicted, grid.frame_period, vocab, duration=grid.duration
+        )
         songs[track.features] = (track.reference, estimate)
     score = weighted_mean_scores(song_scores(songs))[metric]
     return 0.0 if score is None else float(score)
