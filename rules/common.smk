@@ -8,15 +8,15 @@ wildcard_constraints:
     vdir=r"(variants/[^/]+/)?",
 
 
-RES = config.get("resources", {})
-THREADS = RES.get("threads", 2)
+RES = config["resources"]  # every default is in config.schema.yaml
+THREADS = RES["threads"]
 
 
 def gpu_resources():
     """GPU request for teacher/training jobs, from config (none on CPU-only clusters)."""
-    if not RES.get("gpu"):
+    if not RES["gpu"]:
         return {}
-    if RES.get("gpu_model"):
+    if RES["gpu_model"]:
         return {"gpu": RES["gpu"], "gpu_model": RES["gpu_model"]}
     return {"gpu": RES["gpu"]}
 
@@ -46,7 +46,7 @@ def variant(wildcards):
 def distilled_outputs(wildcards, model):
     """Track id -> teacher output of the variant's labeled train songs, when `model` distils."""
     v = variant(wildcards)
-    if model != "stage2" or not v.stages["stage2"].get("use_kd", True):
+    if model != "stage2" or not v.stages["stage2"]["use_kd"]:
         return {}
     return {
         t.track_id: PLAN.teacher_path(t.set_name, t.track_id)
@@ -71,5 +71,5 @@ def labeled_inputs(wildcards, model):
 def train_common(wildcards):
     return {
         "student": variant(wildcards).student,
-        "device": config.get("device", "auto"),
+        "device": config["device"],
     }

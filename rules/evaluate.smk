@@ -25,7 +25,7 @@ rule evaluate_model:
         tracks=track_params(PLAN.test_tracks),
         val_tracks=track_params(PLAN.in_split("labeled", "val")),
         val_metric=lambda w: variant(w).decode_metric(w.model),
-        device=config.get("device", "auto"),
+        device=config["device"],
     script:
         "../workflow_scripts/evaluate.py"
 

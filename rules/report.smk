@@ -79,8 +79,8 @@ rule plots:
         result_rows=PLAN.result_rows(),
         val_metrics={
             "stage1": "agreement with teacher",
-            "stage2": config["stage2"].get("val_metric", "majmin"),
-            "baseline": config["baseline"].get("val_metric", "majmin"),
+            "stage2": config["stage2"]["val_metric"],
+            "baseline": config["baseline"]["val_metric"],
         },
     script:
         "../workflow_scripts/plots.py"

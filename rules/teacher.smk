@@ -4,9 +4,9 @@
 
 TEACHER = {
     "kind": config["teacher"]["kind"],
-    "checkpoint": config["teacher"].get("checkpoint"),
-    "precision": config["teacher"].get("precision", "fp32"),
-    "device": config.get("device", "auto"),
+    "checkpoint": config["teacher"]["checkpoint"],
+    "precision": config["teacher"]["precision"],
+    "device": config["device"],
 }
 
 
@@ -22,11 +22,11 @@ rule teacher_shard:
         "results/benchmarks/teacher/shard_{shard}.tsv"
     conda:
         "../envs/mirkd.yaml"
-    threads: RES.get("teacher_threads", 1)
+    threads: RES["teacher_threads"]
     resources:
         **gpu_resources(),
-        mem_mb=RES.get("teacher_mem_mb", 6000),
-        runtime=RES.get("teacher_runtime", 120),
+        mem_mb=RES["teacher_mem_mb"],
+        runtime=RES["teacher_runtime"],
     params:
         teacher=TEACHER,
         tracks=lambda w: track_params(PLAN.shard_tracks(int(w.shard))),
@@ -47,11 +47,11 @@ rule teacher_track:
         "results/benchmarks/teacher/{set}/{track}.tsv"
     conda:
         "../envs/mirkd.yaml"
-    threads: RES.get("teacher_threads", 1)
+    threads: RES["teacher_threads"]
     resources:
         **gpu_resources(),
-        mem_mb=RES.get("teacher_mem_mb", 6000),
-        runtime=RES.get("teacher_runtime", 120),
+        mem_mb=RES["teacher_mem_mb"],
+        runtime=RES["teacher_runtime"],
     params:
         teacher=TEACHER,
         tracks=lambda w: track_params([PLAN.track(w.set, w.track)]),

@@ -21,8 +21,8 @@ rule stage1:
     threads: THREADS
     resources:
         **gpu_resources(),
-        mem_mb=RES.get("train_mem_mb", 8000),
-        runtime=RES.get("train_runtime", 240),
+        mem_mb=RES["train_mem_mb"],
+        runtime=RES["train_runtime"],
     params:
         common=train_common,
         train=lambda w: variant(w).stages["stage1"],
@@ -52,8 +52,8 @@ rule stage2:
     threads: THREADS
     resources:
         **gpu_resources(),
-        mem_mb=RES.get("train_mem_mb", 8000),
-        runtime=RES.get("train_runtime", 240),
+        mem_mb=RES["train_mem_mb"],
+        runtime=RES["train_runtime"],
     params:
         common=train_common,
         train=lambda w: variant(w).stages["stage2"],
@@ -80,8 +80,8 @@ rule baseline:
     threads: THREADS
     resources:
         **gpu_resources(),
-        mem_mb=RES.get("train_mem_mb", 8000),
-        runtime=RES.get("train_runtime", 240),
+        mem_mb=RES["train_mem_mb"],
+        runtime=RES["train_runtime"],
     params:
         common=train_common,
         train=lambda w: variant(w).stages["baseline"],

@@ -70,13 +70,13 @@ def test_pseudo_label_dataset_windows_and_padding(tmp_path):
     assert second["mask"][:42].all() and not second["mask"][42:].any()
     assert second["probs"].shape == (108, 170)
     np.testing.assert_allclose(second["probs"][:42].numpy(), p1[108:], atol=1e-3)
-    assert "probs" not in PseudoLabelDataset([ShardTrack("b", str(f2), str(shard))])[0]
+    assert "probs" not in PseudoLabelDataset([ShardTrack("b", str(f2), str(shard))], 108, 108)[0]
 
 
 def test_pseudo_label_dataset_with_workers(tmp_path):
     f1, _ = _features(tmp_path, "a", 300, seed=1)
     shard = _shard(tmp_path, {"a": TeacherOutput.from_probs(_probs(300))})
-    ds = PseudoLabelDataset([ShardTrack("a", str(f1), str(shard))])
+    ds = PseudoLabelDataset([ShardTrack("a", str(f1), str(shard))], 108, 108)
     batches = list(DataLoader(ds, batch_size=2, num_workers=2))
     assert sum(len(b["y"]) for b in batches) == 3
     assert torch.equal(batches[0]["x"][0], ds[0]["x"])
@@ -119,10 +119,10 @@ def test_labeled_dataset_pitch_shift_labels_probs_and_x(tmp_path):
 
 def test_labeled_dataset_without_probs_and_length_check(tmp_path):
     f, _ = _features(tmp_path, "a", 60)
-    ds = LabeledDataset([LabeledTrack(str(f), np.zeros(60, dtype=np.int64))], seq_len=108)
+    ds = LabeledDataset([LabeledTrack(str(f), np.zeros(60, dtype=np.int64))], 108, 54)
     assert len(ds) == 1 and "probs" not in ds[0]
     with pytest.raises(MirkdError, match="frame labels"):
-        LabeledDataset([LabeledTrack(str(f), np.zeros(59, dtype=np.int64))])
+        LabeledDataset([LabeledTrack(str(f), np.zeros(59, dtype=np.int64))], 108, 54)
 
 
 def test_compute_mean_std_exact(tmp_path):

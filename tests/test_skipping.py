@@ -20,7 +20,9 @@ from mirkd.store import read_features, shard_skipped, shard_track_ids, skipped_c
 from mirkd.summary import skipped_note
 from mirkd.vocab import LARGE
 
-from model_helpers import TINY_BTC
+from model_helpers import TINY_BTC, stage_settings
+
+STUB = {"kind": "stub", "checkpoint": None, "device": "cpu", "precision": "fp32"}
 
 
 class StubTeacher:
@@ -83,7 +85,7 @@ def test_labeled_tracks_stay_strict(tmp_path):
 def test_teacher_shard_leaves_bad_tracks_out_and_records_them(tmp_path, stub_teacher):
     rows = _rows(tmp_path, ["good", "broken", "undecodable"])
     shard = tmp_path / "shard_000.h5"
-    run_teacher(str(shard), {"kind": "stub"}, rows, skip_undecodable=True)
+    run_teacher(str(shard), STUB, rows, skip_undecodable=True)
     assert shard_track_ids(shard) == ["good"]
     skipped = shard_skipped(shard)
     assert sorted(skipped) == ["broken", "undecodable"]
@@ -91,13 +93,13 @@ def test_teacher_shard_leaves_bad_tracks_out_and_records_them(tmp_path, stub_tea
     assert skipped["broken"]["cause"].startswith("cannot decode audio")
     assert "lost sync" in skipped["undecodable"]["cause"]
     with pytest.raises(AudioError, match="undecodable.wav"):  # labeled/test: strict
-        run_teacher(str(tmp_path / "strict.h5"), {"kind": "stub"}, rows[2:])
+        run_teacher(str(tmp_path / "strict.h5"), STUB, rows[2:])
 
 
 def test_skipped_report_lists_tracks_and_enforces_the_fraction(tmp_path, stub_teacher):
     rows = _rows(tmp_path, ["good", "broken"])
     shard = tmp_path / "shard_000.h5"
-    run_teacher(str(shard), {"kind": "stub"}, rows, skip_undecodable=True)
+    run_teacher(str(shard), STUB, rows, skip_undecodable=True)
     out = tmp_path / "skipped.tsv"
     write_skipped_report(str(out), [str(shard)], n_unlabeled=100, max_fraction=0.01)
     lines = out.read_text().splitlines()
@@ -112,9 +114,9 @@ def test_skipped_report_lists_tracks_and_enforces_the_fraction(tmp_path, stub_te
 def test_stage1_trains_without_the_skipped_tracks(tmp_path, stub_teacher):
     rows = _rows(tmp_path, ["good1", "good2", "broken1", "good3", "broken2"])
     shard = tmp_path / "shard_000.h5"
-    run_teacher(str(shard), {"kind": "stub"}, rows, skip_undecodable=True)
+    run_teacher(str(shard), STUB, rows, skip_undecodable=True)
     common = {"student": {"arch": "btc", "hparams": TINY_BTC}, "device": "cpu"}
-    train_cfg = {"epochs": 1, "batch_size": 4, "warmup_epochs": 0}
+    train_cfg = stage_settings("stage1", epochs=1, batch_size=4, warmup_epochs=0)
     out = tmp_path / "stage1.pt"
     train_stage1(
         common, train_cfg, {r.track_id: str(shard) for r in rows}, rows[:3], rows[3:],
@@ -142,11 +144,11 @@ def test_unsupported_files_in_a_data_folder_are_reported(tmp_path, caplog):
 def test_stage1_names_a_split_left_without_usable_tracks(tmp_path, stub_teacher):
     rows = _rows(tmp_path, ["good1", "broken1"])
     shard = tmp_path / "shard_000.h5"
-    run_teacher(str(shard), {"kind": "stub"}, rows, skip_undecodable=True)
+    run_teacher(str(shard), STUB, rows, skip_undecodable=True)
     common = {"student": {"arch": "btc", "hparams": TINY_BTC}, "device": "cpu"}
     with pytest.raises(MirkdError, match=r"no usable unlabeled 'val' track left \(1 skipped"):
         train_stage1(
-            common, {"epochs": 1, "batch_size": 4}, {r.track_id: str(shard) for r in rows},
-            rows[:1],
-            rows[1:], str(tmp_path / "work"), str(tmp_path / "s1.pt"), str(tmp_path / "h.json"),
+            common, stage_settings("stage1", epochs=1, batch_size=4),
+            {r.track_id: str(shard) for r in rows}, rows[:1], rows[1:], str(tmp_path / "work"),
+            str(tmp_path / "s1.pt"), str(tmp_path / "h.json"),
         )

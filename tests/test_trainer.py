@@ -14,9 +14,11 @@ from mirkd.labels import ChordSegment
 from mirkd.models.registry import build_model
 from mirkd.store import TeacherOutput, write_features, write_shard
 from mirkd.training.datasets import LabeledDataset, LabeledTrack, PseudoLabelDataset, ShardTrack
-from mirkd.training.trainer import TrainConfig, scheduled_lr, train
+from mirkd.training.trainer import scheduled_lr, train
 from mirkd.training.validation import ReferenceTrack, frame_agreement, validation_wcsr
 from mirkd.vocab import LARGE
+
+from model_helpers import train_config
 
 PARAMS = CQTParams()
 CPU = torch.device("cpu")
@@ -65,7 +67,7 @@ def _model(seed):
 
 
 def test_scheduled_lr_warmup_then_cosine():
-    config = TrainConfig(epochs=10, warmup_epochs=2, lr=3e-4, warmup_start_lr=1e-4, min_lr=1e-6)
+    config = train_config(epochs=10, warmup_epochs=2, lr=3e-4, warmup_start_lr=1e-4, min_lr=1e-6)
     assert scheduled_lr(0, 5, config) == pytest.approx(1e-4)
     assert scheduled_lr(5, 5, config) == pytest.approx(2e-4)
     assert scheduled_lr(10, 5, config) == pytest.approx(3e-4)
@@ -80,8 +82,8 @@ def test_stage1_training_lowers_loss_and_saves(tmp_path, data):
     val_tracks = [_shard_track(tracks, shard, t) for t in ids[:2]]
     model = _model(0)
     meta = _meta()
-    config = TrainConfig(epochs=6, batch_size=8, lr=1e-2, warmup_epochs=1,
-                         warmup_start_lr=3e-3, patience=10, device="cpu")
+    config = train_config(epochs=6, batch_size=8, lr=1e-2, warmup_epochs=1,
+                          warmup_start_lr=3e-3, patience=10)
     history = train(model, meta, ds,
                     lambda m: frame_agreement(m, meta["mean"], meta["std"], val_tracks,
                                               torch.device("cpu")),
@@ -130,8 +132,8 @@ def test_validation_scores_whole_tracks(data):
 def test_plateau_decay_and_early_stopping(tmp_path, data):
     tracks, shard = data
     ds = PseudoLabelDataset([_shard_track(tracks, shard, "t0")], seq_len=16, stride=16)
-    config = TrainConfig(epochs=10, batch_size=8, lr=1e-3, schedule="plateau", patience=2,
-                         plateau_factor=0.5, min_lr=3e-4, device="cpu")
+    config = train_config(epochs=10, batch_size=8, lr=1e-3, schedule="plateau", patience=2,
+                          plateau_factor=0.5, min_lr=3e-4)
     scores = iter([0.5, 0.4, 0.5, 0.1])
     history = train(_model(0), _meta(), ds, lambda m: next(scores), config,
                     tmp_path / "best.pt", tmp_path / "last.pt", device=CPU, log=lambda s: None)
@@ -163,8 +165,8 @@ def _stage2_run(tmp_path, data, out_dir, kill_at_epoch=None, model_seed=0):
             raise _Killed
         return validation_wcsr(model, -5.5, 1.5, val, torch.device("cpu"), metric="root")
 
-    config = TrainConfig(epochs=3, batch_size=8, lr=1e-3, schedule="plateau", patience=5,
-                         device="cpu", use_kd=True, selective_kd=True, kd_alpha=0.3, seed=7)
+    config = train_config("stage2", epochs=3, batch_size=8, lr=1e-3, schedule="plateau",
+                          patience=5, use_kd=True, selective_kd=True, kd_alpha=0.3, seed=7)
     out = tmp_path / out_dir
     model = _model(model_seed)
     train(model, _meta(), ds, validate, config, out / "best.pt", out / "last.pt",

@@ -27,6 +27,8 @@ from mirkd.steps.data import extract_features
 from mirkd.steps.train import train_supervised
 from mirkd.vocab import MAJMIN
 
+from model_helpers import stage_settings
+
 SEED = 7
 N_TRAIN = 8  # training songs; one more labeled song validates
 STUDENT = {
@@ -75,7 +77,8 @@ def test_trained_btc_transcribes_held_out_songs(tmp_path: Path, one_thread: None
 
     checkpoint, history = tmp_path / "baseline.pt", tmp_path / "history.json"
     train_supervised(
-        "baseline", {"student": STUDENT, "device": "cpu"}, TRAIN, rows["labeled"][:-1],
+        "baseline", {"student": STUDENT, "device": "cpu"}, stage_settings("baseline", **TRAIN),
+        rows["labeled"][:-1],
         rows["labeled"][-1:], str(tmp_path / "work"), str(checkpoint), str(history),
     )
     epochs = json.loads(history.read_text())["history"]

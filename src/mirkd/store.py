@@ -23,7 +23,7 @@ from mirkd.atomic import atomic_path
 from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
 
-WINDOW = 108
+CHUNK_FRAMES = 108  # HDF5 chunk length in frames: a storage choice, not a model window
 _COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 SHARD_IDENTITY_KEYS = ("teacher_kind", "teacher_fingerprint", "vocab", "sr", "hop_length")
 
@@ -69,7 +69,7 @@ def write_features(
         f.create_dataset(
             "cqt",
             data=cqt.astype(np.float16),
-            chunks=(min(len(cqt), WINDOW), cqt.shape[1]),
+            chunks=(min(len(cqt), CHUNK_FRAMES), cqt.shape[1]),
             **_COMPRESSION,
         )
         _set_feature_attrs(f, params, len(cqt), meta)
@@ -210,7 +210,7 @@ def write_shard(
         for track_id, out in sorted(tracks.items()):
             g = group.create_group(track_id)
             n_classes = out.probs.shape[1]
-            chunk = min(len(out.labels), WINDOW)
+            chunk = min(len(out.labels), CHUNK_FRAMES)
             g.create_dataset("labels", data=out.labels.astype(np.int16), **_COMPRESSION)
             g.create_dataset(
                 "probs",

@@ -212,9 +212,9 @@ def _folder_tracks(data: dict[str, Any]) -> dict[str, list[Track]]:
 
 
 def plan_run(config: dict[str, Any], results: str = "results") -> RunPlan:
-    """Build the run plan from a validated config dictionary."""
+    """Build the run plan from a config validated with its defaults filled in."""
     data = config["data"]
-    split_cfg = config.get("split", {})
+    split_cfg = config["split"]
     demo = data.get("demo")
     if demo:
         found = demo_tracks(f"{results}/demo", demo)
@@ -227,9 +227,9 @@ def plan_run(config: dict[str, Any], results: str = "results") -> RunPlan:
             [t.audio for ts in found.values() for t in ts], Path(results) / ".fingerprints.json"
         )
     has_test = bool(found["test"])
-    val_l = split_cfg.get("labeled_val_fraction", 0.15)
-    test_l = 0.0 if has_test else split_cfg.get("labeled_test_fraction", 0.2)
-    val_u = split_cfg.get("unlabeled_val_fraction", 0.1)
+    val_l = split_cfg["labeled_val_fraction"]
+    test_l = 0.0 if has_test else split_cfg["labeled_test_fraction"]
+    val_u = split_cfg["unlabeled_val_fraction"]
     fractions = {"unlabeled": (val_u, 0.0), "labeled": (val_l, test_l), "test": (0.0, 1.0)}
     splits = {
         s: {t.track_id: split_of(t.track_id, *fractions[s]) for t in found[s]} for s in SETS
@@ -242,7 +242,7 @@ def plan_run(config: dict[str, Any], results: str = "results") -> RunPlan:
         results=results,
         tracks={s: {t.track_id: t for t in found[s]} for s in SETS},
         splits=splits,
-        n_shards=config["teacher"].get("n_shards", 4),
+        n_shards=config["teacher"]["n_shards"],
         fingerprints=fingerprints,
         demo=bool(demo),
     )

@@ -31,9 +31,9 @@ def run_teacher(
     """
     teacher = build_teacher(
         teacher_cfg["kind"],
-        teacher_cfg.get("checkpoint"),
-        teacher_cfg.get("device", "auto"),
-        teacher_cfg.get("precision", "fp32"),
+        teacher_cfg["checkpoint"],
+        teacher_cfg["device"],
+        teacher_cfg["precision"],
     )
     outputs, attrs, skipped = {}, {}, {}
     for track in tqdm(tracks, desc=f"teacher {Path(out).name}"):

@@ -39,11 +39,6 @@ from mirkd.training.validation import ReferenceTrack, frame_agreement, validatio
 from mirkd.vocab import LARGE
 
 
-def _train_config(train_cfg: dict[str, Any], device: str) -> TrainConfig:
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in train_cfg.items() if k in known}, device=device)
-
-
 def _fingerprint(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -136,8 +131,9 @@ def train_stage1(
     train_rows = [ShardTrack(t.track_id, t.features, shards[t.track_id]) for t in train_tracks]
     val_rows = [ShardTrack(t.track_id, t.features, shards[t.track_id]) for t in val_tracks]
     mean, std = compute_mean_std([t.features for t in train_tracks])
-    config = _train_config(train_cfg, common.get("device", "auto"))
+    config = TrainConfig.from_settings(train_cfg, common["device"])
     model, arch, hparams = _new_student(common["student"], config.seed)
+    config.check_window(model.window, "stage1")
     provenance = {
         "stage": "stage1",
         "teacher": identity,
@@ -147,7 +143,7 @@ def train_stage1(
     }
     meta = _bundle_meta(arch, hparams, mean, std, provenance)
     data = PseudoLabelDataset(
-        train_rows, stride=train_cfg.get("stride", 108), with_probs=config.use_kd
+        train_rows, seq_len=model.window, stride=config.stride, with_probs=config.use_kd
     )
     device = select_device(config.device)
     best, last = _work_paths(work, _fingerprint(provenance))
@@ -172,7 +168,12 @@ def train_supervised(
     init_checkpoint: str | None = None,
     teacher_outputs: dict[str, str] | None = None,
 ) -> None:
-    """Stage 2 (from the stage-1 student, with selective KD) or the from-scratch baseline."""
+    """Stage 2 (from the stage-1 student, with selective KD) or the from-scratch baseline.
+
+    `train_cfg` is the stage's validated settings (every default filled in); `common` holds
+    the student and the run's device. `teacher_outputs` maps a train track id to its teacher
+    output file when the stage distils.
+    """
     teacher_outputs = teacher_outputs or {}
     rows = [
         LabeledTrack(t.features, _frame_labels(t), _teacher_probs(teacher_outputs, t.track_id))
@@ -186,7 +187,7 @@ def train_supervised(
         "val_data": _data_identity(val_tracks),
         "config": {"train": train_cfg, "student": common["student"]},
     }
-    config = _train_config(train_cfg, common.get("device", "auto"))
+    config = TrainConfig.from_settings(train_cfg, common["device"])
     if init_checkpoint:
         bundle = load_checkpoint(init_checkpoint)
         model, arch, hparams = bundle.model, bundle.arch, bundle.hparams
@@ -195,12 +196,13 @@ def train_supervised(
     else:
         model, arch, hparams = _new_student(common["student"], config.seed)
         mean, std = compute_mean_std([t.features for t in train_tracks])
+    config.check_window(model.window, stage)
     meta = _bundle_meta(arch, hparams, mean, std, provenance)
     data = LabeledDataset(
-        rows, stride=train_cfg.get("stride", 54), pitch_shift=_shifts(train_cfg)
+        rows, seq_len=model.window, stride=config.stride, pitch_shift=config.shifts
     )
     device = select_device(config.device)
-    metric = train_cfg.get("val_metric", "majmin")
+    metric = config.val_metric
     best, last = _work_paths(work, _fingerprint(provenance))
     log.info("%s: %d windows from %d songs (KD %s)", stage, len(data), len(rows),
              "on" if data.with_probs and config.use_kd else "off")
@@ -210,9 +212,3 @@ def train_supervised(
         config, best, last, device=device, log=log.info,
     )
     _finish(best, out_checkpoint, out_history, history)
-
-
-def _shifts(train_cfg: dict[str, Any]) -> tuple[int, ...]:
-    """Pitch shifts to enumerate: the unshifted copy plus the configured ones."""
-    shifts = [int(s) for s in train_cfg.get("pitch_shift", []) if int(s) != 0]
-    return (0, *shifts) if shifts else ()

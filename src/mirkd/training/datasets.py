@@ -101,6 +101,7 @@ def shift_probs(probs: np.ndarray, semitones: int, vocab: Vocabulary) -> np.ndar
 class PseudoLabelDataset(Dataset):
     """Stage-1 windows: features + teacher argmax (+ teacher probabilities for optional KD).
 
+    ``seq_len`` is the model's window (``model.window``), ``stride`` the step between windows.
     Teacher labels are used as targets as they are (an X argmax is a class to imitate); only
     padding is ignored.
     """
@@ -108,8 +109,8 @@ class PseudoLabelDataset(Dataset):
     def __init__(
         self,
         tracks: Sequence[ShardTrack],
-        seq_len: int = 108,
-        stride: int = 108,
+        seq_len: int,
+        stride: int,
         with_probs: bool = False,
     ) -> None:
         self.tracks = list(tracks)
@@ -154,6 +155,7 @@ class PseudoLabelDataset(Dataset):
 class LabeledDataset(Dataset):
     """Stage-2 / baseline windows: features + ground-truth frame labels (+ teacher probabilities).
 
+    ``seq_len`` is the model's window (``model.window``), ``stride`` the step between windows.
     ``pitch_shift`` lists the semitone shifts to enumerate (e.g. ``range(-5, 7)``, which includes
     the unshifted copy); ``()`` means no augmentation. Each window appears once per shift, so the
     data set stays deterministic (exact resume). Probabilities are only returned when every
@@ -163,8 +165,8 @@ class LabeledDataset(Dataset):
     def __init__(
         self,
         tracks: Sequence[LabeledTrack],
-        seq_len: int = 108,
-        stride: int = 54,
+        seq_len: int,
+        stride: int,
         pitch_shift: Iterable[int] = (),
         vocab: Vocabulary = LARGE,
     ) -> None:

@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,41 +36,80 @@ from mirkd.training.losses import focal_loss, stage2_loss
 SCHEDULES = ("warmup_cosine", "plateau")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings. Defaults are the reference stage-1 values (section 4).
+    """Everything one stage's training is run with: the stage's settings from the validated
+    config (defaults filled from config.schema.yaml, the one place they live) plus the run's
+    device. Saved in every checkpoint's provenance as ``train_config``.
 
     ``lr`` is the peak LR of ``warmup_cosine`` and the starting LR of ``plateau``; ``min_lr``
-    is the end of the cosine and the floor of the plateau rule.
+    is the end of the cosine and the floor of the plateau rule. ``stride`` is the step between
+    training windows (at most the model's window); ``pitch_shift`` the semitone shifts
+    enumerated besides the unshifted copy; ``val_metric`` the mir_eval metric that selects
+    supervised models (stage 1 is selected by agreement with the teacher).
     """
 
-    epochs: int = 100
-    batch_size: int = 256
-    lr: float = 3e-4
-    schedule: str = "warmup_cosine"
-    warmup_epochs: int = 10
-    warmup_start_lr: float = 1e-4
-    min_lr: float = 1e-6
-    weight_decay: float = 1e-5
-    grad_clip: float = 1.0
-    patience: int = 10
-    seed: int = 42
-    num_workers: int = 0
-    device: str = "auto"
-    focal_gamma: float = 2.0
-    kd_alpha: float = 0.5
-    kd_temperature: float = 3.0
-    selective_kd: bool = False
-    kd_upper: float = 0.9
-    kd_lower: float = 0.1
-    use_kd: bool = False
-    plateau_factor: float = 0.9
+    epochs: int
+    batch_size: int
+    lr: float
+    schedule: str
+    warmup_epochs: int
+    warmup_start_lr: float
+    min_lr: float
+    weight_decay: float
+    grad_clip: float
+    patience: int
+    seed: int
+    num_workers: int
+    device: str
+    focal_gamma: float
+    kd_alpha: float
+    kd_temperature: float
+    selective_kd: bool
+    kd_upper: float
+    kd_lower: float
+    use_kd: bool
+    plateau_factor: float
+    stride: int
+    pitch_shift: tuple[int, ...]
+    val_metric: str
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule {self.schedule!r} unknown; use one of {SCHEDULES}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("epochs and batch_size must be at least 1")
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], device: str) -> TrainConfig:
+        """A stage's validated settings (every field present) and the run's device."""
+        names = {f.name for f in fields(cls)} - {"device"}
+        missing, unknown = sorted(names - set(settings)), sorted(set(settings) - names)
+        if missing or unknown:
+            raise ConfigError(
+                f"training settings: missing {missing}, unknown {unknown} (settings are "
+                "validated against config.schema.yaml, which fills in every default)"
+            )
+        shifts = tuple(int(s) for s in settings["pitch_shift"])
+        return cls(**{**settings, "pitch_shift": shifts, "device": device})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (lists, not tuples) for provenance."""
+        return {**asdict(self), "pitch_shift": list(self.pitch_shift)}
+
+    @property
+    def shifts(self) -> tuple[int, ...]:
+        """Pitch shifts a labeled dataset enumerates: () without augmentation, else the
+        unshifted copy plus the configured non-zero shifts."""
+        nonzero = tuple(s for s in self.pitch_shift if s != 0)
+        return (0, *nonzero) if nonzero else ()
+
+    def check_window(self, window: int, stage: str) -> None:
+        """ConfigError unless ``stride`` <= the model's ``window`` (no frame left unseen)."""
+        if self.stride > window:
+            raise ConfigError(
+                f"{stage}.stride {self.stride} exceeds the model's window of {window} frames"
+            )
 
 
 def scheduled_lr(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
@@ -149,7 +188,7 @@ def _save(
     path: str | Path, model: nn.Module, bundle_meta: Mapping[str, Any],
     config: TrainConfig, extra_state: dict[str, Any],
 ) -> None:
-    provenance = {**bundle_meta.get("provenance", {}), "train_config": asdict(config)}
+    provenance = {**bundle_meta.get("provenance", {}), "train_config": config.to_dict()}
     bundle = ModelBundle(model=model, **{**bundle_meta, "provenance": provenance})
     save_checkpoint(path, bundle, extra_state=extra_state)
 
