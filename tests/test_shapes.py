@@ -125,3 +125,19 @@ def test_datasets_cut_windows_of_the_model_length(tmp_path):
     write_features(path, np.zeros((100, 144), np.float32), CQTParams(), {"duration": 9.3})
     ds = LabeledDataset([LabeledTrack(str(path), np.zeros(100, np.int64))], 32, 32)
     assert len(ds) == 4 and ds[0]["x"].shape == (32, 144)
+
+
+def test_train_state_counts_epochs_decays_and_stops():
+    from mirkd.training.trainer import TrainState
+
+    from model_helpers import train_config
+
+    config = train_config(schedule="plateau", lr=1e-3, plateau_factor=0.5, min_lr=3e-4,
+                          patience=2)
+    state = TrainState(lr=config.lr)
+    assert state.end_epoch(0.5, 1.0, 0.1, config)
+    assert not state.end_epoch(0.4, 0.9, 0.1, config) and state.lr == pytest.approx(5e-4)
+    assert not state.end_epoch(float("nan"), 0.8, 0.1, config) and state.lr == 3e-4
+    assert state.stopped and state.epoch == 3 and state.best == 0.5
+    assert [h["epoch"] for h in state.history] == [1, 2, 3]
+    assert state.summary() == {"history": state.history, "epoch": 3, "best": 0.5}
