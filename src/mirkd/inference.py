@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from mirkd.audio import load_audio
 from mirkd.checkpoints import ModelBundle
@@ -14,6 +13,7 @@ from mirkd.decoding import decode, log_softmax
 from mirkd.errors import ConfigError, MirkdError
 from mirkd.features import log_cqt
 from mirkd.labels import ChordSegment, frames_to_segments
+from mirkd.models.common import ChordModel
 
 
 def select_device(pref: str = "auto") -> torch.device:
@@ -35,7 +35,7 @@ def select_device(pref: str = "auto") -> torch.device:
 
 
 def predict_logits(
-    model: nn.Module,
+    model: ChordModel,
     mean: float,
     std: float,
     features: np.ndarray,

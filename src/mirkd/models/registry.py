@@ -9,17 +9,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, NamedTuple
 
-from torch import nn
-
 from mirkd.errors import ConfigError
 from mirkd.models.btc import BTC, BTCConfig
 from mirkd.models.chordnet import ChordNet, ChordNetConfig
+from mirkd.models.common import ChordModel
 
 
 class Architecture(NamedTuple):
     """A model class, its config dataclass and the config field holding the class count."""
 
-    model: type[nn.Module]
+    model: type[ChordModel]
     config: type
     classes_field: str
 
@@ -59,7 +58,7 @@ def build_config(arch: str, hparams: dict[str, Any]) -> Any:
     return config_cls(**hparams)
 
 
-def build_model(arch: str, hparams: dict[str, Any], n_classes: int | None = None) -> nn.Module:
+def build_model(arch: str, hparams: dict[str, Any], n_classes: int | None = None) -> ChordModel:
     """A freshly initialised `arch` model with `hparams` (missing keys take defaults); with
     `n_classes`, its output size is set to that (whatever the architecture calls the field)."""
     entry = _entry(arch)

@@ -35,11 +35,11 @@ def start_job(log_path: str | Path, threads: int = 1) -> None:
         force=True,
     )
     sys.excepthook = _log_uncaught
-    threads = str(max(1, int(threads)))
+    threads = max(1, int(threads))
     for name in THREAD_VARIABLES:
-        os.environ[name] = threads
+        os.environ[name] = str(threads)
     if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(int(threads))
+        sys.modules["torch"].set_num_threads(threads)
     warm_numba_cache()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from mirkd.vocab import LARGE
 
 
 def _song_pairs(
-    tracks: Sequence[TrackFiles], frame_indices: dict[str, np.ndarray]
+    tracks: Sequence[TrackFiles], frame_indices: Mapping[str, np.ndarray]
 ) -> dict[str, tuple[list, list]]:
     """{track id: (reference segments, estimated segments)} on each feature file's grid."""
     songs = {}
@@ -88,7 +88,9 @@ def evaluate_checkpoint(
     _write_metrics(out_metrics, argmax, source)
 
 
-def _val_score(tracks: Sequence[TrackFiles], frames: dict[str, np.ndarray], metric: str) -> float:
+def _val_score(
+    tracks: Sequence[TrackFiles], frames: Mapping[str, np.ndarray], metric: str
+) -> float:
     score = weighted_mean_scores(song_scores(_song_pairs(tracks, frames)))[metric]
     return 0.0 if score is None else score
 

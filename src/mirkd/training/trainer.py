@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from mirkd.checkpoints import ModelBundle, read_checkpoint_state, save_checkpoint
 from mirkd.errors import CheckpointError, ConfigError
+from mirkd.models.common import ChordModel
 from mirkd.training.losses import focal_loss, stage2_loss
 
 SCHEDULES = ("warmup_cosine", "plateau")
@@ -144,7 +145,7 @@ def loss_for_batch(
 
 def _rng_state() -> dict[str, Any]:
     """Global RNG states in a weights_only-loadable form (tensors, lists, ints)."""
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()  # the legacy tuple (name, keys, pos, gauss...)
     version, internal, gauss = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
@@ -185,7 +186,7 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContex
 
 
 def _save(
-    path: str | Path, model: nn.Module, bundle_meta: Mapping[str, Any],
+    path: str | Path, model: ChordModel, bundle_meta: Mapping[str, Any],
     config: TrainConfig, extra_state: dict[str, Any],
 ) -> None:
     provenance = {**bundle_meta.get("provenance", {}), "train_config": config.to_dict()}
@@ -262,7 +263,7 @@ class TrainState:
 class _Run:
     """The objects one training run works with (model on its device, optimiser, scaler)."""
 
-    model: nn.Module
+    model: ChordModel
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     device: torch.device
@@ -272,7 +273,7 @@ class _Run:
     config: TrainConfig
 
     @classmethod
-    def start(cls, model: nn.Module, config: TrainConfig, device: torch.device,
+    def start(cls, model: ChordModel, config: TrainConfig, device: torch.device,
               mean: float, std: float) -> _Run:
         model.to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
@@ -326,10 +327,10 @@ def _train_epoch(
 
 
 def train(
-    model: nn.Module,
+    model: ChordModel,
     bundle_meta: Mapping[str, Any],
     train_ds: Dataset,
-    validate: Callable[[nn.Module], float],
+    validate: Callable[[ChordModel], float],
     config: TrainConfig,
     out_best: str | Path,
     out_last: str | Path,

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from mirkd.evaluation import song_scores, weighted_mean_scores
 from mirkd.inference import predict_logits
 from mirkd.labels import ChordSegment, frames_to_segments
+from mirkd.models.common import ChordModel
 from mirkd.store import feature_grid, read_features, read_shard_track
 from mirkd.training.datasets import ShardTrack
 from mirkd.vocab import LARGE, Vocabulary
@@ -32,14 +32,14 @@ class ReferenceTrack:
 
 
 def predict_track(
-    model: nn.Module, mean: float, std: float, features: np.ndarray, device: torch.device
+    model: ChordModel, mean: float, std: float, features: np.ndarray, device: torch.device
 ) -> np.ndarray:
     """Frame argmax [T] of a whole track's raw [T, bins] log-CQT (model in eval mode)."""
     return predict_logits(model, mean, std, features, device).argmax(axis=1)
 
 
 def frame_agreement(
-    model: nn.Module,
+    model: ChordModel,
     mean: float,
     std: float,
     tracks: Sequence[ShardTrack],
@@ -56,7 +56,7 @@ def frame_agreement(
 
 
 def validation_wcsr(
-    model: nn.Module,
+    model: ChordModel,
     mean: float,
     std: float,
     tracks: Sequence[ReferenceTrack],
