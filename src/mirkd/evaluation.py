@@ -1,6 +1,6 @@
 """Chord evaluation under the standard mir_eval protocol, plus per-quality analysis.
 
-Protocol (as the original BTC evaluation, docs/reference-method.md section 6.2): reference
+Protocol (as the original BTC evaluation): reference
 ``.lab`` segments are used raw (inversions and extensions kept, ``X`` excluded by mir_eval);
 the estimate is adjusted to the reference span (padded with ``N``), both are merged onto
 common intervals and each mir_eval comparison is turned into a duration-weighted chord

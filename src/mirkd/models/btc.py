@@ -21,7 +21,8 @@ from mirkd.models.common import ChordModel, check_config_fields, run_windowed
 
 @dataclass
 class BTCConfig:
-    """BTC hyper-parameters; defaults are the reference `run_config.yaml` (large vocabulary)."""
+    """BTC hyper-parameters; defaults are those of the public large-vocabulary BTC model
+    (the run_config.yaml of the BTC-ISMIR19 code, not part of this repository)."""
 
     feature_size: int = 144
     timestep: int = 108

@@ -117,7 +117,7 @@ def scheduled_lr(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
     """LR of the warm-up + cosine schedule at global batch ``step`` (1-based, per batch).
 
     Linear ``warmup_start_lr -> lr`` over ``warmup_epochs`` epochs, then cosine down to
-    ``min_lr`` at the end of ``epochs`` epochs (reference section 4).
+    ``min_lr`` at the end of ``epochs`` epochs, as the reference training recipe.
     """
     warmup = config.warmup_epochs * steps_per_epoch
     total = config.epochs * steps_per_epoch
