@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from mirkd.models.registry import build_model
 from mirkd.training.datasets import PseudoLabelDataset
-from mirkd.training.trainer import TrainConfig, loss_for_batch
+from mirkd.training.trainer import loss_for_batch
 
 N_TRACKS, SECONDS, COPIES = 8, 120.0, 6  # 8 songs x 12 windows, each listed 6 times: 576 windows
 STEPS = 10
@@ -37,7 +37,7 @@ def loader_pass(dataset: PseudoLabelDataset, workers: int) -> None:
 
 def training_steps(model: nn.Module, batch_size: int, use_kd: bool) -> float:
     """Median seconds of one training step (normalise, forward, loss, backward, clip, AdamW)."""
-    config = TrainConfig(use_kd=use_kd)
+    config = benchlib.stage_config("stage1", use_kd=use_kd)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     batch = {
         "x": torch.randn(batch_size, 108, 144),
@@ -70,7 +70,7 @@ def main() -> str:
     with tempfile.TemporaryDirectory() as tmp:
         rows = benchlib.write_training_cache(Path(tmp), N_TRACKS, SECONDS) * COPIES
         for with_probs in (False, True):
-            dataset = PseudoLabelDataset(rows, stride=108, with_probs=with_probs)
+            dataset = PseudoLabelDataset(rows, 108, 108, with_probs=with_probs)
             for workers in (0, 2):
                 seconds = benchlib.median_time(lambda d=dataset, w=workers: loader_pass(d, w))
                 loader_rows.append((

@@ -13,12 +13,11 @@ from pathlib import Path
 
 import benchlib  # first: limits threads and silences tqdm before torch loads
 import torch
-import yaml
 
 from mirkd.features import CQTParams, n_frames
 from mirkd.models.registry import build_model
 from mirkd.training.datasets import PseudoLabelDataset, window_starts
-from mirkd.training.trainer import TrainConfig, train
+from mirkd.training.trainer import train
 from mirkd.vocab import LARGE
 
 N_TRACKS, SECONDS = 4, 120.0  # 12 windows each at stride 108
@@ -35,16 +34,13 @@ def windows_per_hour(stride: int) -> int:
 
 def epoch_seconds(rows: list, hparams: dict, arch: str, steps: int, threads: int) -> float:
     """Median wall seconds of one training epoch of `steps` batches (config.yaml's stage 1)."""
-    stage1 = yaml.safe_load((benchlib.REPO / "config.yaml").read_text())["stage1"]
-    batch = stage1["batch_size"]
-    per_track = len(PseudoLabelDataset(rows[:1], stride=STRIDE))
+    window = build_model(arch, hparams).window
+    config = benchlib.stage_config("stage1", epochs=1, warmup_epochs=1, use_kd=False, seed=0)
+    batch = config.batch_size
+    per_track = len(PseudoLabelDataset(rows[:1], window, STRIDE))
     dataset = PseudoLabelDataset(rows * math.ceil(steps * batch / per_track / len(rows)),
-                                 stride=STRIDE)
+                                 window, STRIDE)
     dataset.index = dataset.index[: steps * batch]
-    config = TrainConfig(
-        epochs=1, batch_size=batch, lr=stage1["lr"], warmup_epochs=1, device="cpu",
-        use_kd=False, focal_gamma=stage1["focal_gamma"], seed=0,
-    )
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
         runs = iter(range(benchlib.REPEATS + 1))
@@ -55,7 +51,7 @@ def epoch_seconds(rows: list, hparams: dict, arch: str, steps: int, threads: int
             meta = {"arch": arch, "hparams": hparams, "vocab": LARGE,
                     "feature_params": CQTParams(), "mean": -5.0, "std": 2.0, "provenance": {}}
             train(model, meta, dataset, lambda m: 0.0, config, out / "best.pt",
-                  out / "last.pt", log=lambda _: None)
+                  out / "last.pt", device=torch.device("cpu"), log=lambda _: None)
 
         seconds = benchlib.median_time(epoch)
     torch.set_num_threads(1)

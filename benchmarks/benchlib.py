@@ -90,16 +90,32 @@ def default_student() -> tuple[str, dict]:
     """The student of config.yaml (arch, hparams) over the 170-class vocabulary."""
     import yaml
 
+    from mirkd.models.registry import ARCHITECTURES
     from mirkd.vocab import LARGE
 
     student = yaml.safe_load((REPO / "config.yaml").read_text())["student"]
-    classes = "num_chords" if student["arch"] == "btc" else "n_classes"
+    classes = ARCHITECTURES[student["arch"]].classes_field
     return student["arch"], {**(student.get("hparams") or {}), classes: LARGE.size}
+
+
+def stage_config(stage: str, **overrides):
+    """config.yaml's TrainConfig of `stage` (schema defaults filled in, as the Snakefile
+    does) with `overrides`, on the CPU."""
+    import dataclasses
+
+    import yaml
+    from snakemake.utils import validate
+
+    from mirkd.training.trainer import TrainConfig
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    validate(config, str(REPO / "config.schema.yaml"), set_default=True)
+    return dataclasses.replace(TrainConfig.from_settings(config[stage], "cpu"), **overrides)
 
 
 def write_training_cache(
     folder: Path, n_tracks: int, seconds: float
-) -> list[tuple[str, str, str]]:
+) -> list:
     """Feature files of synthesized songs plus one pseudo-label shard; PseudoLabelDataset rows.
 
     Features are real log-CQTs (so HDF5 compression behaves as on music); teacher outputs are
@@ -111,6 +127,7 @@ def write_training_cache(
     from mirkd.demo import synthesize_song
     from mirkd.features import CQTParams, log_cqt
     from mirkd.store import TeacherOutput, write_features, write_shard
+    from mirkd.training.datasets import ShardTrack
     from mirkd.vocab import LARGE
 
     params = CQTParams()
@@ -128,7 +145,7 @@ def write_training_cache(
         logits = rng.normal(size=(len(cqt), LARGE.size)) + 8.0 * np.eye(LARGE.size)[chords]
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         outputs[track] = TeacherOutput.from_probs(probs / probs.sum(axis=1, keepdims=True))
-        rows.append((str(path), str(shard), track))
+        rows.append(ShardTrack(track, str(path), str(shard)))
     identity = {"kind": "synthetic", "name": "synthetic", "fingerprint": "0"}
     write_shard(shard, outputs, identity, LARGE.name, params)
     return rows

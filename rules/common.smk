@@ -8,31 +8,22 @@ wildcard_constraints:
     vdir=r"(variants/[^/]+/)?",
 
 
-RES = config.get("resources", {})
-THREADS = RES.get("threads", 2)
+RES = config["resources"]  # every default is in config.schema.yaml
+THREADS = RES["threads"]
 
 
 def gpu_resources():
     """GPU request for teacher/training jobs, from config (none on CPU-only clusters)."""
-    if not RES.get("gpu"):
+    if not RES["gpu"]:
         return {}
-    if RES.get("gpu_model"):
+    if RES["gpu_model"]:
         return {"gpu": RES["gpu"], "gpu_model": RES["gpu_model"]}
     return {"gpu": RES["gpu"]}
 
 
-def track_rows(tracks):
-    """(track id, audio, features path, .lab or None, fingerprint) rows for the scripts."""
-    return [
-        (
-            t.track_id,
-            t.audio,
-            PLAN.features_path(t.set_name, t.track_id),
-            t.lab,
-            PLAN.fingerprint(t),
-        )
-        for t in tracks
-    ]
+def track_params(tracks):
+    """The tracks as mirkd.manifest.TrackFiles dicts (scripts: TrackFiles.from_params)."""
+    return [f.to_param() for f in PLAN.track_files(tracks)]
 
 
 def features_of(tracks):
@@ -52,15 +43,26 @@ def variant(wildcards):
     return PLAN.variant(wildcards.vdir)
 
 
+def distilled_outputs(wildcards, model):
+    """Track id -> teacher output of the variant's labeled train songs, when `model` distils."""
+    v = variant(wildcards)
+    if model != "stage2" or not v.stages["stage2"]["use_kd"]:
+        return {}
+    return {
+        t.track_id: PLAN.teacher_path(t.set_name, t.track_id)
+        for t in PLAN.labeled_train(v)
+    }
+
+
 def labeled_inputs(wildcards, model):
     """Features and .lab of the variant's labeled train songs and of the validation songs
     (+ teacher outputs of its train songs when the stage distils)."""
     v = variant(wildcards)
-    train = PLAN.labeled_train(v)
-    tracks = train + PLAN.in_split("labeled", "val")
+    tracks = PLAN.labeled_train(v) + PLAN.in_split("labeled", "val")
     inputs = {"features": features_of(tracks), "labs": labs_of(tracks)}
-    if model == "stage2" and v.stages["stage2"].get("use_kd", True):
-        inputs["teacher"] = teacher_outputs_of(train)
+    teacher = distilled_outputs(wildcards, model)
+    if teacher:
+        inputs["teacher"] = list(teacher.values())
     if model == "stage2":
         inputs["init"] = PLAN.model_path(v, "stage1")
     return inputs
@@ -69,5 +71,5 @@ def labeled_inputs(wildcards, model):
 def train_common(wildcards):
     return {
         "student": variant(wildcards).student,
-        "device": config.get("device", "auto"),
+        "device": config["device"],
     }

@@ -3,14 +3,14 @@
 
 rule evaluate_model:
     input:
-        checkpoint="results/{vdir}models/{model}.pt",
+        checkpoint=PLAN.model_file("{vdir}", "{model}"),
         features=features_of(PLAN.test_tracks),
         labs=labs_of(PLAN.test_tracks),
         val_features=features_of(PLAN.in_split("labeled", "val")),
         val_labs=labs_of(PLAN.in_split("labeled", "val")),
     output:
-        metrics="results/{vdir}metrics/{model}.json",
-        predictions=directory("results/{vdir}predictions/{model}"),
+        metrics=PLAN.metrics_file("{vdir}", "{model}"),
+        predictions=directory(PLAN.predictions_dir("{vdir}", "{model}")),
     log:
         "results/logs/{vdir}evaluate/{model}.log",
     benchmark:
@@ -22,10 +22,10 @@ rule evaluate_model:
         mem_mb=4000,
         runtime=60,
     params:
-        tracks=track_rows(PLAN.test_tracks),
-        val_tracks=track_rows(PLAN.in_split("labeled", "val")),
+        tracks=track_params(PLAN.test_tracks),
+        val_tracks=track_params(PLAN.in_split("labeled", "val")),
         val_metric=lambda w: variant(w).decode_metric(w.model),
-        device=config.get("device", "auto"),
+        device=config["device"],
         prediction_format=config["evaluation"]["prediction_format"],
     script:
         "../workflow_scripts/evaluate.py"
@@ -37,8 +37,8 @@ rule evaluate_teacher:
         features=features_of(PLAN.test_tracks),
         labs=labs_of(PLAN.test_tracks),
     output:
-        metrics="results/metrics/teacher.json",
-        predictions=directory("results/predictions/teacher"),
+        metrics=PLAN.metrics_file("", "teacher"),
+        predictions=directory(PLAN.predictions_dir("", "teacher")),
     log:
         "results/logs/evaluate/teacher.log",
     benchmark:
@@ -49,7 +49,7 @@ rule evaluate_teacher:
         mem_mb=4000,
         runtime=60,
     params:
-        tracks=track_rows(PLAN.test_tracks),
+        tracks=track_params(PLAN.test_tracks),
         teacher_outputs=teacher_outputs_of(PLAN.test_tracks),
         prediction_format=config["evaluation"]["prediction_format"],
     script:
@@ -74,7 +74,7 @@ rule splits:
 
 rule summary:
     input:
-        metrics=["results/metrics/teacher.json"]
+        metrics=[PLAN.metrics_file("", "teacher")]
         + [PLAN.metrics_path(v, m) for v, m in PLAN.owned_models()],
         histories=[PLAN.history_path(v, m) for v, m in PLAN.owned_models()],
         splits="results/splits.tsv",

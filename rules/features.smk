@@ -6,7 +6,7 @@ rule features:
     input:
         audio=lambda w: ancient(PLAN.track(w.set, w.track).audio),
     output:
-        "results/features/{set}/{track}.h5",
+        PLAN.features_path("{set}", "{track}"),
     log:
         "results/logs/features/{set}/{track}.log",
     benchmark:

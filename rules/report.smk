@@ -10,9 +10,9 @@ report: "../report/workflow.rst"
 
 rule plots:
     input:
-        metrics=expand("results/metrics/{model}.json", model=PLOT_MODELS),
-        histories=expand("results/models/{model}_history.json", model=MODELS),
-        predictions=expand("results/predictions/{model}", model=PLOT_MODELS),
+        metrics=[PLAN.metrics_path(PLAN.base, m) for m in PLOT_MODELS],
+        histories=[PLAN.history_path(PLAN.base, m) for m in MODELS],
+        predictions=[PLAN.predictions_dir("", m) for m in PLOT_MODELS],
         labs=labs_of(TIMELINE_TRACKS),
         variant_metrics=[PLAN.metrics_path(v, m) for v, m in PLAN.owned_models()],
     output:
@@ -72,15 +72,15 @@ rule plots:
         mem_mb=1000,
         runtime=10,
     params:
-        metrics={m: f"results/metrics/{m}.json" for m in PLOT_MODELS},
-        histories={m: f"results/models/{m}_history.json" for m in MODELS},
-        predictions={m: f"results/predictions/{m}" for m in PLOT_MODELS},
+        metrics={m: PLAN.metrics_path(PLAN.base, m) for m in PLOT_MODELS},
+        histories={m: PLAN.history_path(PLAN.base, m) for m in MODELS},
+        predictions={m: PLAN.predictions_dir("", m) for m in PLOT_MODELS},
         timelines=[(t.track_id, t.lab) for t in TIMELINE_TRACKS],
         result_rows=PLAN.result_rows(),
         val_metrics={
             "stage1": "agreement with teacher",
-            "stage2": config["stage2"].get("val_metric", "majmin"),
-            "baseline": config["baseline"].get("val_metric", "majmin"),
+            "stage2": config["stage2"]["val_metric"],
+            "baseline": config["baseline"]["val_metric"],
         },
     script:
         "../workflow_scripts/plots.py"

@@ -4,9 +4,9 @@
 
 TEACHER = {
     "kind": config["teacher"]["kind"],
-    "checkpoint": config["teacher"].get("checkpoint"),
-    "precision": config["teacher"].get("precision", "fp32"),
-    "device": config.get("device", "auto"),
+    "checkpoint": config["teacher"]["checkpoint"],
+    "precision": config["teacher"]["precision"],
+    "device": config["device"],
 }
 
 
@@ -15,21 +15,21 @@ rule teacher_shard:
         audio=lambda w: [ancient(t.audio) for t in PLAN.shard_tracks(int(w.shard))],
         features=lambda w: features_of(PLAN.shard_tracks(int(w.shard))),
     output:
-        "results/pseudo/shard_{shard}.h5",
+        PLAN.shard_path("{shard}"),
     log:
         "results/logs/teacher/shard_{shard}.log",
     benchmark:
         "results/benchmarks/teacher/shard_{shard}.tsv"
     conda:
         "../envs/mirkd.yaml"
-    threads: RES.get("teacher_threads", 1)
+    threads: RES["teacher_threads"]
     resources:
         **gpu_resources(),
-        mem_mb=RES.get("teacher_mem_mb", 6000),
-        runtime=RES.get("teacher_runtime", 120),
+        mem_mb=RES["teacher_mem_mb"],
+        runtime=RES["teacher_runtime"],
     params:
         teacher=TEACHER,
-        tracks=lambda w: track_rows(PLAN.shard_tracks(int(w.shard))),
+        tracks=lambda w: track_params(PLAN.shard_tracks(int(w.shard))),
         skip_undecodable=True,
     script:
         "../workflow_scripts/teacher.py"
@@ -38,23 +38,23 @@ rule teacher_shard:
 rule teacher_track:
     input:
         audio=lambda w: ancient(PLAN.track(w.set, w.track).audio),
-        features="results/features/{set}/{track}.h5",
+        features=PLAN.features_path("{set}", "{track}"),
     output:
-        "results/teacher/{set}/{track}.h5",
+        PLAN.teacher_path("{set}", "{track}"),
     log:
         "results/logs/teacher/{set}/{track}.log",
     benchmark:
         "results/benchmarks/teacher/{set}/{track}.tsv"
     conda:
         "../envs/mirkd.yaml"
-    threads: RES.get("teacher_threads", 1)
+    threads: RES["teacher_threads"]
     resources:
         **gpu_resources(),
-        mem_mb=RES.get("teacher_mem_mb", 6000),
-        runtime=RES.get("teacher_runtime", 120),
+        mem_mb=RES["teacher_mem_mb"],
+        runtime=RES["teacher_runtime"],
     params:
         teacher=TEACHER,
-        tracks=lambda w: track_rows([PLAN.track(w.set, w.track)]),
+        tracks=lambda w: track_params([PLAN.track(w.set, w.track)]),
         skip_undecodable=False,
     script:
         "../workflow_scripts/teacher.py"

@@ -10,8 +10,8 @@ rule stage1:
         features=features_of(PLAN.tracks["unlabeled"].values()),
         skipped="results/skipped.tsv",  # fails the run first if too many tracks are bad
     output:
-        checkpoint="results/{vdir}models/stage1.pt",
-        history="results/{vdir}models/stage1_history.json",
+        checkpoint=PLAN.model_file("{vdir}", "stage1"),
+        history=PLAN.history_file("{vdir}", "stage1"),
     log:
         "results/logs/{vdir}stage1.log",
     benchmark:
@@ -21,8 +21,8 @@ rule stage1:
     threads: THREADS
     resources:
         **gpu_resources(),
-        mem_mb=RES.get("train_mem_mb", 8000),
-        runtime=RES.get("train_runtime", 240),
+        mem_mb=RES["train_mem_mb"],
+        runtime=RES["train_runtime"],
     params:
         common=train_common,
         train=lambda w: variant(w).stages["stage1"],
@@ -30,9 +30,9 @@ rule stage1:
             t.track_id: PLAN.shard_path(PLAN.shard_of(t.track_id))
             for t in PLAN.tracks["unlabeled"].values()
         },
-        train_tracks=track_rows(PLAN.in_split("unlabeled", "train")),
-        val_tracks=track_rows(PLAN.in_split("unlabeled", "val")),
-        work=lambda w: f"results/{w.vdir}work/stage1",
+        train_tracks=track_params(PLAN.in_split("unlabeled", "train")),
+        val_tracks=track_params(PLAN.in_split("unlabeled", "val")),
+        work=lambda w: PLAN.work_dir(w.vdir, "stage1"),
     script:
         "../workflow_scripts/train.py"
 
@@ -41,8 +41,8 @@ rule stage2:
     input:
         unpack(lambda w: labeled_inputs(w, "stage2")),
     output:
-        checkpoint="results/{vdir}models/stage2.pt",
-        history="results/{vdir}models/stage2_history.json",
+        checkpoint=PLAN.model_file("{vdir}", "stage2"),
+        history=PLAN.history_file("{vdir}", "stage2"),
     log:
         "results/logs/{vdir}stage2.log",
     benchmark:
@@ -52,15 +52,15 @@ rule stage2:
     threads: THREADS
     resources:
         **gpu_resources(),
-        mem_mb=RES.get("train_mem_mb", 8000),
-        runtime=RES.get("train_runtime", 240),
+        mem_mb=RES["train_mem_mb"],
+        runtime=RES["train_runtime"],
     params:
         common=train_common,
         train=lambda w: variant(w).stages["stage2"],
-        train_tracks=lambda w: track_rows(PLAN.labeled_train(variant(w))),
-        val_tracks=track_rows(PLAN.in_split("labeled", "val")),
-        teacher_dir="results/teacher/labeled",
-        work=lambda w: f"results/{w.vdir}work/stage2",
+        train_tracks=lambda w: track_params(PLAN.labeled_train(variant(w))),
+        val_tracks=track_params(PLAN.in_split("labeled", "val")),
+        teacher_outputs=lambda w: distilled_outputs(w, "stage2"),
+        work=lambda w: PLAN.work_dir(w.vdir, "stage2"),
     script:
         "../workflow_scripts/train.py"
 
@@ -69,8 +69,8 @@ rule baseline:
     input:
         unpack(lambda w: labeled_inputs(w, "baseline")),
     output:
-        checkpoint="results/{vdir}models/baseline.pt",
-        history="results/{vdir}models/baseline_history.json",
+        checkpoint=PLAN.model_file("{vdir}", "baseline"),
+        history=PLAN.history_file("{vdir}", "baseline"),
     log:
         "results/logs/{vdir}baseline.log",
     benchmark:
@@ -80,13 +80,13 @@ rule baseline:
     threads: THREADS
     resources:
         **gpu_resources(),
-        mem_mb=RES.get("train_mem_mb", 8000),
-        runtime=RES.get("train_runtime", 240),
+        mem_mb=RES["train_mem_mb"],
+        runtime=RES["train_runtime"],
     params:
         common=train_common,
         train=lambda w: variant(w).stages["baseline"],
-        train_tracks=lambda w: track_rows(PLAN.labeled_train(variant(w))),
-        val_tracks=track_rows(PLAN.in_split("labeled", "val")),
-        work=lambda w: f"results/{w.vdir}work/baseline",
+        train_tracks=lambda w: track_params(PLAN.labeled_train(variant(w))),
+        val_tracks=track_params(PLAN.in_split("labeled", "val")),
+        work=lambda w: PLAN.work_dir(w.vdir, "baseline"),
     script:
         "../workflow_scripts/train.py"

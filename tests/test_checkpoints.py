@@ -213,13 +213,6 @@ def test_mirkd_checkpoint_inconsistencies_are_named(tmp_path):
         load_checkpoint(path)
 
 
-def test_bundle_normalize():
-    bundle = tiny_bundle()
-    out = bundle.normalize(np.array([[-3.5, -1.25]], dtype=np.float64))
-    assert out.dtype == np.float32
-    np.testing.assert_allclose(out, [[0.0, 1.0]])
-
-
 class _System:
     def __reduce__(self):
         return (os.system, ("true",))

@@ -13,7 +13,9 @@ from mirkd.store import TeacherOutput, WindowReader, write_features, write_shard
 from mirkd.training.datasets import (
     LOG_FLOOR,
     LabeledDataset,
+    LabeledTrack,
     PseudoLabelDataset,
+    ShardTrack,
     compute_mean_std,
     shift_cqt,
     window_starts,
@@ -55,8 +57,9 @@ def test_pseudo_label_dataset_windows_and_padding(tmp_path):
     f2, _ = _features(tmp_path, "b", 40, seed=2)
     p1, p2 = _probs(150, 1), _probs(40, 2)
     shard = _shard(tmp_path, {"a": TeacherOutput.from_probs(p1), "b": TeacherOutput.from_probs(p2)})
-    ds = PseudoLabelDataset([(f1, shard, "a"), (f2, shard, "b")], seq_len=108, stride=108,
-                            with_probs=True)
+    ds = PseudoLabelDataset([ShardTrack("a", str(f1), str(shard)),
+                             ShardTrack("b", str(f2), str(shard))],
+                            seq_len=108, stride=108, with_probs=True)
     assert len(ds) == 3
     second = ds[1]  # track a, frames 108..149 then padding
     assert second["x"].shape == (108, 144) and second["x"].dtype == torch.float32
@@ -67,13 +70,13 @@ def test_pseudo_label_dataset_windows_and_padding(tmp_path):
     assert second["mask"][:42].all() and not second["mask"][42:].any()
     assert second["probs"].shape == (108, 170)
     np.testing.assert_allclose(second["probs"][:42].numpy(), p1[108:], atol=1e-3)
-    assert "probs" not in PseudoLabelDataset([(f2, shard, "b")])[0]
+    assert "probs" not in PseudoLabelDataset([ShardTrack("b", str(f2), str(shard))], 108, 108)[0]
 
 
 def test_pseudo_label_dataset_with_workers(tmp_path):
     f1, _ = _features(tmp_path, "a", 300, seed=1)
     shard = _shard(tmp_path, {"a": TeacherOutput.from_probs(_probs(300))})
-    ds = PseudoLabelDataset([(f1, shard, "a")])
+    ds = PseudoLabelDataset([ShardTrack("a", str(f1), str(shard))], 108, 108)
     batches = list(DataLoader(ds, batch_size=2, num_workers=2))
     assert sum(len(b["y"]) for b in batches) == 3
     assert torch.equal(batches[0]["x"][0], ds[0]["x"])
@@ -94,7 +97,8 @@ def test_labeled_dataset_pitch_shift_labels_probs_and_x(tmp_path):
     labels = np.array([LARGE.to_index("C:min")] * 20 + [LARGE.x_index] * 20
                       + [LARGE.n_index] * 20, dtype=np.int64)
     probs = _probs(60)
-    ds = LabeledDataset([(f, labels, probs)], seq_len=64, stride=32, pitch_shift=range(-1, 2))
+    ds = LabeledDataset([LabeledTrack(str(f), labels, probs)], seq_len=64, stride=32,
+                        pitch_shift=range(-1, 2))
     assert len(ds) == 3  # one window x three shifts
     by_shift = {ds.index[i][2]: ds[i] for i in range(3)}
     plain, up = by_shift[0], by_shift[1]
@@ -115,10 +119,10 @@ def test_labeled_dataset_pitch_shift_labels_probs_and_x(tmp_path):
 
 def test_labeled_dataset_without_probs_and_length_check(tmp_path):
     f, _ = _features(tmp_path, "a", 60)
-    ds = LabeledDataset([(f, np.zeros(60, dtype=np.int64), None)], seq_len=108)
+    ds = LabeledDataset([LabeledTrack(str(f), np.zeros(60, dtype=np.int64))], 108, 54)
     assert len(ds) == 1 and "probs" not in ds[0]
     with pytest.raises(MirkdError, match="frame labels"):
-        LabeledDataset([(f, np.zeros(59, dtype=np.int64), None)])
+        LabeledDataset([LabeledTrack(str(f), np.zeros(59, dtype=np.int64))], 108, 54)
 
 
 def test_compute_mean_std_exact(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mirkd.errors import ConfigError, MirkdError
-from mirkd.inference import predict_logits, select_device
+from mirkd.inference import bundle_logits, select_device
 
 from model_helpers import tiny_bundle
 
@@ -27,13 +27,14 @@ def test_predict_logits_matches_direct_forward(arch):
     bundle = tiny_bundle(arch)
     features = np.random.default_rng(0).normal(-3.0, 2.0, (250, 144)).astype(np.float32)
     cpu = torch.device("cpu")
-    logits = predict_logits(bundle, features, cpu, batch_windows=2)
+    logits = bundle_logits(bundle, features, cpu, batch_windows=2)
     assert logits.shape == (250, 170) and logits.dtype == np.float32
     with torch.no_grad():
-        direct = bundle.model(torch.from_numpy(bundle.normalize(features))[None])[0].numpy()
+        normalised = (features - bundle.mean) / bundle.std
+        direct = bundle.model(torch.from_numpy(normalised)[None])[0].numpy()
     np.testing.assert_allclose(logits, direct, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(predict_logits(bundle, features, cpu, batch_windows=1), logits,
+    np.testing.assert_allclose(bundle_logits(bundle, features, cpu, batch_windows=1), logits,
                                rtol=1e-5, atol=1e-5)
-    assert predict_logits(bundle, features[:0], cpu).shape == (0, 170)
+    assert bundle_logits(bundle, features[:0], cpu).shape == (0, 170)
     with pytest.raises(MirkdError, match="144 CQT bins"):
-        predict_logits(bundle, features[:, :100], cpu)
+        bundle_logits(bundle, features[:, :100], cpu)

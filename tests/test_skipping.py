@@ -12,7 +12,7 @@ import soundfile as sf
 
 from mirkd.checkpoints import load_checkpoint
 from mirkd.errors import AudioError, MirkdError
-from mirkd.manifest import scan_audio
+from mirkd.manifest import TrackFiles, scan_audio
 from mirkd.steps.data import extract_features
 from mirkd.steps.teacher import run_teacher, write_skipped_report
 from mirkd.steps.train import train_stage1
@@ -20,7 +20,9 @@ from mirkd.store import read_features, shard_skipped, shard_track_ids, skipped_c
 from mirkd.summary import skipped_note
 from mirkd.vocab import LARGE
 
-from model_helpers import TINY_BTC
+from model_helpers import TINY_BTC, stage_settings
+
+STUB = {"kind": "stub", "checkpoint": None, "device": "cpu", "precision": "fp32"}
 
 
 class StubTeacher:
@@ -52,7 +54,7 @@ def _broken(path: Path) -> Path:
     return path
 
 
-def _rows(tmp_path: Path, names: list[str]) -> list[tuple]:
+def _rows(tmp_path: Path, names: list[str]) -> list[TrackFiles]:
     """Feature rows of unlabeled tracks `names` (broken ones by name), features extracted."""
     rows = []
     for name in names:
@@ -60,7 +62,7 @@ def _rows(tmp_path: Path, names: list[str]) -> list[tuple]:
         (_broken if name.startswith("broken") else _song)(audio)
         features = tmp_path / "features" / f"{name}.h5"
         extract_features(str(audio), str(features), name, f"fp-{name}", skip_undecodable=True)
-        rows.append((name, str(audio), str(features), None, f"fp-{name}"))
+        rows.append(TrackFiles(name, str(audio), str(features), None, f"fp-{name}"))
     return rows
 
 
@@ -83,26 +85,26 @@ def test_labeled_tracks_stay_strict(tmp_path):
 def test_teacher_shard_leaves_bad_tracks_out_and_records_them(tmp_path, stub_teacher):
     rows = _rows(tmp_path, ["good", "broken", "undecodable"])
     shard = tmp_path / "shard_000.h5"
-    run_teacher(str(shard), {"kind": "stub"}, rows, skip_undecodable=True)
+    run_teacher(str(shard), STUB, rows, skip_undecodable=True)
     assert shard_track_ids(shard) == ["good"]
     skipped = shard_skipped(shard)
     assert sorted(skipped) == ["broken", "undecodable"]
-    assert skipped["broken"]["audio"] == rows[1][1]
+    assert skipped["broken"]["audio"] == rows[1].audio
     assert skipped["broken"]["cause"].startswith("cannot decode audio")
     assert "lost sync" in skipped["undecodable"]["cause"]
     with pytest.raises(AudioError, match="undecodable.wav"):  # labeled/test: strict
-        run_teacher(str(tmp_path / "strict.h5"), {"kind": "stub"}, rows[2:])
+        run_teacher(str(tmp_path / "strict.h5"), STUB, rows[2:])
 
 
 def test_skipped_report_lists_tracks_and_enforces_the_fraction(tmp_path, stub_teacher):
     rows = _rows(tmp_path, ["good", "broken"])
     shard = tmp_path / "shard_000.h5"
-    run_teacher(str(shard), {"kind": "stub"}, rows, skip_undecodable=True)
+    run_teacher(str(shard), STUB, rows, skip_undecodable=True)
     out = tmp_path / "skipped.tsv"
     write_skipped_report(str(out), [str(shard)], n_unlabeled=100, max_fraction=0.01)
     lines = out.read_text().splitlines()
     assert lines[0] == "set\ttrack_id\taudio\tcause"
-    assert lines[1].startswith(f"unlabeled\tbroken\t{rows[1][1]}\tcannot decode audio")
+    assert lines[1].startswith(f"unlabeled\tbroken\t{rows[1].audio}\tcannot decode audio")
     assert "Skipped unlabeled tracks (cannot be decoded): 1" in skipped_note(out)
     with pytest.raises(MirkdError, match=r"1 of 50 unlabeled tracks.*max_skipped_fraction"):
         write_skipped_report(str(tmp_path / "x.tsv"), [str(shard)], 50, 0.01)
@@ -112,12 +114,12 @@ def test_skipped_report_lists_tracks_and_enforces_the_fraction(tmp_path, stub_te
 def test_stage1_trains_without_the_skipped_tracks(tmp_path, stub_teacher):
     rows = _rows(tmp_path, ["good1", "good2", "broken1", "good3", "broken2"])
     shard = tmp_path / "shard_000.h5"
-    run_teacher(str(shard), {"kind": "stub"}, rows, skip_undecodable=True)
+    run_teacher(str(shard), STUB, rows, skip_undecodable=True)
     common = {"student": {"arch": "btc", "hparams": TINY_BTC}, "device": "cpu"}
-    train_cfg = {"epochs": 1, "batch_size": 4, "warmup_epochs": 0}
+    train_cfg = stage_settings("stage1", epochs=1, batch_size=4, warmup_epochs=0)
     out = tmp_path / "stage1.pt"
     train_stage1(
-        common, train_cfg, {r[0]: str(shard) for r in rows}, rows[:3], rows[3:],
+        common, train_cfg, {r.track_id: str(shard) for r in rows}, rows[:3], rows[3:],
         str(tmp_path / "work"), str(out), str(tmp_path / "history.json"),
     )
     provenance = load_checkpoint(out).provenance
@@ -142,10 +144,11 @@ def test_unsupported_files_in_a_data_folder_are_reported(tmp_path, caplog):
 def test_stage1_names_a_split_left_without_usable_tracks(tmp_path, stub_teacher):
     rows = _rows(tmp_path, ["good1", "broken1"])
     shard = tmp_path / "shard_000.h5"
-    run_teacher(str(shard), {"kind": "stub"}, rows, skip_undecodable=True)
+    run_teacher(str(shard), STUB, rows, skip_undecodable=True)
     common = {"student": {"arch": "btc", "hparams": TINY_BTC}, "device": "cpu"}
     with pytest.raises(MirkdError, match=r"no usable unlabeled 'val' track left \(1 skipped"):
         train_stage1(
-            common, {"epochs": 1, "batch_size": 4}, {r[0]: str(shard) for r in rows}, rows[:1],
-            rows[1:], str(tmp_path / "work"), str(tmp_path / "s1.pt"), str(tmp_path / "h.json"),
+            common, stage_settings("stage1", epochs=1, batch_size=4),
+            {r.track_id: str(shard) for r in rows}, rows[:1], rows[1:], str(tmp_path / "work"),
+            str(tmp_path / "s1.pt"), str(tmp_path / "h.json"),
         )

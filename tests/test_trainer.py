@@ -13,12 +13,15 @@ from mirkd.features import CQTParams
 from mirkd.labels import ChordSegment
 from mirkd.models.registry import build_model
 from mirkd.store import TeacherOutput, write_features, write_shard
-from mirkd.training.datasets import LabeledDataset, PseudoLabelDataset
-from mirkd.training.trainer import TrainConfig, scheduled_lr, train
-from mirkd.training.validation import frame_agreement, validation_wcsr
+from mirkd.training.datasets import LabeledDataset, LabeledTrack, PseudoLabelDataset, ShardTrack
+from mirkd.training.trainer import scheduled_lr, train
+from mirkd.training.validation import ReferenceTrack, frame_agreement, validation_wcsr
 from mirkd.vocab import LARGE
 
+from model_helpers import train_config
+
 PARAMS = CQTParams()
+CPU = torch.device("cpu")
 TINY = {"timestep": 16, "hidden_size": 16, "num_layers": 1, "num_heads": 2,
         "total_key_depth": 16, "total_value_depth": 16, "filter_size": 16}
 CLASSES = (LARGE.to_index("C"), LARGE.to_index("A:min"), LARGE.n_index)
@@ -54,13 +57,17 @@ def _meta(mean=-5.5, std=1.5):
             "mean": mean, "std": std, "provenance": {"test": True}}
 
 
+def _shard_track(tracks, shard, track_id):
+    return ShardTrack(track_id, str(tracks[track_id][0]), str(shard))
+
+
 def _model(seed):
     torch.manual_seed(seed)
     return build_model("btc", TINY)
 
 
 def test_scheduled_lr_warmup_then_cosine():
-    config = TrainConfig(epochs=10, warmup_epochs=2, lr=3e-4, warmup_start_lr=1e-4, min_lr=1e-6)
+    config = train_config(epochs=10, warmup_epochs=2, lr=3e-4, warmup_start_lr=1e-4, min_lr=1e-6)
     assert scheduled_lr(0, 5, config) == pytest.approx(1e-4)
     assert scheduled_lr(5, 5, config) == pytest.approx(2e-4)
     assert scheduled_lr(10, 5, config) == pytest.approx(3e-4)
@@ -71,16 +78,17 @@ def test_scheduled_lr_warmup_then_cosine():
 def test_stage1_training_lowers_loss_and_saves(tmp_path, data):
     tracks, shard = data
     ids = sorted(tracks)
-    ds = PseudoLabelDataset([(tracks[t][0], shard, t) for t in ids], seq_len=16, stride=16)
-    val_tracks = [(tracks[t][0], shard, t) for t in ids[:2]]
+    ds = PseudoLabelDataset([_shard_track(tracks, shard, t) for t in ids], seq_len=16, stride=16)
+    val_tracks = [_shard_track(tracks, shard, t) for t in ids[:2]]
     model = _model(0)
     meta = _meta()
-    config = TrainConfig(epochs=6, batch_size=8, lr=1e-2, warmup_epochs=1,
-                         warmup_start_lr=3e-3, patience=10, device="cpu")
+    config = train_config(epochs=6, batch_size=8, lr=1e-2, warmup_epochs=1,
+                          warmup_start_lr=3e-3, patience=10)
     history = train(model, meta, ds,
                     lambda m: frame_agreement(m, meta["mean"], meta["std"], val_tracks,
                                               torch.device("cpu")),
-                    config, tmp_path / "best.pt", tmp_path / "last.pt", log=lambda s: None)
+                    config, tmp_path / "best.pt", tmp_path / "last.pt", device=CPU,
+                    log=lambda s: None)
     assert len(history) == 6
     assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
     assert max(h["val_score"] for h in history) > 0.9
@@ -93,6 +101,8 @@ def test_stage1_training_lowers_loss_and_saves(tmp_path, data):
 
 class _Constant(torch.nn.Module):
     """Predicts one class on every frame."""
+
+    window = 16
 
     def __init__(self, index: int) -> None:
         super().__init__()
@@ -109,29 +119,29 @@ def test_validation_scores_whole_tracks(data):
     cpu = torch.device("cpu")
     c_major = LARGE.to_index("C")
     labels = tracks["t1"][1]
-    agreement = frame_agreement(_Constant(c_major), 0.0, 1.0, [(tracks["t1"][0], shard, "t1")],
-                                cpu)
+    agreement = frame_agreement(_Constant(c_major), 0.0, 1.0,
+                                [_shard_track(tracks, shard, "t1")], cpu)
     assert agreement == pytest.approx(float(np.mean(labels == c_major)))
     end = len(labels) * PARAMS.frame_period
     half = [ChordSegment(0.0, end / 2, "C:maj7"), ChordSegment(end / 2, end, "D:min")]
-    wcsr = validation_wcsr(_Constant(c_major), 0.0, 1.0, [(tracks["t1"][0], half)], cpu,
-                           metric="majmin")
+    wcsr = validation_wcsr(_Constant(c_major), 0.0, 1.0,
+                           [ReferenceTrack(str(tracks["t1"][0]), half)], cpu, metric="majmin")
     assert wcsr == pytest.approx(0.5)
 
 
 def test_plateau_decay_and_early_stopping(tmp_path, data):
     tracks, shard = data
-    ds = PseudoLabelDataset([(tracks["t0"][0], shard, "t0")], seq_len=16, stride=16)
-    config = TrainConfig(epochs=10, batch_size=8, lr=1e-3, schedule="plateau", patience=2,
-                         plateau_factor=0.5, min_lr=3e-4, device="cpu")
+    ds = PseudoLabelDataset([_shard_track(tracks, shard, "t0")], seq_len=16, stride=16)
+    config = train_config(epochs=10, batch_size=8, lr=1e-3, schedule="plateau", patience=2,
+                          plateau_factor=0.5, min_lr=3e-4)
     scores = iter([0.5, 0.4, 0.5, 0.1])
     history = train(_model(0), _meta(), ds, lambda m: next(scores), config,
-                    tmp_path / "best.pt", tmp_path / "last.pt", log=lambda s: None)
+                    tmp_path / "best.pt", tmp_path / "last.pt", device=CPU, log=lambda s: None)
     assert [h["val_score"] for h in history] == [0.5, 0.4, 0.5]  # 2 non-improving -> stop
     assert [h["lr"] for h in history] == pytest.approx([1e-3, 5e-4, 3e-4])  # floor min_lr
     assert read_checkpoint_state(tmp_path / "best.pt")["epoch"] == 1
     again = train(_model(0), _meta(), ds, lambda m: 1.0, config, tmp_path / "best.pt",
-                  tmp_path / "last.pt", log=lambda s: None)
+                  tmp_path / "last.pt", device=CPU, log=lambda s: None)
     assert again == history  # a finished (early-stopped) run is not continued
 
 
@@ -142,9 +152,10 @@ class _Killed(Exception):
 def _stage2_run(tmp_path, data, out_dir, kill_at_epoch=None, model_seed=0):
     tracks, _ = data
     ids = sorted(tracks)
-    ds = LabeledDataset([(tracks[t][0], tracks[t][1], tracks[t][2]) for t in ids],
+    ds = LabeledDataset([LabeledTrack(str(tracks[t][0]), tracks[t][1], tracks[t][2]) for t in ids],
                         seq_len=16, stride=16, pitch_shift=(0, 1))
-    val = [(tracks[t][0], [ChordSegment(0.0, len(tracks[t][1]) * PARAMS.frame_period, "C")])
+    val = [ReferenceTrack(str(tracks[t][0]),
+                          [ChordSegment(0.0, len(tracks[t][1]) * PARAMS.frame_period, "C")])
            for t in ids[:1]]
     calls = []
 
@@ -154,12 +165,12 @@ def _stage2_run(tmp_path, data, out_dir, kill_at_epoch=None, model_seed=0):
             raise _Killed
         return validation_wcsr(model, -5.5, 1.5, val, torch.device("cpu"), metric="root")
 
-    config = TrainConfig(epochs=3, batch_size=8, lr=1e-3, schedule="plateau", patience=5,
-                         device="cpu", use_kd=True, selective_kd=True, kd_alpha=0.3, seed=7)
+    config = train_config("stage2", epochs=3, batch_size=8, lr=1e-3, schedule="plateau",
+                          patience=5, use_kd=True, selective_kd=True, kd_alpha=0.3, seed=7)
     out = tmp_path / out_dir
     model = _model(model_seed)
     train(model, _meta(), ds, validate, config, out / "best.pt", out / "last.pt",
-          log=lambda s: None)
+          device=CPU, log=lambda s: None)
     return model
 
 

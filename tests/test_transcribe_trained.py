@@ -22,9 +22,12 @@ from mirkd.cli import main
 from mirkd.demo import write_demo_corpus
 from mirkd.evaluation import song_scores, weighted_mean_scores
 from mirkd.labels import ChordSegment, read_annotation
+from mirkd.manifest import TrackFiles
 from mirkd.steps.data import extract_features
 from mirkd.steps.train import train_supervised
 from mirkd.vocab import MAJMIN
+
+from model_helpers import stage_settings
 
 SEED = 7
 N_TRAIN = 8  # training songs; one more labeled song validates
@@ -62,19 +65,20 @@ def test_trained_btc_transcribes_held_out_songs(tmp_path: Path, one_thread: None
     data = tmp_path / "data"
     corpus = write_demo_corpus(data, n_unlabeled=0, n_labeled=N_TRAIN + 1, n_test=2, seed=SEED,
                                min_seconds=20, max_seconds=30)
-    rows: dict[str, list[tuple[str, str, str, str, str]]] = {"labeled": [], "test": []}
+    rows: dict[str, list[TrackFiles]] = {"labeled": [], "test": []}
     for song in corpus["songs"]:
         features = tmp_path / "features" / f"{song['name']}.h5"
         fingerprint = f"demo-{SEED}-{song['name']}"
         extract_features(str(data / song["audio"]), str(features), song["name"], fingerprint)
         rows[song["part"]].append(
-            (song["name"], str(data / song["audio"]), str(features), str(data / song["lab"]),
-             fingerprint)
+            TrackFiles(song["name"], str(data / song["audio"]), str(features),
+                       str(data / song["lab"]), fingerprint)
         )
 
     checkpoint, history = tmp_path / "baseline.pt", tmp_path / "history.json"
     train_supervised(
-        "baseline", {"student": STUDENT, "device": "cpu"}, TRAIN, rows["labeled"][:-1],
+        "baseline", {"student": STUDENT, "device": "cpu"}, stage_settings("baseline", **TRAIN),
+        rows["labeled"][:-1],
         rows["labeled"][-1:], str(tmp_path / "work"), str(checkpoint), str(history),
     )
     epochs = json.loads(history.read_text())["history"]
@@ -82,10 +86,10 @@ def test_trained_btc_transcribes_held_out_songs(tmp_path: Path, one_thread: None
     assert max(e["val_score"] for e in epochs) > epochs[0]["val_score"]
 
     out = tmp_path / "predicted"
-    audio = [row[1] for row in rows["test"]]
+    audio = [row.audio for row in rows["test"]]
     assert main(["transcribe", *audio, "--checkpoint", str(checkpoint), "--out", str(out),
                  "--device", "cpu"]) == 0
-    references = {name: read_annotation(lab) for name, _, _, lab, _ in rows["test"]}
+    references = {row.track_id: read_annotation(row.annotation) for row in rows["test"]}
     model = _majmin({name: (ref, read_annotation(out / f"{name}.lab"))
                      for name, ref in references.items()})
 

@@ -1,11 +1,12 @@
 from mirkd.steps import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
+from mirkd.manifest import TrackFiles  # noqa: E402
 from mirkd.steps.teacher import run_teacher  # noqa: E402
 
 run_teacher(
     snakemake.output[0],
     snakemake.params.teacher,
-    snakemake.params.tracks,
+    TrackFiles.from_params(snakemake.params.tracks),
     skip_undecodable=snakemake.params.skip_undecodable,
 )

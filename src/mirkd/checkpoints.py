@@ -30,13 +30,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from mirkd import __version__
 from mirkd.atomic import atomic_path
 from mirkd.errors import CheckpointError, MirkdError
 from mirkd.features import CQTParams
 from mirkd.models.btc import BTCConfig
+from mirkd.models.common import ChordModel
 from mirkd.models.registry import build_config, build_model
 from mirkd.vocab import LARGE, MAJMIN, Vocabulary, get_vocabulary
 
@@ -50,7 +50,7 @@ RESERVED_KEYS = frozenset({
 try:
     from numpy._core.multiarray import scalar as _numpy_scalar
 except ImportError:  # numpy < 2
-    from numpy.core.multiarray import scalar as _numpy_scalar
+    from numpy.core.multiarray import scalar as _numpy_scalar  # type: ignore[no-redef]
 
 # What torch.load(weights_only=True) needs to rebuild a numpy float32/float64 scalar, found by
 # experiment with numpy 2.4: the scalar constructor (under its numpy>=2 name and the numpy 1.x
@@ -71,7 +71,7 @@ _PLAIN_SCALARS = (str, int, float, bool, type(None))
 class ModelBundle:
     """A model with everything needed to use it on new audio."""
 
-    model: nn.Module
+    model: ChordModel
     arch: str
     hparams: dict[str, Any]
     vocab: Vocabulary
@@ -79,12 +79,6 @@ class ModelBundle:
     mean: float
     std: float
     provenance: dict[str, Any] = field(default_factory=dict)
-
-    def normalize(self, features: np.ndarray) -> np.ndarray:
-        """(features - mean) / std as float32."""
-        return ((np.asarray(features, dtype=np.float32) - self.mean) / self.std).astype(
-            np.float32
-        )
 
 
 @lru_cache(maxsize=1)
@@ -223,7 +217,7 @@ def _as_float(value: Any, name: str, path: Path) -> float:
     return number
 
 
-def _load_state(model: nn.Module, state_dict: Any, path: Path) -> None:
+def _load_state(model: ChordModel, state_dict: Any, path: Path) -> None:
     """Strict load_state_dict with an error listing missing, unexpected and misshapen keys."""
     if not isinstance(state_dict, dict):
         raise CheckpointError(path, f"state dict is a {type(state_dict).__name__}, not a dict")
@@ -248,7 +242,7 @@ def _load_state(model: nn.Module, state_dict: Any, path: Path) -> None:
     model.load_state_dict(state_dict, strict=True)
 
 
-def _finish(model: nn.Module, map_location: str | torch.device) -> nn.Module:
+def _finish(model: ChordModel, map_location: str | torch.device) -> ChordModel:
     return model.to(torch.device(map_location)).eval()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import mir_eval.chord
 import numpy as np
@@ -168,7 +169,7 @@ def _as_rng(rng_or_seed: np.random.Generator | int | list[int]) -> np.random.Gen
     return np.random.default_rng(rng_or_seed)
 
 
-def _pick(rng: np.random.Generator, weights: dict) -> object:
+def _pick(rng: np.random.Generator, weights: dict) -> Any:
     keys = list(weights)
     p = np.array([weights[k] for k in keys], dtype=float)
     return keys[rng.choice(len(keys), p=p / p.sum())]

@@ -1,6 +1,6 @@
 """Chord evaluation under the standard mir_eval protocol, plus per-quality analysis.
 
-Protocol (as the original BTC evaluation, docs/reference-method.md section 6.2): reference
+Protocol (as the original BTC evaluation): reference
 ``.lab`` segments are used raw (inversions and extensions kept, ``X`` excluded by mir_eval);
 the estimate is adjusted to the reference span (padded with ``N``), both are merged onto
 common intervals and each mir_eval comparison is turned into a duration-weighted chord
@@ -153,8 +153,9 @@ def quality_table(
     }
 
 
-def _mean(values: list[float]) -> float | None:
-    return float(np.mean(values)) if values else None
+def _mean(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.mean(present)) if present else None
 
 
 def weighted_mean_scores(per_song: Mapping[str, Mapping]) -> dict[str, float | None]:
@@ -187,8 +188,8 @@ def song_scores(
 
 def mean7(means: Mapping[str, float | None]) -> float | None:
     """The 7-metric mean: the average of the seven WCSR scores (None if any is missing)."""
-    values = [means.get(m) for m in METRICS]
-    return None if any(v is None for v in values) else float(np.mean(values))
+    values = [v for m in METRICS if (v := means.get(m)) is not None]
+    return float(np.mean(values)) if len(values) == len(METRICS) else None
 
 
 def _score_matrix(per_song: Mapping[str, Mapping], songs: Sequence[str]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Log-CQT features on the reference grid (reference method §1.1).
+"""Log-CQT features on the reference BTC grid (hop 2048 at 22050 Hz).
 
 One ``librosa.cqt`` pass over the whole signal (no 10-s chunking, no per-window excerpts), so
 frame k is centred at ``k * hop_length / sr`` seconds for training and inference alike.

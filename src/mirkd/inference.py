@@ -13,6 +13,7 @@ from mirkd.decoding import decode, log_softmax
 from mirkd.errors import ConfigError, MirkdError
 from mirkd.features import log_cqt
 from mirkd.labels import ChordSegment, frames_to_segments
+from mirkd.models.common import ChordModel
 
 
 def select_device(pref: str = "auto") -> torch.device:
@@ -34,22 +35,25 @@ def select_device(pref: str = "auto") -> torch.device:
 
 
 def predict_logits(
-    bundle: ModelBundle, features: np.ndarray, device: torch.device, batch_windows: int = 16
+    model: ChordModel,
+    mean: float,
+    std: float,
+    features: np.ndarray,
+    device: torch.device,
+    batch_windows: int = 16,
 ) -> np.ndarray:
-    """Frame logits [T, C] float32 for raw log-CQT `features` [T, n_bins].
+    """Frame logits [T, C] float32 of a model (in eval mode) for raw log-CQT `features`.
 
-    Features are normalised with the bundle's mean/std, zero-padded to whole model windows
-    and run in batches of `batch_windows` windows (inference mode, autocast on CUDA). The
-    bundle's model is moved to `device`.
+    Features [T, n_bins] are normalised with `mean`/`std`, zero-padded to whole model windows
+    (as the models pad) and run in batches of `batch_windows` windows (inference mode,
+    autocast on CUDA). The model is moved to `device`. Used for evaluation, transcription,
+    teachers and the validation scores during training alike.
     """
-    n_bins = bundle.feature_params.n_bins
-    if features.ndim != 2 or features.shape[1] != n_bins:
-        raise MirkdError(f"features of shape {features.shape} do not match {n_bins} CQT bins")
-    model = bundle.model.to(device)
-    n_frames, window = features.shape[0], model.window
+    model = model.to(device)
+    (n_frames, n_bins), window = features.shape, int(model.window)
     n_windows = -(-n_frames // window)
     padded = np.zeros((n_windows * window, n_bins), dtype=np.float32)
-    padded[:n_frames] = bundle.normalize(features)
+    padded[:n_frames] = (features - mean) / std
     windows = torch.from_numpy(padded).view(n_windows, window, n_bins)
     outputs = []
     with torch.inference_mode(), torch.autocast(device.type, enabled=device.type == "cuda"):
@@ -60,6 +64,19 @@ def predict_logits(
         return np.zeros((0, model.num_classes), dtype=np.float32)
     logits = torch.cat(outputs).reshape(n_windows * window, -1)[:n_frames]
     return logits.numpy()
+
+
+def bundle_logits(
+    bundle: ModelBundle, features: np.ndarray, device: torch.device, batch_windows: int = 16
+) -> np.ndarray:
+    """`predict_logits` with a checkpoint's model and normalisation; features must have the
+    bundle's number of CQT bins."""
+    n_bins = bundle.feature_params.n_bins
+    if features.ndim != 2 or features.shape[1] != n_bins:
+        raise MirkdError(f"features of shape {features.shape} do not match {n_bins} CQT bins")
+    return predict_logits(
+        bundle.model, bundle.mean, bundle.std, features, device, batch_windows
+    )
 
 
 def transcribe_file(
@@ -77,7 +94,7 @@ def transcribe_file(
     features = log_cqt(y, params)
     if device is None:
         device = next(bundle.model.parameters()).device
-    frames = decode(log_softmax(predict_logits(bundle, features, device)), stay)
+    frames = decode(log_softmax(bundle_logits(bundle, features, device)), stay)
     return frames_to_segments(
         frames, params.frame_period, bundle.vocab, duration=len(y) / params.sr
     )

@@ -12,12 +12,14 @@ import logging
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from mirkd.atomic import atomic_write_json
 from mirkd.audio import AUDIO_EXTENSIONS
-from mirkd.errors import ConfigError
+from mirkd.errors import ConfigError, MirkdError
 from mirkd.labels import ANNOTATION_SUFFIXES, find_annotation
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,35 @@ class Track:
     track_id: str
     audio: str
     lab: str | None = None
+
+
+@dataclass(frozen=True)
+class TrackFiles:
+    """A track and its files as every step receives them: the shape of one track end to end.
+
+    Rules pass these as plain dicts (`to_param`), which Snakemake can fingerprint for reruns;
+    workflow scripts turn them back with `from_params`.
+    """
+
+    track_id: str
+    audio: str
+    features: str
+    lab: str | None
+    fingerprint: str
+
+    @property
+    def annotation(self) -> str:
+        """The .lab path; MirkdError for an unlabeled track (a wiring error)."""
+        if self.lab is None:
+            raise MirkdError(f"{self.audio}: track {self.track_id} has no annotation file")
+        return self.lab
+
+    def to_param(self) -> dict[str, str | None]:
+        return asdict(self)
+
+    @classmethod
+    def from_params(cls, params: Iterable[Mapping[str, Any]]) -> list[TrackFiles]:
+        return [cls(**p) for p in params]
 
 
 def hash_unit(text: str) -> float:

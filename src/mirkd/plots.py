@@ -65,7 +65,7 @@ def _percent(value: float | None) -> str:
 def _best_per_metric(means: Mapping[str, Mapping[str, float | None]]) -> dict[str, float]:
     best = {}
     for metric in METRICS:
-        values = [m[metric] for m in means.values() if m.get(metric) is not None]
+        values = [v for m in means.values() if (v := m.get(metric)) is not None]
         if values:
             best[metric] = max(values)
     return best

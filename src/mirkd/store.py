@@ -23,7 +23,7 @@ from mirkd.atomic import atomic_path
 from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
 
-WINDOW = 108
+CHUNK_FRAMES = 108  # HDF5 chunk length in frames: a storage choice, not a model window
 _COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 SHARD_IDENTITY_KEYS = ("teacher_kind", "teacher_fingerprint", "vocab", "sr", "hop_length")
 
@@ -69,7 +69,7 @@ def write_features(
         f.create_dataset(
             "cqt",
             data=cqt.astype(np.float16),
-            chunks=(min(len(cqt), WINDOW), cqt.shape[1]),
+            chunks=(min(len(cqt), CHUNK_FRAMES), cqt.shape[1]),
             **_COMPRESSION,
         )
         _set_feature_attrs(f, params, len(cqt), meta)
@@ -109,6 +109,22 @@ def read_feature_attrs(path: str | Path) -> dict[str, Any]:
         attrs = {k: _plain(v) for k, v in f.attrs.items()}
     attrs["feature_params"] = json.loads(attrs["feature_params"])
     return attrs
+
+
+@dataclass(frozen=True)
+class FrameGrid:
+    """The time axis of a feature file: its frame period, frame count and audio duration."""
+
+    frame_period: float
+    n_frames: int
+    duration: float
+
+
+def feature_grid(path: str | Path) -> FrameGrid:
+    """The frame grid a feature file's frames sit on (labels and predictions use the same)."""
+    attrs = read_feature_attrs(path)
+    period = CQTParams.from_dict(attrs["feature_params"]).frame_period
+    return FrameGrid(period, int(attrs["n_frames"]), float(attrs["duration"]))
 
 
 def skipped_cause(path: str | Path) -> str | None:
@@ -194,7 +210,7 @@ def write_shard(
         for track_id, out in sorted(tracks.items()):
             g = group.create_group(track_id)
             n_classes = out.probs.shape[1]
-            chunk = min(len(out.labels), WINDOW)
+            chunk = min(len(out.labels), CHUNK_FRAMES)
             g.create_dataset("labels", data=out.labels.astype(np.int16), **_COMPRESSION)
             g.create_dataset(
                 "probs",
@@ -229,21 +245,22 @@ def shard_dataset(track_id: str, name: str) -> str:
     return f"tracks/{track_id}/{name}"
 
 
+def _read_shard_datasets(path: str | Path, track_id: str, names: tuple[str, ...]) -> list:
+    with _open(path) as f:
+        keys = [shard_dataset(track_id, name) for name in names]
+        if any(key not in f for key in keys):
+            raise MirkdError(f"{path}: no track {track_id!r} in this shard")
+        return [f[key][:] for key in keys]
+
+
 def read_shard_labels(path: str | Path, track_id: str) -> np.ndarray:
     """Only the hard labels of a track (small: stage 1 keeps them all in memory)."""
-    with _open(path) as f:
-        key = shard_dataset(track_id, "labels")
-        if key not in f:
-            raise MirkdError(f"{path}: no track {track_id!r} in this shard")
-        return f[key][:]
+    return _read_shard_datasets(path, track_id, ("labels",))[0]
 
 
 def read_shard_track(path: str | Path, track_id: str) -> TeacherOutput:
-    with _open(path) as f:
-        if track_id not in f["tracks"]:
-            raise MirkdError(f"{path}: no track {track_id!r} in this shard")
-        g = f["tracks"][track_id]
-        return TeacherOutput(g["labels"][:], g["probs"][:], g["confidence"][:])
+    """A track's teacher outputs (labels, probabilities, confidence) from a shard."""
+    return TeacherOutput(*_read_shard_datasets(path, track_id, ("labels", "probs", "confidence")))
 
 
 def check_shards_compatible(paths: list[str | Path]) -> dict[str, Any]:

@@ -57,7 +57,7 @@ class Variant:
         """Validation metric that tunes the Viterbi prior of `model`'s predictions (stage 1
         has none of its own: it takes stage 2's)."""
         stage = "stage2" if model == "stage1" else model
-        return self.stages[stage].get("val_metric", "majmin")
+        return self.stages[stage]["val_metric"]
 
     def model_key(self, model: str) -> str:
         """Fingerprint of everything that decides `model`'s training in this variant."""

@@ -1,6 +1,6 @@
 """Chord vocabularies (170-class large, 25-class majmin) and the Harte label -> class policy.
 
-Vocabularies (reference method §2.1, §2.3)
+Vocabularies (as the reference BTC large-vocabulary and majmin models)
     LARGE "large170": index = 14*root + q for the 14 QUALITIES, 168 = X (unknown chord), 169 = N.
     MAJMIN "majmin25": index = 2*root + (1 if minor), 24 = N. It has no X class: X maps to N (24),
     as in the original BTC majmin model.

@@ -7,6 +7,7 @@ so adding files only adds entries.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from mirkd.demo import song_name
 from mirkd.errors import ConfigError
 from mirkd.manifest import (
     Track,
+    TrackFiles,
     content_fingerprints,
     ensure_split,
     scan_audio,
@@ -57,20 +59,39 @@ class RunPlan:
         name = self.owners[(variant.name, model)]
         return next(v for v in self.variants if v.name == name)
 
+    # Paths of per-model files under a variant's path prefix. Rules pass the wildcard
+    # "{vdir}" (and "{model}") as prefix and model to get their patterns from here too.
+    def model_file(self, prefix: str, model: str) -> str:
+        return f"{self.results}/{prefix}models/{model}.pt"
+
+    def history_file(self, prefix: str, model: str) -> str:
+        return f"{self.results}/{prefix}models/{model}_history.json"
+
+    def metrics_file(self, prefix: str, model: str) -> str:
+        return f"{self.results}/{prefix}metrics/{model}.json"
+
+    def predictions_dir(self, prefix: str, model: str) -> str:
+        return f"{self.results}/{prefix}predictions/{model}"
+
+    def work_dir(self, prefix: str, model: str) -> str:
+        """Resumable training state (not a rule output: kept when a killed job reruns)."""
+        return f"{self.results}/{prefix}work/{model}"
+
     def model_path(self, variant: Variant, model: str) -> str:
         """Checkpoint of `model` as used by `variant` (the owner's file if it is shared)."""
-        return f"{self.results}/{self.owner(variant, model).prefix}models/{model}.pt"
+        return self.model_file(self.owner(variant, model).prefix, model)
 
     def history_path(self, variant: Variant, model: str) -> str | None:
         """Training history of `model` as used by `variant` (None for the teacher)."""
         if model == "teacher":
             return None
-        return f"{self.results}/{self.owner(variant, model).prefix}models/{model}_history.json"
+        return self.history_file(self.owner(variant, model).prefix, model)
 
     def metrics_path(self, variant: Variant, model: str) -> str:
+        """Test metrics of `model` as used by `variant` (one teacher file for all)."""
         if model == "teacher":
-            return f"{self.results}/metrics/teacher.json"
-        return f"{self.results}/{self.owner(variant, model).prefix}metrics/{model}.json"
+            return self.metrics_file("", "teacher")
+        return self.metrics_file(self.owner(variant, model).prefix, model)
 
     def owned_models(self) -> list[tuple[Variant, str]]:
         """(variant, model) pairs that are trained, each once."""
@@ -108,8 +129,10 @@ class RunPlan:
     def teacher_path(self, set_name: str, tid: str) -> str:
         return f"{self.results}/teacher/{set_name}/{tid}.h5"
 
-    def shard_path(self, shard: int) -> str:
-        return f"{self.results}/pseudo/shard_{shard:03d}.h5"
+    def shard_path(self, shard: int | str) -> str:
+        """Pseudo-label shard `shard` (a number, or the rule's wildcard "{shard}")."""
+        name = f"{shard:03d}" if isinstance(shard, int) else shard
+        return f"{self.results}/pseudo/shard_{name}.h5"
 
     def in_split(self, set_name: str, split: str) -> list[Track]:
         return [
@@ -135,6 +158,16 @@ class RunPlan:
 
     def fingerprint(self, track: Track) -> str:
         return self.fingerprints[track.audio]
+
+    def track_files(self, tracks: Iterable[Track]) -> list[TrackFiles]:
+        """Each track with its features path and content fingerprint, for the steps."""
+        return [
+            TrackFiles(
+                t.track_id, t.audio, self.features_path(t.set_name, t.track_id), t.lab,
+                self.fingerprint(t),
+            )
+            for t in tracks
+        ]
 
     def split_rows(self) -> list[tuple[str, str, str, str]]:
         """(set, track id, split, audio path) for every track, for results/splits.tsv."""
@@ -179,9 +212,9 @@ def _folder_tracks(data: dict[str, Any]) -> dict[str, list[Track]]:
 
 
 def plan_run(config: dict[str, Any], results: str = "results") -> RunPlan:
-    """Build the run plan from a validated config dictionary."""
+    """Build the run plan from a config validated with its defaults filled in."""
     data = config["data"]
-    split_cfg = config.get("split", {})
+    split_cfg = config["split"]
     demo = data.get("demo")
     if demo:
         found = demo_tracks(f"{results}/demo", demo)
@@ -194,9 +227,9 @@ def plan_run(config: dict[str, Any], results: str = "results") -> RunPlan:
             [t.audio for ts in found.values() for t in ts], Path(results) / ".fingerprints.json"
         )
     has_test = bool(found["test"])
-    val_l = split_cfg.get("labeled_val_fraction", 0.15)
-    test_l = 0.0 if has_test else split_cfg.get("labeled_test_fraction", 0.2)
-    val_u = split_cfg.get("unlabeled_val_fraction", 0.1)
+    val_l = split_cfg["labeled_val_fraction"]
+    test_l = 0.0 if has_test else split_cfg["labeled_test_fraction"]
+    val_u = split_cfg["unlabeled_val_fraction"]
     fractions = {"unlabeled": (val_u, 0.0), "labeled": (val_l, test_l), "test": (0.0, 1.0)}
     splits = {
         s: {t.track_id: split_of(t.track_id, *fractions[s]) for t in found[s]} for s in SETS
@@ -209,7 +242,7 @@ def plan_run(config: dict[str, Any], results: str = "results") -> RunPlan:
         results=results,
         tracks={s: {t.track_id: t for t in found[s]} for s in SETS},
         splits=splits,
-        n_shards=config["teacher"].get("n_shards", 4),
+        n_shards=config["teacher"]["n_shards"],
         fingerprints=fingerprints,
         demo=bool(demo),
     )

@@ -16,12 +16,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from mirkd.errors import ConfigError
-from mirkd.models.common import check_config_fields, run_windowed
+from mirkd.models.common import ChordModel, check_config_fields, run_windowed
 
 
 @dataclass
 class BTCConfig:
-    """BTC hyper-parameters; defaults are the reference `run_config.yaml` (large vocabulary)."""
+    """BTC hyper-parameters; defaults are those of the public large-vocabulary BTC model
+    (the run_config.yaml of the BTC-ISMIR19 code, not part of this repository)."""
 
     feature_size: int = 144
     timestep: int = 108
@@ -78,6 +79,8 @@ def timing_signal(length: int, channels: int) -> torch.Tensor:
 
 class MultiHeadAttention(nn.Module):
     """Masked multi-head self-attention; q/k/v/output projections without bias."""
+
+    mask: torch.Tensor
 
     def __init__(self, config: BTCConfig, mask: torch.Tensor) -> None:
         super().__init__()
@@ -171,6 +174,8 @@ class BiDirectionalLayer(nn.Module):
 class BiDirectionalLayers(nn.Module):
     """Input dropout, projection, timing signal, the layer stack and a final layer norm."""
 
+    timing_signal: torch.Tensor
+
     def __init__(self, config: BTCConfig) -> None:
         super().__init__()
         self.input_dropout = nn.Dropout(config.input_dropout)
@@ -205,7 +210,7 @@ class OutputLayer(nn.Module):
         return self.output_projection(x)
 
 
-class BTC(nn.Module):
+class BTC(ChordModel):
     """BTC model: forward(x [B, T, feature_size], any T) -> logits [B, T, num_chords].
 
     Inputs are cut into `timestep`-frame windows (last one zero-padded) that are processed
@@ -214,7 +219,7 @@ class BTC(nn.Module):
 
     def __init__(self, config: BTCConfig | None = None) -> None:
         super().__init__()
-        self.config = config or BTCConfig()
+        self.config: BTCConfig = config or BTCConfig()
         self.self_attn_layers = BiDirectionalLayers(self.config)
         self.output_layer = OutputLayer(self.config)
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mirkd.errors import ConfigError
-from mirkd.models.common import check_config_fields, run_windowed
+from mirkd.models.common import ChordModel, check_config_fields, run_windowed
 
 
 @dataclass
@@ -94,6 +94,8 @@ class Encoder(nn.Module):
     and over frames (tokens = frames of n_freq bins).
     """
 
+    pe: torch.Tensor
+
     def __init__(self, n_freq: int, d_model: int, n_tokens: int, n_head: int, n_layer: int,
                  dropout: float, pe_scale: float) -> None:
         super().__init__()
@@ -129,6 +131,8 @@ class Decoder(nn.Module):
     `fc` is never used in the forward pass (ChordMini computes and discards it); it exists so
     ChordMini state dicts load strictly.
     """
+
+    pe: torch.Tensor
 
     def __init__(self, d_model: int, n_tokens: int, n_head: int, n_layer: int,
                  dropout: float) -> None:
@@ -182,7 +186,7 @@ class Transformer(nn.Module):
         return self.decoder(self.encoder_f[0](x), self.encoder_t[0](x))
 
 
-class ChordNet(nn.Module):
+class ChordNet(ChordModel):
     """ChordNet: forward(x [B, T, n_freq], any T) -> logits [B, T, n_classes].
 
     Inputs are cut into `seq_len`-frame windows (last one zero-padded), processed
@@ -191,7 +195,7 @@ class ChordNet(nn.Module):
 
     def __init__(self, config: ChordNetConfig | None = None) -> None:
         super().__init__()
-        self.config = config or ChordNetConfig()
+        self.config: ChordNetConfig = config or ChordNetConfig()
         self.transformer = Transformer(self.config)
         self.dropout = nn.Dropout(self.config.dropout)
         self.fc = nn.Linear(self.config.n_freq, self.config.n_classes)

@@ -8,8 +8,24 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from mirkd.errors import ConfigError
+
+
+class ChordModel(nn.Module):
+    """What every chord model offers besides forward: its config dataclass, the number of
+    frames it sees at once (`window`) and its number of output classes."""
+
+    config: Any
+
+    @property
+    def window(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def num_classes(self) -> int:
+        raise NotImplementedError
 
 
 def check_config_fields(config: Any, arch: str) -> None:

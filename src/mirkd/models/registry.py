@@ -7,21 +7,29 @@ what was saved, never from shapes or defaults guessed at load time.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
-
-from torch import nn
+from typing import Any, NamedTuple
 
 from mirkd.errors import ConfigError
 from mirkd.models.btc import BTC, BTCConfig
 from mirkd.models.chordnet import ChordNet, ChordNetConfig
+from mirkd.models.common import ChordModel
 
-ARCHITECTURES: dict[str, tuple[type[nn.Module], type]] = {
-    "btc": (BTC, BTCConfig),
-    "chordnet": (ChordNet, ChordNetConfig),
+
+class Architecture(NamedTuple):
+    """A model class, its config dataclass and the config field holding the class count."""
+
+    model: type[ChordModel]
+    config: type
+    classes_field: str
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "btc": Architecture(BTC, BTCConfig, "num_chords"),
+    "chordnet": Architecture(ChordNet, ChordNetConfig, "n_classes"),
 }
 
 
-def _entry(arch: str) -> tuple[type[nn.Module], type]:
+def _entry(arch: str) -> Architecture:
     if arch not in ARCHITECTURES:
         raise ConfigError(
             f"unknown model architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}"
@@ -31,7 +39,7 @@ def _entry(arch: str) -> tuple[type[nn.Module], type]:
 
 def default_hparams(arch: str) -> dict[str, Any]:
     """The default hyper-parameters of `arch` as a plain dict."""
-    return dataclasses.asdict(_entry(arch)[1]())
+    return dataclasses.asdict(_entry(arch).config())
 
 
 def build_config(arch: str, hparams: dict[str, Any]) -> Any:
@@ -39,7 +47,7 @@ def build_config(arch: str, hparams: dict[str, Any]) -> Any:
 
     Unknown keys, wrong types and inconsistent values raise ConfigError naming the key.
     """
-    config_cls = _entry(arch)[1]
+    config_cls = _entry(arch).config
     known = {f.name for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(hparams) - known)
     if unknown:
@@ -50,7 +58,10 @@ def build_config(arch: str, hparams: dict[str, Any]) -> Any:
     return config_cls(**hparams)
 
 
-def build_model(arch: str, hparams: dict[str, Any]) -> nn.Module:
-    """A freshly initialised `arch` model with `hparams` (missing keys take defaults)."""
-    model_cls = _entry(arch)[0]
-    return model_cls(build_config(arch, hparams))
+def build_model(arch: str, hparams: dict[str, Any], n_classes: int | None = None) -> ChordModel:
+    """A freshly initialised `arch` model with `hparams` (missing keys take defaults); with
+    `n_classes`, its output size is set to that (whatever the architecture calls the field)."""
+    entry = _entry(arch)
+    if n_classes is not None:
+        hparams = {**hparams, entry.classes_field: n_classes}
+    return entry.model(build_config(arch, hparams))

@@ -1,9 +1,8 @@
 """Pipeline steps: one function per rule, files in and files out.
 
 The workflow scripts call these and nothing else. Each submodule imports only what its
-steps need, so a feature job does not pay for importing torch. Rows describing tracks are
-(track id, audio path, features path, .lab path or None, content fingerprint), as the rules
-pass them.
+steps need, so a feature job does not pay for importing torch. Tracks arrive as
+mirkd.manifest.TrackFiles.
 """
 
 from __future__ import annotations
@@ -11,15 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from mirkd.errors import MirkdError
 from mirkd.jit_cache import warm_numba_cache
 
-Row = Sequence[Any]
 log = logging.getLogger("mirkd")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
@@ -39,11 +35,11 @@ def start_job(log_path: str | Path, threads: int = 1) -> None:
         force=True,
     )
     sys.excepthook = _log_uncaught
-    threads = str(max(1, int(threads)))
+    threads = max(1, int(threads))
     for name in THREAD_VARIABLES:
-        os.environ[name] = threads
+        os.environ[name] = str(threads)
     if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(int(threads))
+        sys.modules["torch"].set_num_threads(threads)
     warm_numba_cache()
 
 

@@ -11,7 +11,7 @@ from mirkd.audio import load_audio
 from mirkd.demo import write_demo_corpus
 from mirkd.errors import AudioError
 from mirkd.features import CQTParams, log_cqt
-from mirkd.steps import Row, log
+from mirkd.steps import log
 from mirkd.store import write_features, write_skipped_features
 
 
@@ -47,6 +47,7 @@ def extract_features(
     log.info("%s: %d frames from %s", track_id, len(cqt), audio)
 
 
-def write_splits(out: str, rows: Sequence[Row]) -> None:
+def write_splits(out: str, rows: Sequence[Sequence[str]]) -> None:
+    """results/splits.tsv: (set, track id, split, audio) rows."""
     lines = ["set\ttrack_id\tsplit\taudio"] + ["\t".join(map(str, r)) for r in rows]
     atomic_write_text(out, "\n".join(lines) + "\n")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,29 +14,32 @@ from mirkd.atomic import atomic_write_json
 from mirkd.checkpoints import ModelBundle, load_checkpoint, model_identity
 from mirkd.decoding import decoding_identity, log_softmax, tune_stay, viterbi
 from mirkd.evaluation import evaluate_songs, song_scores, weighted_mean_scores
-from mirkd.features import CQTParams
-from mirkd.inference import predict_logits, select_device
+from mirkd.inference import bundle_logits, select_device
 from mirkd.labels import frames_to_segments, read_annotation, write_annotation
-from mirkd.steps import Row, log
-from mirkd.store import read_feature_attrs, read_features, read_shard_track
+from mirkd.manifest import TrackFiles
+from mirkd.steps import log
+from mirkd.store import feature_grid, read_features, read_shard_track
 from mirkd.vocab import LARGE
 
 
 def _song_pairs(
-    tracks: Sequence[Row], frame_indices: dict[str, np.ndarray]
+    tracks: Sequence[TrackFiles], frame_indices: Mapping[str, np.ndarray]
 ) -> dict[str, tuple[list, list]]:
     """{track id: (reference segments, estimated segments)} on each feature file's grid."""
     songs = {}
-    for tid, _, features_path, lab, _ in tracks:
-        attrs = read_feature_attrs(features_path)
-        period = CQTParams.from_dict(attrs["feature_params"]).frame_period
-        estimate = frames_to_segments(frame_indices[tid], period, LARGE, duration=attrs["duration"])
-        songs[tid] = (read_annotation(lab, duration=attrs["duration"]), estimate)
+    for track in tracks:
+        grid = feature_grid(track.features)
+        estimate = frames_to_segments(
+            frame_indices[track.track_id], grid.frame_period, LARGE, duration=grid.duration
+        )
+        songs[track.track_id] = (
+            read_annotation(track.annotation, duration=grid.duration), estimate
+        )
     return songs
 
 
 def _score_tracks(
-    tracks: Sequence[Row],
+    tracks: Sequence[TrackFiles],
     predictions_dir: str | Path,
     frame_indices: dict[str, np.ndarray],
     prediction_format: str,
@@ -51,21 +54,22 @@ def _score_tracks(
 
 
 def _log_posteriors(
-    bundle: ModelBundle, tracks: Sequence[Row], device: Any, desc: str
+    bundle: ModelBundle, tracks: Sequence[TrackFiles], device: Any, desc: str
 ) -> dict[str, np.ndarray]:
     return {
-        r[0]: log_softmax(predict_logits(bundle, read_features(r[2]), device)).astype(np.float32)
-        for r in tqdm(tracks, desc=desc)
+        t.track_id: log_softmax(bundle_logits(bundle, read_features(t.features), device))
+        .astype(np.float32)
+        for t in tqdm(tracks, desc=desc)
     }
 
 
 def evaluate_checkpoint(
     checkpoint: str,
-    tracks: Sequence[Row],
+    tracks: Sequence[TrackFiles],
     device: str,
     out_metrics: str,
     predictions_dir: str,
-    val_tracks: Sequence[Row] = (),
+    val_tracks: Sequence[TrackFiles] = (),
     val_metric: str = "majmin",
     prediction_format: str = "lab",
 ) -> None:
@@ -97,21 +101,25 @@ def evaluate_checkpoint(
     _write_metrics(out_metrics, argmax, source)
 
 
-def _val_score(tracks: Sequence[Row], frames: dict[str, np.ndarray], metric: str) -> float:
+def _val_score(
+    tracks: Sequence[TrackFiles], frames: Mapping[str, np.ndarray], metric: str
+) -> float:
     score = weighted_mean_scores(song_scores(_song_pairs(tracks, frames)))[metric]
     return 0.0 if score is None else score
 
 
 def evaluate_teacher(
     teacher_outputs: Sequence[str],
-    tracks: Sequence[Row],
+    tracks: Sequence[TrackFiles],
     out_metrics: str,
     predictions_dir: str,
     prediction_format: str = "lab",
 ) -> None:
     """Score the teacher's stored argmax on the test tracks."""
-    frames = {r[0]: read_shard_track(p, r[0]).labels for p, r in zip(teacher_outputs, tracks,
-                                                                     strict=True)}
+    frames = {
+        t.track_id: read_shard_track(path, t.track_id).labels
+        for path, t in zip(teacher_outputs, tracks, strict=True)
+    }
     annotator = {"name": "teacher", "teacher_outputs": sorted(set(teacher_outputs)),
                  **decoding_identity(None)}
     scores = _score_tracks(tracks, predictions_dir, frames, prediction_format, annotator)

@@ -11,14 +11,18 @@ from tqdm import tqdm
 from mirkd.atomic import atomic_write_text
 from mirkd.errors import AudioError, MirkdError
 from mirkd.features import CQTParams
-from mirkd.steps import Row, log
+from mirkd.manifest import TrackFiles
+from mirkd.steps import log
 from mirkd.store import read_features, shard_skipped, skipped_cause, write_shard
 from mirkd.teachers import build_teacher, teacher_output
 from mirkd.vocab import LARGE
 
 
 def run_teacher(
-    out: str, teacher_cfg: dict[str, Any], tracks: Sequence[Row], skip_undecodable: bool = False
+    out: str,
+    teacher_cfg: dict[str, Any],
+    tracks: Sequence[TrackFiles],
+    skip_undecodable: bool = False,
 ) -> None:
     """Teacher probabilities for each track, stored as one pseudo-label shard.
 
@@ -27,16 +31,17 @@ def run_teacher(
     """
     teacher = build_teacher(
         teacher_cfg["kind"],
-        teacher_cfg.get("checkpoint"),
-        teacher_cfg.get("device", "auto"),
-        teacher_cfg.get("precision", "fp32"),
+        teacher_cfg["checkpoint"],
+        teacher_cfg["device"],
+        teacher_cfg["precision"],
     )
     outputs, attrs, skipped = {}, {}, {}
-    for tid, audio, features_path, _, fingerprint in tqdm(tracks, desc=f"teacher {Path(out).name}"):
-        cause = skipped_cause(features_path) if skip_undecodable else None
+    for track in tqdm(tracks, desc=f"teacher {Path(out).name}"):
+        tid, audio = track.track_id, track.audio
+        cause = skipped_cause(track.features) if skip_undecodable else None
         if cause is None:
             try:
-                probs = teacher.frame_probs(Path(audio), read_features(features_path))
+                probs = teacher.frame_probs(Path(audio), read_features(track.features))
             except AudioError as exc:
                 if not skip_undecodable:
                     raise
@@ -46,7 +51,7 @@ def run_teacher(
             log.warning("%s: skipped (%s): %s", tid, audio, cause)
             continue
         outputs[tid] = teacher_output(probs)
-        attrs[tid] = {"audio_fingerprint": fingerprint, "source": str(audio)}
+        attrs[tid] = {"audio_fingerprint": track.fingerprint, "source": str(audio)}
     identity = {"kind": teacher.kind, "name": teacher.name, "fingerprint": teacher.fingerprint}
     write_shard(out, outputs, identity, LARGE.name, CQTParams(), attrs, skipped)
     log.info("%s: %d tracks by %s, %d skipped", out, len(outputs), teacher.name, len(skipped))

@@ -23,23 +23,20 @@ from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
 from mirkd.inference import select_device
 from mirkd.labels import ChordSegment, read_annotation, segments_to_frames
+from mirkd.manifest import TrackFiles
 from mirkd.models.registry import build_model
-from mirkd.steps import Row, log
-from mirkd.store import (
-    check_shards_compatible,
-    read_feature_attrs,
-    read_shard_track,
-    shard_skipped,
+from mirkd.steps import log
+from mirkd.store import check_shards_compatible, feature_grid, read_shard_track, shard_skipped
+from mirkd.training.datasets import (
+    LabeledDataset,
+    LabeledTrack,
+    PseudoLabelDataset,
+    ShardTrack,
+    compute_mean_std,
 )
-from mirkd.training.datasets import LabeledDataset, PseudoLabelDataset, compute_mean_std
 from mirkd.training.trainer import TrainConfig, train
-from mirkd.training.validation import frame_agreement, validation_wcsr
+from mirkd.training.validation import ReferenceTrack, frame_agreement, validation_wcsr
 from mirkd.vocab import LARGE
-
-
-def _train_config(train_cfg: dict[str, Any], device: str) -> TrainConfig:
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in train_cfg.items() if k in known}, device=device)
 
 
 def _fingerprint(obj: Any) -> str:
@@ -63,17 +60,23 @@ def _finish(best: Path, out_checkpoint: str, out_history: str, history: list[dic
     atomic_write_json(out_history, {"history": history, "checkpoint": str(out_checkpoint)})
 
 
-def _frame_labels(features_path: str, lab: str) -> np.ndarray:
+def _frame_labels(track: TrackFiles) -> np.ndarray:
     """Ground-truth class per frame of a track, on its feature file's grid."""
-    attrs = read_feature_attrs(features_path)
-    period = CQTParams.from_dict(attrs["feature_params"]).frame_period
-    segments = read_annotation(lab, LARGE, duration=attrs["duration"])
-    return segments_to_frames(segments, int(attrs["n_frames"]), period, LARGE)
+    grid = feature_grid(track.features)
+    segments = read_annotation(track.annotation, LARGE, duration=grid.duration)
+    return segments_to_frames(segments, grid.n_frames, grid.frame_period, LARGE)
 
 
-def _reference(features_path: str, lab: str) -> list[ChordSegment]:
+def _reference(track: TrackFiles) -> list[ChordSegment]:
     """A track's ground truth, checked against and trimmed to its audio's duration."""
-    return read_annotation(lab, LARGE, duration=read_feature_attrs(features_path)["duration"])
+    return read_annotation(track.annotation, LARGE, duration=feature_grid(track.features).duration)
+
+
+def _teacher_probs(teacher_outputs: dict[str, str], track_id: str) -> np.ndarray | None:
+    """The teacher's probabilities [T, C] of a track, if the stage distils from them."""
+    if track_id not in teacher_outputs:
+        return None
+    return read_shard_track(teacher_outputs[track_id], track_id).probs.astype(np.float32)
 
 
 def _bundle_meta(arch: str, hparams: dict, mean: float, std: float, provenance: dict) -> dict:
@@ -91,22 +94,21 @@ def _new_student(student: dict[str, Any], seed: int) -> tuple[Any, str, dict[str
     """
     torch.manual_seed(seed)
     arch = student["arch"]
-    classes = "num_chords" if arch == "btc" else "n_classes"
-    model = build_model(arch, {**(student.get("hparams") or {}), classes: LARGE.size})
+    model = build_model(arch, student.get("hparams") or {}, n_classes=LARGE.size)
     return model, arch, dataclasses.asdict(model.config)
 
 
-def _data_identity(tracks: Sequence[Row]) -> dict[str, str]:
+def _data_identity(tracks: Sequence[TrackFiles]) -> dict[str, str]:
     """Track id -> content fingerprint: what the training data was, for provenance."""
-    return {r[0]: r[4] for r in tracks}
+    return {t.track_id: t.fingerprint for t in tracks}
 
 
 def train_stage1(
     common: dict[str, Any],
     train_cfg: dict[str, Any],
     shards: dict[str, str],
-    train_tracks: Sequence[Row],
-    val_tracks: Sequence[Row],
+    train_tracks: Sequence[TrackFiles],
+    val_tracks: Sequence[TrackFiles],
     work: str,
     out_checkpoint: str,
     out_history: str,
@@ -118,19 +120,20 @@ def train_stage1(
     """
     identity = check_shards_compatible(sorted(set(shards.values())))
     skipped = {tid for shard in set(shards.values()) for tid in shard_skipped(shard)}
-    train_tracks = [r for r in train_tracks if r[0] not in skipped]
-    val_tracks = [r for r in val_tracks if r[0] not in skipped]
+    train_tracks = [t for t in train_tracks if t.track_id not in skipped]
+    val_tracks = [t for t in val_tracks if t.track_id not in skipped]
     for split, rows in (("train", train_tracks), ("val", val_tracks)):
         if not rows:
             raise MirkdError(
                 f"stage 1: no usable unlabeled '{split}' track left ({len(skipped)} skipped, see "
                 "results/skipped.tsv): add unlabeled audio or fix the skipped files"
             )
-    train_rows = [(r[2], shards[r[0]], r[0]) for r in train_tracks]
-    val_rows = [(r[2], shards[r[0]], r[0]) for r in val_tracks]
-    mean, std = compute_mean_std([r[0] for r in train_rows])
-    config = _train_config(train_cfg, common.get("device", "auto"))
+    train_rows = [ShardTrack(t.track_id, t.features, shards[t.track_id]) for t in train_tracks]
+    val_rows = [ShardTrack(t.track_id, t.features, shards[t.track_id]) for t in val_tracks]
+    mean, std = compute_mean_std([t.features for t in train_tracks])
+    config = TrainConfig.from_settings(train_cfg, common["device"])
     model, arch, hparams = _new_student(common["student"], config.seed)
+    config.check_window(model.window, "stage1")
     provenance = {
         "stage": "stage1",
         "teacher": identity,
@@ -140,7 +143,7 @@ def train_stage1(
     }
     meta = _bundle_meta(arch, hparams, mean, std, provenance)
     data = PseudoLabelDataset(
-        train_rows, stride=train_cfg.get("stride", 108), with_probs=config.use_kd
+        train_rows, seq_len=model.window, stride=config.stride, with_probs=config.use_kd
     )
     device = select_device(config.device)
     best, last = _work_paths(work, _fingerprint(provenance))
@@ -148,7 +151,7 @@ def train_stage1(
              len(data), len(train_rows), len(skipped), mean, std)
     history = train(
         model, meta, data, lambda m: frame_agreement(m, mean, std, val_rows, device),
-        config, best, last, log=log.info,
+        config, best, last, device=device, log=log.info,
     )
     _finish(best, out_checkpoint, out_history, history)
 
@@ -157,24 +160,26 @@ def train_supervised(
     stage: str,
     common: dict[str, Any],
     train_cfg: dict[str, Any],
-    train_tracks: Sequence[Row],
-    val_tracks: Sequence[Row],
+    train_tracks: Sequence[TrackFiles],
+    val_tracks: Sequence[TrackFiles],
     work: str,
     out_checkpoint: str,
     out_history: str,
     init_checkpoint: str | None = None,
     teacher_outputs: dict[str, str] | None = None,
 ) -> None:
-    """Stage 2 (from the stage-1 student, with selective KD) or the from-scratch baseline."""
+    """Stage 2 (from the stage-1 student, with selective KD) or the from-scratch baseline.
+
+    `train_cfg` is the stage's validated settings (every default filled in); `common` holds
+    the student and the run's device. `teacher_outputs` maps a train track id to its teacher
+    output file when the stage distils.
+    """
     teacher_outputs = teacher_outputs or {}
-    rows = []
-    for tid, _, features_path, lab, _ in train_tracks:
-        labels = _frame_labels(features_path, lab)
-        probs = None
-        if tid in teacher_outputs:
-            probs = read_shard_track(teacher_outputs[tid], tid).probs.astype(np.float32)
-        rows.append((features_path, labels, probs))
-    val_rows = [(r[2], _reference(r[2], r[3])) for r in val_tracks]
+    rows = [
+        LabeledTrack(t.features, _frame_labels(t), _teacher_probs(teacher_outputs, t.track_id))
+        for t in train_tracks
+    ]
+    val_rows = [ReferenceTrack(t.features, _reference(t)) for t in val_tracks]
     provenance = {
         "stage": stage,
         "init": init_checkpoint,
@@ -182,7 +187,7 @@ def train_supervised(
         "val_data": _data_identity(val_tracks),
         "config": {"train": train_cfg, "student": common["student"]},
     }
-    config = _train_config(train_cfg, common.get("device", "auto"))
+    config = TrainConfig.from_settings(train_cfg, common["device"])
     if init_checkpoint:
         bundle = load_checkpoint(init_checkpoint)
         model, arch, hparams = bundle.model, bundle.arch, bundle.hparams
@@ -190,25 +195,20 @@ def train_supervised(
         provenance["init_provenance"] = bundle.provenance
     else:
         model, arch, hparams = _new_student(common["student"], config.seed)
-        mean, std = compute_mean_std([r[0] for r in rows])
+        mean, std = compute_mean_std([t.features for t in train_tracks])
+    config.check_window(model.window, stage)
     meta = _bundle_meta(arch, hparams, mean, std, provenance)
     data = LabeledDataset(
-        rows, stride=train_cfg.get("stride", 54), pitch_shift=_shifts(train_cfg)
+        rows, seq_len=model.window, stride=config.stride, pitch_shift=config.shifts
     )
     device = select_device(config.device)
-    metric = train_cfg.get("val_metric", "majmin")
+    metric = config.val_metric
     best, last = _work_paths(work, _fingerprint(provenance))
     log.info("%s: %d windows from %d songs (KD %s)", stage, len(data), len(rows),
              "on" if data.with_probs and config.use_kd else "off")
     history = train(
         model, meta, data,
         lambda m: validation_wcsr(m, mean, std, val_rows, device, metric=metric),
-        config, best, last, log=log.info,
+        config, best, last, device=device, log=log.info,
     )
     _finish(best, out_checkpoint, out_history, history)
-
-
-def _shifts(train_cfg: dict[str, Any]) -> tuple[int, ...]:
-    """Pitch shifts to enumerate: the unshifted copy plus the configured ones."""
-    shifts = [int(s) for s in train_cfg.get("pitch_shift", []) if int(s) != 0]
-    return (0, *shifts) if shifts else ()

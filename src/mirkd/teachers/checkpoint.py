@@ -1,7 +1,7 @@
 """Teachers from a chord model checkpoint: the public BTC file ("btc") or one of ours ("mirkd").
 
 Both load through `mirkd.checkpoints.load_checkpoint` (which reads either format) and predict
-with `mirkd.inference.predict_logits` on the pipeline's raw log-CQT; probabilities are the
+with `mirkd.inference.bundle_logits` on the pipeline's raw log-CQT; probabilities are the
 softmax of the logits at temperature 1.
 """
 
@@ -15,7 +15,7 @@ import torch
 
 from mirkd.checkpoints import load_checkpoint
 from mirkd.errors import CheckpointError, ConfigError, MirkdError
-from mirkd.inference import predict_logits
+from mirkd.inference import bundle_logits
 from mirkd.vocab import LARGE
 
 CHECKPOINT_KINDS = ("btc", "mirkd")
@@ -57,5 +57,5 @@ class CheckpointTeacher:
                 f"{audio_path}: features of shape {features.shape} do not match the "
                 f"teacher's {n_bins} CQT bins"
             )
-        logits = predict_logits(self.bundle, features, self.device)
+        logits = bundle_logits(self.bundle, features, self.device)
         return torch.softmax(torch.from_numpy(logits).double(), dim=-1).float().numpy()

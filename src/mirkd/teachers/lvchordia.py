@@ -101,6 +101,7 @@ def label_class(label: str) -> int:
     try:
         return LARGE.to_index(label)
     except ChordLabelError:
+        assert LARGE.x_index is not None  # the large vocabulary has an X class
         return LARGE.x_index
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,25 @@ from mirkd.vocab import IGNORE_INDEX, LARGE, Vocabulary
 
 LOG_FLOOR = math.log(CQTParams().log_eps)
 BINS_PER_SEMITONE = CQTParams().bins_per_octave // 12
+
+
+@dataclass(frozen=True)
+class ShardTrack:
+    """A track's features and the pseudo-label shard that holds its teacher outputs."""
+
+    track_id: str
+    features: str
+    shard: str
+
+
+@dataclass(frozen=True)
+class LabeledTrack:
+    """A track's features with its ground truth per frame (int64 [T] in the dataset's
+    vocabulary) and, for distillation, the teacher's probabilities [T, C]."""
+
+    features: str
+    labels: np.ndarray
+    probs: np.ndarray | None = None
 
 
 def window_starts(n_frames: int, seq_len: int, stride: int) -> list[int]:
@@ -81,30 +101,31 @@ def shift_probs(probs: np.ndarray, semitones: int, vocab: Vocabulary) -> np.ndar
 class PseudoLabelDataset(Dataset):
     """Stage-1 windows: features + teacher argmax (+ teacher probabilities for optional KD).
 
-    ``tracks`` = (feature_path, shard_path, track_id). Teacher labels are used as targets as they
-    are (an X argmax is a class to imitate); only padding is ignored.
+    ``seq_len`` is the model's window (``model.window``), ``stride`` the step between windows.
+    Teacher labels are used as targets as they are (an X argmax is a class to imitate); only
+    padding is ignored.
     """
 
     def __init__(
         self,
-        tracks: Sequence[tuple[str | Path, str | Path, str]],
-        seq_len: int = 108,
-        stride: int = 108,
+        tracks: Sequence[ShardTrack],
+        seq_len: int,
+        stride: int,
         with_probs: bool = False,
     ) -> None:
-        self.tracks = [(str(f), str(s), t) for f, s, t in tracks]
+        self.tracks = list(tracks)
         self.seq_len = seq_len
         self.with_probs = with_probs
         self._features = WindowReader()
         self.index: list[tuple[int, int]] = []
         self.labels: list[np.ndarray] = []
-        for i, (feature_path, shard_path, track_id) in enumerate(self.tracks):
-            n = self._features.n_frames(feature_path)
-            labels = read_shard_labels(shard_path, track_id)
+        for i, track in enumerate(self.tracks):
+            n = self._features.n_frames(track.features)
+            labels = read_shard_labels(track.shard, track.track_id)
             if len(labels) != n:
                 raise MirkdError(
-                    f"{shard_path}: track {track_id} has {len(labels)} teacher frames but "
-                    f"{feature_path} has {n}"
+                    f"{track.shard}: track {track.track_id} has {len(labels)} teacher frames "
+                    f"but {track.features} has {n}"
                 )
             self.labels.append(labels.astype(np.int64))
             self.index.extend((i, start) for start in window_starts(n, seq_len, stride))
@@ -113,12 +134,11 @@ class PseudoLabelDataset(Dataset):
         return len(self.index)
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
-        track, start = self.index[item]
-        feature_path, shard_path, track_id = self.tracks[track]
-        labels = self.labels[track]
+        i, start = self.index[item]
+        track, labels = self.tracks[i], self.labels[i]
         end = min(start + self.seq_len, len(labels))
         n_real = end - start
-        x = self._features.window(feature_path, start, self.seq_len)
+        x = self._features.window(track.features, start, self.seq_len)
         y = np.full(self.seq_len, IGNORE_INDEX, dtype=np.int64)
         y[:n_real] = labels[start:end]
         mask = np.arange(self.seq_len) < n_real
@@ -126,7 +146,7 @@ class PseudoLabelDataset(Dataset):
                      "mask": torch.from_numpy(mask)}
         if self.with_probs:
             probs = self._features.window(
-                shard_path, start, self.seq_len, shard_dataset(track_id, "probs")
+                track.shard, start, self.seq_len, shard_dataset(track.track_id, "probs")
             )
             item_dict["probs"] = torch.from_numpy(probs)
         return item_dict
@@ -135,7 +155,7 @@ class PseudoLabelDataset(Dataset):
 class LabeledDataset(Dataset):
     """Stage-2 / baseline windows: features + ground-truth frame labels (+ teacher probabilities).
 
-    ``tracks`` = (feature_path, frame_labels int64 [T] in ``vocab``, teacher_probs [T, C] or None).
+    ``seq_len`` is the model's window (``model.window``), ``stride`` the step between windows.
     ``pitch_shift`` lists the semitone shifts to enumerate (e.g. ``range(-5, 7)``, which includes
     the unshifted copy); ``()`` means no augmentation. Each window appears once per shift, so the
     data set stays deterministic (exact resume). Probabilities are only returned when every
@@ -144,9 +164,9 @@ class LabeledDataset(Dataset):
 
     def __init__(
         self,
-        tracks: Sequence[tuple[str | Path, np.ndarray, np.ndarray | None]],
-        seq_len: int = 108,
-        stride: int = 54,
+        tracks: Sequence[LabeledTrack],
+        seq_len: int,
+        stride: int,
         pitch_shift: Iterable[int] = (),
         vocab: Vocabulary = LARGE,
     ) -> None:
@@ -154,27 +174,28 @@ class LabeledDataset(Dataset):
         self.seq_len = seq_len
         self.shifts = tuple(pitch_shift) or (0,)
         self._features = WindowReader()
-        self.tracks: list[tuple[str, np.ndarray, np.ndarray | None]] = []
-        self.with_probs = all(probs is not None for _, _, probs in tracks) and bool(tracks)
+        self.tracks: list[LabeledTrack] = []
+        self.with_probs = all(t.probs is not None for t in tracks) and bool(tracks)
         self.index: list[tuple[int, int, int]] = []
-        for i, (feature_path, labels, probs) in enumerate(tracks):
-            n = self._features.n_frames(feature_path)
-            self._check(feature_path, n, labels, probs)
-            self.tracks.append((str(feature_path), np.asarray(labels, dtype=np.int64), probs))
+        for i, track in enumerate(tracks):
+            n = self._features.n_frames(track.features)
+            self._check(track, n)
+            labels = np.asarray(track.labels, dtype=np.int64)
+            self.tracks.append(LabeledTrack(track.features, labels, track.probs))
             self.index.extend(
                 (i, start, shift)
                 for start in window_starts(n, seq_len, stride)
                 for shift in self.shifts
             )
 
-    def _check(
-        self, feature_path: str | Path, n: int, labels: np.ndarray, probs: np.ndarray | None
-    ) -> None:
-        if len(labels) != n:
-            raise MirkdError(f"{feature_path}: {n} feature frames but {len(labels)} frame labels")
-        if probs is not None and probs.shape != (n, self.vocab.size):
+    def _check(self, track: LabeledTrack, n: int) -> None:
+        if len(track.labels) != n:
             raise MirkdError(
-                f"{feature_path}: teacher probabilities have shape {probs.shape}, "
+                f"{track.features}: {n} feature frames but {len(track.labels)} frame labels"
+            )
+        if track.probs is not None and track.probs.shape != (n, self.vocab.size):
+            raise MirkdError(
+                f"{track.features}: teacher probabilities have shape {track.probs.shape}, "
                 f"expected ({n}, {self.vocab.size}) for vocabulary {self.vocab.name}"
             )
 
@@ -182,19 +203,20 @@ class LabeledDataset(Dataset):
         return len(self.index)
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
-        track, start, shift = self.index[item]
-        feature_path, labels, probs = self.tracks[track]
+        i, start, shift = self.index[item]
+        track = self.tracks[i]
+        labels = track.labels
         end = min(start + self.seq_len, len(labels))
         n_real = end - start
-        x = self._features.window(feature_path, start, self.seq_len)
+        x = self._features.window(track.features, start, self.seq_len)
         if shift:
             x = shift_cqt(x, shift)
         y = _targets(self.vocab.transpose(labels[start:end], shift), self.seq_len, self.vocab)
         mask = np.arange(self.seq_len) < n_real
         item_dict = {"x": torch.from_numpy(x), "y": torch.from_numpy(y),
                      "mask": torch.from_numpy(mask)}
-        if self.with_probs:
-            window = np.asarray(probs[start:end], dtype=np.float32)
+        if self.with_probs and track.probs is not None:
+            window = np.asarray(track.probs[start:end], dtype=np.float32)
             if shift:
                 window = shift_probs(window, shift, self.vocab)
             item_dict["probs"] = torch.from_numpy(_padded_probs(window, self.seq_len))

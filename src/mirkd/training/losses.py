@@ -92,7 +92,7 @@ def selective_kd_loss(
 
     The confidence deciding ``w_i`` is the maximum of the *temperature-softened* teacher
     distribution, as in the reference code: with 170 classes and T = 3 the lower threshold
-    is the one that acts (see docs/reference-method.md section 5).
+    is the one that acts.
     """
     kl, confidence = _frame_kl(student_logits, teacher_probs, temperature)
     kl, confidence = _masked(kl, mask), _masked(confidence, mask)

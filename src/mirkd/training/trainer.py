@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,41 +31,49 @@ from tqdm import tqdm
 
 from mirkd.checkpoints import ModelBundle, read_checkpoint_state, save_checkpoint
 from mirkd.errors import CheckpointError, ConfigError
-from mirkd.inference import select_device
+from mirkd.models.common import ChordModel
 from mirkd.training.losses import focal_loss, stage2_loss
 
 SCHEDULES = ("warmup_cosine", "plateau")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings. Defaults are the reference stage-1 values (section 4).
+    """Everything one stage's training is run with: the stage's settings from the validated
+    config (defaults filled from config.schema.yaml, the one place they live) plus the run's
+    device. Saved in every checkpoint's provenance as ``train_config``.
 
     ``lr`` is the peak LR of ``warmup_cosine`` and the starting LR of ``plateau``; ``min_lr``
-    is the end of the cosine and the floor of the plateau rule.
+    is the end of the cosine and the floor of the plateau rule. ``stride`` is the step between
+    training windows (at most the model's window); ``pitch_shift`` the semitone shifts
+    enumerated besides the unshifted copy; ``val_metric`` the mir_eval metric that selects
+    supervised models (stage 1 is selected by agreement with the teacher).
     """
 
-    epochs: int = 100
-    batch_size: int = 256
-    lr: float = 3e-4
-    schedule: str = "warmup_cosine"
-    warmup_epochs: int = 10
-    warmup_start_lr: float = 1e-4
-    min_lr: float = 1e-6
-    weight_decay: float = 1e-5
-    grad_clip: float = 1.0
-    patience: int = 10
-    seed: int = 42
-    num_workers: int = 0
-    device: str = "auto"
-    focal_gamma: float = 2.0
-    kd_alpha: float = 0.5
-    kd_temperature: float = 3.0
-    selective_kd: bool = False
-    kd_upper: float = 0.9
-    kd_lower: float = 0.1
-    use_kd: bool = False
-    plateau_factor: float = 0.9
+    epochs: int
+    batch_size: int
+    lr: float
+    schedule: str
+    warmup_epochs: int
+    warmup_start_lr: float
+    min_lr: float
+    weight_decay: float
+    grad_clip: float
+    patience: int
+    seed: int
+    num_workers: int
+    device: str
+    focal_gamma: float
+    kd_alpha: float
+    kd_temperature: float
+    selective_kd: bool
+    kd_upper: float
+    kd_lower: float
+    use_kd: bool
+    plateau_factor: float
+    stride: int
+    pitch_shift: tuple[int, ...]
+    val_metric: str
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -73,12 +81,43 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("epochs and batch_size must be at least 1")
 
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], device: str) -> TrainConfig:
+        """A stage's validated settings (every field present) and the run's device."""
+        names = {f.name for f in fields(cls)} - {"device"}
+        missing, unknown = sorted(names - set(settings)), sorted(set(settings) - names)
+        if missing or unknown:
+            raise ConfigError(
+                f"training settings: missing {missing}, unknown {unknown} (settings are "
+                "validated against config.schema.yaml, which fills in every default)"
+            )
+        shifts = tuple(int(s) for s in settings["pitch_shift"])
+        return cls(**{**settings, "pitch_shift": shifts, "device": device})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (lists, not tuples) for provenance."""
+        return {**asdict(self), "pitch_shift": list(self.pitch_shift)}
+
+    @property
+    def shifts(self) -> tuple[int, ...]:
+        """Pitch shifts a labeled dataset enumerates: () without augmentation, else the
+        unshifted copy plus the configured non-zero shifts."""
+        nonzero = tuple(s for s in self.pitch_shift if s != 0)
+        return (0, *nonzero) if nonzero else ()
+
+    def check_window(self, window: int, stage: str) -> None:
+        """ConfigError unless ``stride`` <= the model's ``window`` (no frame left unseen)."""
+        if self.stride > window:
+            raise ConfigError(
+                f"{stage}.stride {self.stride} exceeds the model's window of {window} frames"
+            )
+
 
 def scheduled_lr(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
     """LR of the warm-up + cosine schedule at global batch ``step`` (1-based, per batch).
 
     Linear ``warmup_start_lr -> lr`` over ``warmup_epochs`` epochs, then cosine down to
-    ``min_lr`` at the end of ``epochs`` epochs (reference section 4).
+    ``min_lr`` at the end of ``epochs`` epochs, as the reference training recipe.
     """
     warmup = config.warmup_epochs * steps_per_epoch
     total = config.epochs * steps_per_epoch
@@ -106,7 +145,7 @@ def loss_for_batch(
 
 def _rng_state() -> dict[str, Any]:
     """Global RNG states in a weights_only-loadable form (tensors, lists, ints)."""
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()  # the legacy tuple (name, keys, pos, gauss...)
     version, internal, gauss = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
@@ -147,29 +186,155 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContex
 
 
 def _save(
-    path: str | Path, model: nn.Module, bundle_meta: Mapping[str, Any],
+    path: str | Path, model: ChordModel, bundle_meta: Mapping[str, Any],
     config: TrainConfig, extra_state: dict[str, Any],
 ) -> None:
-    provenance = {**bundle_meta.get("provenance", {}), "train_config": asdict(config)}
+    provenance = {**bundle_meta.get("provenance", {}), "train_config": config.to_dict()}
     bundle = ModelBundle(model=model, **{**bundle_meta, "provenance": provenance})
     save_checkpoint(path, bundle, extra_state=extra_state)
 
 
-def _load_training_state(path: Path) -> dict[str, Any]:
-    state = read_checkpoint_state(path).get("training_state")
-    if state is None:
-        raise CheckpointError(path, "no training_state to resume from (not a `last` checkpoint)")
-    return state
+@dataclass
+class TrainState:
+    """Where a run stands after its last finished epoch: what ``last`` resumes from.
+
+    On disk it is part of the plain ``training_state`` dict (``to_checkpoint``), so a
+    checkpoint stays loadable with ``weights_only=True``.
+    """
+
+    lr: float
+    epoch: int = 0
+    best: float = -math.inf
+    bad_epochs: int = 0
+    stopped: bool = False
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """The entries a ``best`` checkpoint carries."""
+        return {"history": self.history, "epoch": self.epoch, "best": self.best}
+
+    def to_checkpoint(self, run: _Run) -> dict[str, Any]:
+        """The ``training_state`` entry: this state plus model, optimiser, scaler and RNG."""
+        return {
+            "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "scaler": run.scaler.state_dict(), "epoch": self.epoch, "best": self.best,
+            "bad_epochs": self.bad_epochs, "lr": self.lr, "stopped": self.stopped,
+            "history": self.history, "rng": _rng_state(),
+        }
+
+    @classmethod
+    def resume(cls, path: Path, run: _Run) -> TrainState:
+        """Restore model, optimiser, scaler and RNG from a ``last`` checkpoint; its state."""
+        raw = read_checkpoint_state(path).get("training_state")
+        if raw is None:
+            raise CheckpointError(
+                path, "no training_state to resume from (not a `last` checkpoint)"
+            )
+        run.model.load_state_dict(raw["model"])
+        run.optimizer.load_state_dict(raw["optimizer"])
+        run.scaler.load_state_dict(raw["scaler"])
+        _set_rng_state(raw["rng"])
+        return cls(lr=raw["lr"], epoch=raw["epoch"], best=raw["best"],
+                   bad_epochs=raw["bad_epochs"], stopped=raw["stopped"],
+                   history=list(raw["history"]))
+
+    def end_epoch(self, score: float, train_loss: float, seconds: float,
+                  config: TrainConfig) -> bool:
+        """Count a finished epoch with its validation score; True if the score improved.
+
+        Early stopping after ``patience`` epochs without improvement; the plateau schedule
+        decays the LR on each of them (down to ``min_lr``).
+        """
+        self.epoch += 1
+        improved = math.isfinite(score) and score > self.best
+        if improved:
+            self.best, self.bad_epochs = score, 0
+        else:
+            self.bad_epochs += 1
+            if config.schedule == "plateau":
+                self.lr = max(self.lr * config.plateau_factor, config.min_lr)
+        self.stopped = self.bad_epochs >= config.patience
+        self.history.append({"epoch": self.epoch, "train_loss": train_loss, "val_score": score,
+                             "lr": self.lr, "seconds": seconds})
+        return improved
+
+
+@dataclass
+class _Run:
+    """The objects one training run works with (model on its device, optimiser, scaler)."""
+
+    model: ChordModel
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    mean: float
+    std: float
+    config: TrainConfig
+
+    @classmethod
+    def start(cls, model: ChordModel, config: TrainConfig, device: torch.device,
+              mean: float, std: float) -> _Run:
+        model.to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                      weight_decay=config.weight_decay)
+        amp_dtype = _amp_dtype(device)
+        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+        return cls(model, optimizer, scaler, device, amp_dtype, mean, std, config)
+
+
+def _train_epoch(
+    run: _Run, train_ds: Dataset, state: TrainState, log: Callable[[str], None]
+) -> float:
+    """One pass over shuffled ``train_ds`` (order seeded by epoch); the mean batch loss.
+
+    ``state.lr`` follows the warm-up + cosine schedule per batch when that is configured.
+    """
+    config, model, optimizer = run.config, run.model, run.optimizer
+    steps_per_epoch = math.ceil(len(train_ds) / config.batch_size)  # type: ignore[arg-type]
+    generator = torch.Generator().manual_seed(config.seed + state.epoch)
+    loader = DataLoader(
+        train_ds, batch_size=config.batch_size, shuffle=True, generator=generator,
+        num_workers=config.num_workers, pin_memory=run.device.type == "cuda",
+    )
+    model.train()
+    total_loss, n_batches = 0.0, 0
+    progress = tqdm(loader, desc=f"epoch {state.epoch + 1}/{config.epochs}", leave=False)
+    for b, batch in enumerate(progress):
+        if config.schedule == "warmup_cosine":
+            state.lr = scheduled_lr(state.epoch * steps_per_epoch + b + 1, steps_per_epoch,
+                                    config)
+        for group in optimizer.param_groups:
+            group["lr"] = state.lr
+        batch = {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}
+        x = ((batch["x"] - run.mean) / run.std) * batch["mask"].unsqueeze(-1)
+        with _autocast(run.device, run.amp_dtype):
+            logits = model(x)
+        loss = loss_for_batch(logits.float(), batch, config)
+        optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            log(f"epoch {state.epoch + 1} batch {b}: non-finite loss, step skipped")
+            continue
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        run.scaler.step(optimizer)
+        run.scaler.update()
+        total_loss += float(loss.detach())
+        n_batches += 1
+        progress.set_postfix(loss=f"{total_loss / n_batches:.4f}", lr=f"{state.lr:.2e}")
+    return total_loss / max(1, n_batches)
 
 
 def train(
-    model: nn.Module,
+    model: ChordModel,
     bundle_meta: Mapping[str, Any],
     train_ds: Dataset,
-    validate: Callable[[nn.Module], float],
+    validate: Callable[[ChordModel], float],
     config: TrainConfig,
     out_best: str | Path,
     out_last: str | Path,
+    device: torch.device,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place; resume from ``out_last`` if it exists. Returns the history.
@@ -178,95 +343,30 @@ def train(
     feature_params, mean, std, provenance); mean/std normalise the raw features of each batch,
     padding frames (``mask`` False) are then set to 0 like the models' own window padding.
     ``validate(model)`` returns a score where higher is better (the model is in eval mode and
-    on the training device when it is called). History rows: epoch, train_loss, val_score,
-    lr (at the end of the epoch), seconds.
+    on ``device``, the one the step selected from ``config.device``, when it is called).
+    History rows: epoch, train_loss, val_score, lr (at the end of the epoch), seconds.
     """
     out_best, out_last = Path(out_best), Path(out_last)
-    device = select_device(config.device)
-    model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                  weight_decay=config.weight_decay)
-    amp_dtype = _amp_dtype(device)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    mean, std = float(bundle_meta["mean"]), float(bundle_meta["std"])
-    steps_per_epoch = math.ceil(len(train_ds) / config.batch_size)
-
-    epoch, best, bad_epochs, lr, stopped = 0, -math.inf, 0, config.lr, False
-    history: list[dict[str, float]] = []
+    run = _Run.start(model, config, device, float(bundle_meta["mean"]), float(bundle_meta["std"]))
     if out_last.exists():
-        state = _load_training_state(out_last)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        epoch, best, bad_epochs = state["epoch"], state["best"], state["bad_epochs"]
-        lr, stopped, history = state["lr"], state["stopped"], list(state["history"])
-        _set_rng_state(state["rng"])
-        log(f"resumed from {out_last} after epoch {epoch} (best {best:.4f})")
+        state = TrainState.resume(out_last, run)
+        log(f"resumed from {out_last} after epoch {state.epoch} (best {state.best:.4f})")
     else:
         _seed_everything(config.seed)
+        state = TrainState(lr=config.lr)
 
-    while epoch < config.epochs and not stopped:
+    while state.epoch < config.epochs and not state.stopped:
         started = time.perf_counter()
-        generator = torch.Generator().manual_seed(config.seed + epoch)
-        loader = DataLoader(
-            train_ds, batch_size=config.batch_size, shuffle=True, generator=generator,
-            num_workers=config.num_workers, pin_memory=device.type == "cuda",
-        )
-        model.train()
-        total_loss, n_batches = 0.0, 0
-        progress = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
-        for b, batch in enumerate(progress):
-            if config.schedule == "warmup_cosine":
-                lr = scheduled_lr(epoch * steps_per_epoch + b + 1, steps_per_epoch, config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            x = ((batch["x"] - mean) / std) * batch["mask"].unsqueeze(-1)
-            with _autocast(device, amp_dtype):
-                logits = model(x)
-            loss = loss_for_batch(logits.float(), batch, config)
-            if not torch.isfinite(loss):
-                log(f"epoch {epoch + 1} batch {b}: non-finite loss, step skipped")
-                optimizer.zero_grad(set_to_none=True)
-                continue
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            total_loss += float(loss.detach())
-            n_batches += 1
-            progress.set_postfix(loss=f"{total_loss / n_batches:.4f}", lr=f"{lr:.2e}")
-
+        train_loss = _train_epoch(run, train_ds, state, log)
         model.eval()
         with torch.no_grad():
             score = float(validate(model))
-        epoch += 1
-        improved = math.isfinite(score) and score > best
+        improved = state.end_epoch(score, train_loss, time.perf_counter() - started, config)
+        log(f"epoch {state.epoch}: loss {train_loss:.4f} val {score:.4f} lr {state.lr:.2e}"
+            f"{' *' if improved else ''}{' (early stop)' if state.stopped else ''}")
         if improved:
-            best, bad_epochs = score, 0
-        else:
-            bad_epochs += 1
-            if config.schedule == "plateau":
-                lr = max(lr * config.plateau_factor, config.min_lr)
-        stopped = bad_epochs >= config.patience
-        history.append({
-            "epoch": epoch, "train_loss": total_loss / max(1, n_batches), "val_score": score,
-            "lr": lr, "seconds": time.perf_counter() - started,
-        })
-        log(f"epoch {epoch}: loss {history[-1]['train_loss']:.4f} val {score:.4f} "
-            f"lr {lr:.2e}{' *' if improved else ''}{' (early stop)' if stopped else ''}")
-        summary = {"history": history, "epoch": epoch, "best": best}
-        if improved:
-            _save(out_best, model, bundle_meta, config, summary)
-        _save(out_last, model, bundle_meta, config, {"training_state": {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(), "epoch": epoch, "best": best,
-            "bad_epochs": bad_epochs, "lr": lr, "stopped": stopped, "history": history,
-            "rng": _rng_state(),
-        }})
+            _save(out_best, model, bundle_meta, config, state.summary())
+        _save(out_last, model, bundle_meta, config, {"training_state": state.to_checkpoint(run)})
     if not out_best.exists():
-        _save(out_best, model, bundle_meta, config, {"history": history, "epoch": epoch,
-                                                     "best": best})
-    return history
+        _save(out_best, model, bundle_meta, config, state.summary())
+    return state.history
