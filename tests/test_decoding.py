@@ -34,7 +34,7 @@ def test_known_path_on_a_toy_hmm() -> None:
 def test_matches_brute_force(seed: int) -> None:
     rng = np.random.default_rng(seed)
     log_probs = log_softmax(rng.normal(size=(6, 3)) * 2)
-    for stay in (0.4, 0.8, 0.97):
+    for stay in (0.05, 0.2, 0.4, 0.8, 0.97):  # below and above 1/K
         assert tuple(viterbi(log_probs, stay)) == _brute_force(log_probs, stay)
 
 

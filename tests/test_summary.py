@@ -75,3 +75,11 @@ def test_without_variants_the_summary_has_one_table(tmp_path: Path) -> None:
     write_summary(rows, "splits.tsv", out)
     text = out.read_text()
     assert "## Variants" not in text and "| stage2 |" in text and "mean7 Viterbi" in text
+
+
+def test_a_difference_without_interval_is_printed_without_one() -> None:
+    from mirkd.summary import _signed
+
+    assert _signed({"mean7": 0.012, "ci95": None}) == "+1.2"
+    assert _signed({"mean7": 0.012, "ci95": [0.001, 0.02]}) == "+1.2 [+0.1, +2.0]"
+    assert _signed(None) == "–"

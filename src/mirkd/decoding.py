@@ -3,9 +3,10 @@
 The HMM is the one chord-recognition peers use: a state per class, probability `stay` of
 keeping the chord from one frame to the next and the rest spread evenly over the other
 classes, a uniform start. Because every switch costs the same, the best predecessor of a
-state is either the state itself or the overall best state of the previous frame, so one
-frame costs O(K) instead of O(K^2). `stay` = 1/K makes every transition equally likely and
-the decoding equals the argmax. `stay` is tuned on the validation split (`tune_stay`).
+state is either the state itself or the best *other* state of the previous frame (the
+overall best, or the runner-up for the best state itself), so one frame costs O(K) instead
+of O(K^2). `stay` = 1/K makes every transition equally likely and the decoding equals the
+argmax. `stay` is tuned on the validation split (`tune_stay`).
 """
 
 from __future__ import annotations
@@ -43,11 +44,14 @@ def viterbi(log_probs: np.ndarray, stay: float) -> np.ndarray:
     score = log_probs[0].copy()
     states = np.arange(n_classes)
     for t in range(1, n_frames):
-        best = int(np.argmax(score))
+        order = np.argsort(-score, kind="stable")
+        best, runner_up = int(order[0]), int(order[1])
+        source = np.full(n_classes, best)  # best other state: the overall best ...
+        source[best] = runner_up  # ... except for the best state itself
         keep = score + log_stay
-        switch = score[best] + log_switch
+        switch = score[source] + log_switch
         stays = keep >= switch
-        back[t] = np.where(stays, states, best)
+        back[t] = np.where(stays, states, source)
         score = np.where(stays, keep, switch) + log_probs[t]
     path = np.empty(n_frames, dtype=np.int64)
     path[-1] = int(np.argmax(score))

@@ -1,6 +1,6 @@
 """results/summary.md: the seven mir_eval scores per model with 95 % intervals, per-quality
 recall, and, when the config has variants, one row per (variant, model), the paired
-stage 2 - baseline differences and the label-efficiency series."""
+stage 2 - baseline differences and the rarer qualities' recall per variant."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def _with_ci(value: float | None, ci: Sequence[float] | None) -> str:
 
 
 def _signed(diff: Mapping[str, Any] | None) -> str:
-    if not diff:
-        return "–"
+    if not diff or not diff.get("ci95"):
+        return "–" if not diff else f"{100 * diff['mean7']:+.1f}"
     lo, hi = diff["ci95"]
     return f"{100 * diff['mean7']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 

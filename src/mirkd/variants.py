@@ -14,6 +14,10 @@ base run first, then the config's order) has the same settings for it. Stage 1 d
 (student, stage1); the baseline on (student, baseline, budget songs); stage 2 on all of
 stage 1's settings plus (stage2, budget songs). A sweep over the stage-2 LR therefore trains
 one stage 1 and one baseline; a budget series trains one stage 1.
+
+A shared model lives under the variant that trained it, so the files depend on the order of
+the variants: add new variants at the end. Removing or reordering a variant that trained a
+model others share moves that model to the next variant that uses it, which retrains it.
 """
 
 from __future__ import annotations
@@ -39,7 +43,6 @@ class Variant:
     """One experiment: resolved settings per stage and the labeled songs it trains on."""
 
     name: str  # "" for the base run
-    budget: int | float | None  # as configured: songs, fraction, or None (all)
     student: dict[str, Any]
     stages: dict[str, dict[str, Any]]  # stage name -> resolved training settings
     labeled_train: tuple[str, ...]  # track ids of the labeled songs it trains on
@@ -109,7 +112,7 @@ def expand_variants(config: Mapping[str, Any], labeled_train: Sequence[str]) -> 
     """The base run followed by every configured variant, each fully resolved."""
     order = budget_order(labeled_train)
     base_stages = {s: dict(config[s]) for s in STAGES}
-    variants = [Variant("", None, dict(config["student"]), base_stages, tuple(order))]
+    variants = [Variant("", dict(config["student"]), base_stages, tuple(order))]
     for name, spec in (config.get("variants") or {}).items():
         where = f"variants.{name}"
         if not NAME_PATTERN.match(str(name)):
@@ -123,7 +126,6 @@ def expand_variants(config: Mapping[str, Any], labeled_train: Sequence[str]) -> 
         variants.append(
             Variant(
                 name=str(name),
-                budget=budget,
                 student=deep_merge(config["student"], spec.get("student") or {}),
                 stages={s: deep_merge(base_stages[s], spec.get(s) or {}) for s in STAGES},
                 labeled_train=tuple(order[:n]),

@@ -47,9 +47,10 @@ def _score_tracks(
 ) -> dict[str, Any]:
     """Scores of the decoded frames; writes <track id>.<prediction_format> per track."""
     songs = _song_pairs(tracks, frame_indices)
-    for tid, (_, estimate) in songs.items():
-        path = Path(predictions_dir) / f"{tid}.{prediction_format}"
-        write_annotation(path, estimate, estimate[-1].end, annotator)  # ends at the audio's end
+    for track in tracks:
+        path = Path(predictions_dir) / f"{track.track_id}.{prediction_format}"
+        duration = feature_grid(track.features).duration
+        write_annotation(path, songs[track.track_id][1], duration, annotator)
     return evaluate_songs(songs)
 
 

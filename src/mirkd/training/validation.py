@@ -1,7 +1,8 @@
 """Validation scores used for model selection and early stopping (higher is better).
 
-Both run every held-out track whole through the model (the models accept any length), so no
-frame is double-counted by overlapping windows and no padding is scored.
+Both predict every held-out track exactly as evaluation does (`inference.predict_logits`:
+consecutive model windows, the last one zero-padded, padding never scored), so a validation
+score and a test score measure the same thing.
     frame_agreement  stage 1: fraction of frames where the student's argmax equals the teacher's.
     validation_wcsr  stage 2 / baseline: duration-weighted mir_eval score against reference .lab.
 """
