@@ -34,6 +34,11 @@ def _signed(diff: Mapping[str, Any] | None) -> str:
     return f"{100 * diff['mean7']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
+def _present(groups: Mapping[str, Mapping], qualities: Sequence[str]) -> list[str]:
+    """The qualities of `qualities` that occur in the test set (in that order)."""
+    return [q for q in qualities if groups.get(q, {}).get("seconds", 0) > 0]
+
+
 def _mean7_cells(metrics: Mapping[str, Any]) -> tuple[str, str]:
     """(argmax, Viterbi) 7-metric means with their intervals; "–" where absent."""
     argmax = _with_ci(metrics.get("mean7"), (metrics.get("ci95") or {}).get("mean7"))
@@ -62,7 +67,7 @@ def summary_markdown(metrics: Mapping[str, Mapping]) -> str:
         argmax, decoded = _mean7_cells(metrics[name])
         lines.append(f"| {name} | {cells} | {argmax} | {decoded} | {metrics[name]['n_songs']} |")
     groups = metrics[models[0]]["quality"]["groups"] if models else {}
-    present = [q for q in QUALITY_GROUPS if groups.get(q, {}).get("seconds", 0) > 0]
+    present = _present(groups, QUALITY_GROUPS)
     lines += [
         "",
         "Per-quality recall (%): reference time of the quality whose estimate has the same "
@@ -126,7 +131,7 @@ def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, M
             f"| {variant} | {group['stage2']['budget']} | {_signed(diff)} | {_signed(vdiff)} |"
         )
     first = metrics[rows[0]["metrics"]]["quality"]["groups"]
-    rare = [q for q in RARE_QUALITIES if first.get(q, {}).get("seconds", 0) > 0]
+    rare = _present(first, RARE_QUALITIES)
     lines += [
         "",
         "Recall (%) of the rarer qualities (same root and quality), argmax; share of test "
