@@ -159,9 +159,11 @@ def test_end_within_a_second_of_the_audio_is_trimmed(tmp_path):
     segments = read_annotation(path, LARGE, duration=10.5)
     assert segments == [ChordSegment(0.0, 5.0, "C"), ChordSegment(5.0, 10.5, "G")]
     assert read_annotation(path, duration=11.5)[-1].end == 10.8  # a little short: kept as written
+    # a rendered or recorded song often rings on after its last chord: the tail stays "N"
+    assert read_annotation(path, duration=12.8)[-1].end == 10.8
 
 
-@pytest.mark.parametrize("duration", [8.0, 12.0])
+@pytest.mark.parametrize("duration", [8.0, 20.5])
 def test_end_far_from_the_audio_is_refused(tmp_path, duration):
     path = tmp_path / "other_song.lab"
     path.write_text("0.0 5.0 C\n5.0 10.0 G\n")
@@ -236,7 +238,7 @@ def test_bad_jams_names_file_and_cause(tmp_path, annotations, cause):
 def test_jams_end_far_from_the_audio_is_refused(tmp_path):
     path = _jams_file(tmp_path / "other.jams", ("chord", [(0.0, 10.0, "C")]))
     with pytest.raises(LabFormatError, match=r"other.jams: annotation ends at 10.000 s"):
-        read_annotation(path, duration=12.0)
+        read_annotation(path, duration=20.5)
 
 
 @pytest.mark.parametrize("content", [b"not json", b"[1, 2]", b'{"annotations": [{}]}'])

@@ -4,8 +4,10 @@ Every annotation is read by read_annotation: a .lab file (``start end label`` li
 first annotation of namespace ``chord`` of a .jams file, both through the same checks.
 Annotations that would distort scores are refused rather than guessed at (policy in
 docs/label-mapping.md, "Annotation files"): segments must not overlap, a file must hold at least
-one segment, and, given the audio's duration, the annotation's end may differ from it by at most
-END_TOLERANCE seconds (a longer annotation is trimmed to the audio). A UTF-8 BOM is ignored.
+one segment, and, given the audio's duration, the annotation may run past it by at most
+END_TOLERANCE seconds (trimmed to the audio) and may leave at most UNANNOTATED_TAIL seconds of
+audio unannotated at the end (a release tail, a fade-out; those frames are "N"). A UTF-8 BOM is
+ignored.
 
 Frame k covers [k*p, (k+1)*p) with p the feature frame period; it takes the label of the segment
 overlapping it most (ties: the earlier segment in the list), or N where no segment overlaps it.
@@ -27,7 +29,8 @@ from mirkd.atomic import atomic_path
 from mirkd.errors import ChordLabelError, LabFormatError
 from mirkd.vocab import Vocabulary
 
-END_TOLERANCE = 1.0  # s: annotation end vs audio duration (rounding, fades, encoder padding)
+END_TOLERANCE = 1.0  # s an annotation may run past the audio (rounding, encoder padding)
+UNANNOTATED_TAIL = 10.0  # s of audio an annotation may leave out at the end (release, fade-out)
 OVERLAP_TOLERANCE = 1e-3  # s: rounding of printed times, not an overlap
 ANNOTATION_SUFFIXES = (".lab", ".jams")  # beside audio files, in find_annotation's order
 JAMS_NAMESPACE = "chord"  # the JAMS namespace read (first such annotation) and written
@@ -152,12 +155,13 @@ def find_annotation(path: str | Path) -> Path | None:
 def _fit_to_duration(
     segments: list[ChordSegment], duration: float, path: Path
 ) -> list[ChordSegment]:
-    """Segments trimmed to [0, duration]; an end more than END_TOLERANCE away is an error."""
+    """Segments trimmed to [0, duration]; an end too far from the audio's is an error."""
     end = segments[-1].end
-    if abs(end - duration) > END_TOLERANCE:
+    if end - duration > END_TOLERANCE or duration - end > UNANNOTATED_TAIL:
         raise LabFormatError(
             path, None, f"annotation ends at {end:.3f} s but the audio lasts {duration:.3f} s "
-            f"(more than {END_TOLERANCE:g} s apart: wrong audio file or annotation?)"
+            f"(it may run at most {END_TOLERANCE:g} s past the audio and leave at most "
+            f"{UNANNOTATED_TAIL:g} s unannotated: wrong audio file or annotation?)"
         )
     kept = [s for s in segments if s.start < duration]
     if not kept:
