@@ -62,8 +62,8 @@ def summary_markdown(metrics: Mapping[str, Mapping]) -> str:
         "|---|" + "---:|" * (len(METRICS) + 3),
     ]
     for name in models:
-        mean = metrics[name]["mean"]
-        cells = " | ".join(_cell(mean[m]) for m in METRICS)
+        mean, ci = metrics[name]["mean"], metrics[name].get("ci95") or {}
+        cells = " | ".join(_with_ci(mean[m], ci.get(m)) for m in METRICS)
         argmax, decoded = _mean7_cells(metrics[name])
         lines.append(f"| {name} | {cells} | {argmax} | {decoded} | {metrics[name]['n_songs']} |")
     groups = metrics[models[0]]["quality"]["groups"] if models else {}
