@@ -62,12 +62,30 @@ def main() -> str:
             t_total = benchlib.median_time(
                 lambda a=audio: extract_features(str(a), str(out), "t", "f", params)
             )
-            rows.append((ext, kind, f"{audio.stat().st_size / 1e6:.2f}", t_total,
-                         SECONDS / t_total, t_decode, t_cqt, t_write))
+            rows.append(
+                (
+                    ext,
+                    kind,
+                    f"{audio.stat().st_size / 1e6:.2f}",
+                    t_total,
+                    SECONDS / t_total,
+                    t_decode,
+                    t_cqt,
+                    t_write,
+                )
+            )
     t_job = job_start_seconds()
     body = benchlib.table(
-        ("format", "input", "file MB", "end to end s", "audio s per s", "decode (+resample) s",
-         "log-CQT s", "HDF5 write s"),
+        (
+            "format",
+            "input",
+            "file MB",
+            "end to end s",
+            "audio s per s",
+            "decode (+resample) s",
+            "log-CQT s",
+            "HDF5 write s",
+        ),
         rows,
     ) + (
         f"\n\nPer-job fixed cost: a fresh Python importing `mirkd.steps.data` takes "

@@ -65,8 +65,10 @@ def add_labeled_song(workdir: Path) -> None:
     extra = workdir / "extra"
     write_demo_corpus(extra, 0, 1, 0, seed=11, min_seconds=12, max_seconds=14)
     for suffix in (".flac", ".lab"):
-        shutil.copy(extra / "labeled" / f"labeled_0000{suffix}",
-                    workdir / "data" / "labeled" / f"new_labeled_11{suffix}")
+        shutil.copy(
+            extra / "labeled" / f"labeled_0000{suffix}",
+            workdir / "data" / "labeled" / f"new_labeled_11{suffix}",
+        )
 
 
 def main() -> str:
@@ -93,13 +95,22 @@ def main() -> str:
     ]
     summary = benchlib.table(
         ("run", "wall s", "fraction of full"),
-        [("full run (empty results/)", full, 1.0),
-         ("rerun after adding 1 labeled song", rerun, rerun / full),
-         ("dry run with nothing to do (`snakemake -n`)", noop, noop / full)],
+        [
+            ("full run (empty results/)", full, 1.0),
+            ("rerun after adding 1 labeled song", rerun, rerun / full),
+            ("dry run with nothing to do (`snakemake -n`)", noop, noop / full),
+        ],
     )
     per_rule = benchlib.table(
-        ("rule", "full: jobs", "full: job s", "full: CPU s", "rerun: jobs", "rerun: job s",
-         "rerun: CPU s"),
+        (
+            "rule",
+            "full: jobs",
+            "full: job s",
+            "full: CPU s",
+            "rerun: jobs",
+            "rerun: job s",
+            "rerun: CPU s",
+        ),
         rows,
     )
     planned_text = ", ".join(f"{rule} {n}" for rule, n in sorted(planned.items()))
@@ -115,8 +126,7 @@ def main() -> str:
         "`snakemake --cores 2` (one run each: it takes minutes), then one labeled 12-14-s "
         "song added and the same command rerun. Jobs use 1 thread each (config `resources`)."
     )
-    return benchlib.section("Incremental rerun after adding one labeled song", machine, intro,
-                            body)
+    return benchlib.section("Incremental rerun after adding one labeled song", machine, intro, body)
 
 
 if __name__ == "__main__":

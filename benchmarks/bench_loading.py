@@ -29,8 +29,9 @@ LOADER_BATCH = 16
 def loader_pass(dataset: PseudoLabelDataset, workers: int) -> None:
     """One shuffled epoch of batches, as the trainer iterates it."""
     generator = torch.Generator().manual_seed(0)
-    loader = DataLoader(dataset, batch_size=LOADER_BATCH, shuffle=True, generator=generator,
-                        num_workers=workers)
+    loader = DataLoader(
+        dataset, batch_size=LOADER_BATCH, shuffle=True, generator=generator, num_workers=workers
+    )
     for _ in loader:
         pass
 
@@ -73,10 +74,15 @@ def main() -> str:
             dataset = PseudoLabelDataset(rows, 108, 108, with_probs=with_probs)
             for workers in (0, 2):
                 seconds = benchlib.median_time(lambda d=dataset, w=workers: loader_pass(d, w))
-                loader_rows.append((
-                    "yes" if with_probs else "no", workers, len(dataset), seconds,
-                    len(dataset) / seconds,
-                ))
+                loader_rows.append(
+                    (
+                        "yes" if with_probs else "no",
+                        workers,
+                        len(dataset),
+                        seconds,
+                        len(dataset) / seconds,
+                    )
+                )
     arch, hparams = benchlib.default_student()
     torch.manual_seed(0)
     model = build_model(arch, hparams)
@@ -85,17 +91,25 @@ def main() -> str:
     for batch_size in BATCH_SIZES:
         for use_kd in (False, True):
             seconds = training_steps(model, batch_size, use_kd)
-            step_rows.append((batch_size, "focal + KD" if use_kd else "focal", seconds * 1e3,
-                              batch_size / seconds))
+            step_rows.append(
+                (
+                    batch_size,
+                    "focal + KD" if use_kd else "focal",
+                    seconds * 1e3,
+                    batch_size / seconds,
+                )
+            )
     slowest_model = min(r[3] for r in step_rows)
     loader_0 = min(r[4] for r in loader_rows if r[1] == 0)
     verdict = (
         f"Slowest loader with 0 workers: {loader_0:.0f} windows/s; fastest model step: "
         f"{max(r[3] for r in step_rows):.0f} windows/s (slowest {slowest_model:.0f}). "
-        + ("The loader is not the bottleneck: even in the training process itself (0 workers) "
-           "it feeds windows faster than the model consumes them."
-           if loader_0 > max(r[3] for r in step_rows) else
-           "The loader in the training process can fall behind the model; use workers.")
+        + (
+            "The loader is not the bottleneck: even in the training process itself (0 workers) "
+            "it feeds windows faster than the model consumes them."
+            if loader_0 > max(r[3] for r in step_rows)
+            else "The loader in the training process can fall behind the model; use workers."
+        )
     )
     body = (
         "Loader (full shuffled epoch incl. DataLoader/worker start-up, batch "

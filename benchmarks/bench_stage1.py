@@ -38,8 +38,9 @@ def epoch_seconds(rows: list, hparams: dict, arch: str, steps: int, threads: int
     config = benchlib.stage_config("stage1", epochs=1, warmup_epochs=1, use_kd=False, seed=0)
     batch = config.batch_size
     per_track = len(PseudoLabelDataset(rows[:1], window, STRIDE))
-    dataset = PseudoLabelDataset(rows * math.ceil(steps * batch / per_track / len(rows)),
-                                 window, STRIDE)
+    dataset = PseudoLabelDataset(
+        rows * math.ceil(steps * batch / per_track / len(rows)), window, STRIDE
+    )
     dataset.index = dataset.index[: steps * batch]
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,10 +49,26 @@ def epoch_seconds(rows: list, hparams: dict, arch: str, steps: int, threads: int
         def epoch() -> None:
             model = build_model(arch, hparams)
             out = Path(tmp) / str(next(runs))
-            meta = {"arch": arch, "hparams": hparams, "vocab": LARGE,
-                    "feature_params": CQTParams(), "mean": -5.0, "std": 2.0, "provenance": {}}
-            train(model, meta, dataset, lambda m: 0.0, config, out / "best.pt",
-                  out / "last.pt", device=torch.device("cpu"), log=lambda _: None)
+            meta = {
+                "arch": arch,
+                "hparams": hparams,
+                "vocab": LARGE,
+                "feature_params": CQTParams(),
+                "mean": -5.0,
+                "std": 2.0,
+                "provenance": {},
+            }
+            train(
+                model,
+                meta,
+                dataset,
+                lambda m: 0.0,
+                config,
+                out / "best.pt",
+                out / "last.pt",
+                device=torch.device("cpu"),
+                log=lambda _: None,
+            )
 
         seconds = benchlib.median_time(epoch)
     torch.set_num_threads(1)
@@ -73,12 +90,29 @@ def main() -> str:
         for name, arch_, hp, steps, threads in cases:
             n_params = sum(p.numel() for p in build_model(arch_, hp).parameters())
             per_window, batch = epoch_seconds(cache, hp, arch_, steps, threads)
-            rows.append((name, f"{n_params / 1e6:.3f} M", threads, batch, steps,
-                         1 / per_window, per_window * per_hour,
-                         per_window * per_hour * 2 / 60))
+            rows.append(
+                (
+                    name,
+                    f"{n_params / 1e6:.3f} M",
+                    threads,
+                    batch,
+                    steps,
+                    1 / per_window,
+                    per_window * per_hour,
+                    per_window * per_hour * 2 / 60,
+                )
+            )
     body = benchlib.table(
-        ("model", "parameters", "threads", "batch", "steps timed", "windows/s",
-         "epoch s per hour of audio (stride 108)", "epoch min per hour (stride 54)"),
+        (
+            "model",
+            "parameters",
+            "threads",
+            "batch",
+            "steps timed",
+            "windows/s",
+            "epoch s per hour of audio (stride 108)",
+            "epoch min per hour (stride 54)",
+        ),
         rows,
     ) + (
         f"\n\nOne hour of audio = {per_hour} windows at stride 108 (4-minute songs, last "

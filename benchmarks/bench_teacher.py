@@ -39,13 +39,16 @@ def precision_table(fp32: LvChordiaTeacher, cqt: torch.Tensor, y: np.ndarray, n:
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for _ in range(benchlib.REPEATS):
         for name, teacher in (("fp32", fp32), ("bf16", bf16)):
-            times[name].append(benchlib.timed(lambda t=teacher: [t._net_probs(m, cqt)
-                                                                 for m in t.nets]))
+            times[name].append(
+                benchlib.timed(lambda t=teacher: [t._net_probs(m, cqt) for m in t.nets])
+            )
     t32, t16 = (float(np.median(times[k])) for k in ("fp32", "bf16"))
-    agree = float(np.mean(
-        fp32.grid_probs(fp32.component_probs(y), n).argmax(axis=1)
-        == bf16.grid_probs(bf16.component_probs(y), n).argmax(axis=1)
-    ))
+    agree = float(
+        np.mean(
+            fp32.grid_probs(fp32.component_probs(y), n).argmax(axis=1)
+            == bf16.grid_probs(bf16.component_probs(y), n).argmax(axis=1)
+        )
+    )
     return benchlib.table(
         ("precision", "networks s", "audio s per s", "speed-up", "argmax agreement"),
         [("fp32", t32, SECONDS / t32, 1.0, 1.0), ("bf16", t16, SECONDS / t16, t32 / t16, agree)],

@@ -113,9 +113,7 @@ def stage_config(stage: str, **overrides):
     return dataclasses.replace(TrainConfig.from_settings(config[stage], "cpu"), **overrides)
 
 
-def write_training_cache(
-    folder: Path, n_tracks: int, seconds: float
-) -> list:
+def write_training_cache(folder: Path, n_tracks: int, seconds: float) -> list:
     """Feature files of synthesized songs plus one pseudo-label shard; PseudoLabelDataset rows.
 
     Features are real log-CQTs (so HDF5 compression behaves as on music); teacher outputs are

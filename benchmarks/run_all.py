@@ -30,11 +30,18 @@ COMMAND = "make bench  # = .venv/bin/python benchmarks/run_all.py"
 
 def run(name: str) -> tuple[str, float, bool]:
     """Markdown section printed by benchmarks/bench_<name>.py, its wall time, success."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "OPENBLAS_NUM_THREADS": "1", "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "TQDM_DISABLE": "1",
+        "PYTHONWARNINGS": "ignore",
+    }
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, str(HERE / f"bench_{name}.py")],
-                            capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [sys.executable, str(HERE / f"bench_{name}.py")], capture_output=True, text=True, env=env
+    )
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         return f"## {name}\n\nFAILED:\n\n```\n{result.stderr[-3000:]}\n```\n", seconds, False

@@ -8,8 +8,12 @@ from mirkd.models import build_model
 from mirkd.vocab import LARGE
 
 TINY_BTC = {
-    "hidden_size": 16, "num_layers": 1, "num_heads": 2, "total_key_depth": 16,
-    "total_value_depth": 16, "filter_size": 16,
+    "hidden_size": 16,
+    "num_layers": 1,
+    "num_heads": 2,
+    "total_key_depth": 16,
+    "total_value_depth": 16,
+    "filter_size": 16,
 }
 TINY_CHORDNET = {"f_layer": 1, "t_layer": 1, "d_layer": 1, "t_head": 2, "d_head": 2}
 
@@ -22,8 +26,14 @@ def tiny_bundle(arch: str = "btc", seed: int = 0, **provenance) -> ModelBundle:
     hparams = dict(TINY_BTC if arch == "btc" else TINY_CHORDNET)
     model = build_model(arch, hparams).eval()
     return ModelBundle(
-        model=model, arch=arch, hparams=hparams, vocab=LARGE, feature_params=CQTParams(),
-        mean=-3.5, std=2.25, provenance=dict(provenance),
+        model=model,
+        arch=arch,
+        hparams=hparams,
+        vocab=LARGE,
+        feature_params=CQTParams(),
+        mean=-3.5,
+        std=2.25,
+        provenance=dict(provenance),
     )
 
 
@@ -34,8 +44,9 @@ def resolved_config(config: dict) -> dict:
 
     from snakemake.utils import validate
 
-    validate(config, str(Path(__file__).resolve().parents[1] / "config.schema.yaml"),
-             set_default=True)
+    validate(
+        config, str(Path(__file__).resolve().parents[1] / "config.schema.yaml"), set_default=True
+    )
     return config
 
 
@@ -43,8 +54,12 @@ def stage_settings(stage: str, **settings) -> dict:
     """A stage's settings as a workflow step receives them: `settings` + schema defaults."""
     required = {"epochs": 1, "batch_size": 8, "lr": 1e-3}
     config = {
-        "data": {"demo": None}, "teacher": {"kind": "lvchordia"}, "student": {"arch": "btc"},
-        "stage1": dict(required), "stage2": dict(required), "baseline": dict(required),
+        "data": {"demo": None},
+        "teacher": {"kind": "lvchordia"},
+        "student": {"arch": "btc"},
+        "stage1": dict(required),
+        "stage2": dict(required),
+        "baseline": dict(required),
     }
     config[stage] = {**required, **settings}
     return resolved_config(config)[stage]

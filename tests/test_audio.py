@@ -130,8 +130,11 @@ def test_truncated_file_is_an_error_or_with_the_option_only_its_decoded_frames(
     promised = sf.info(str(path)).frames
     whole = load_audio(path)
     _cut(path, 0.5)
-    with pytest.raises(AudioError, match=rf"{name}: truncated: decoded \d+ frames, the header "
-                       rf"promises {promised}"):
+    with pytest.raises(
+        AudioError,
+        match=rf"{name}: truncated: decoded \d+ frames, the header "
+        rf"promises {promised}",
+    ):
         load_audio(path)
     with caplog.at_level("WARNING", logger="mirkd"):
         y = load_audio(path, allow_truncated=True)

@@ -98,7 +98,8 @@ def test_mirkd_round_trip_is_exact(tmp_path, arch):
     bundle = tiny_bundle(arch, data_fingerprint="abc123", config={"lr": 1e-4})
     path = tmp_path / "model.pt"
     training_state = {
-        "epoch": 3, "optimizer": {"state": {0: {"exp_avg": torch.ones(2)}}, "lr": [0.1]},
+        "epoch": 3,
+        "optimizer": {"state": {0: {"exp_avg": torch.ones(2)}}, "lr": [0.1]},
         "rng": {"torch": torch.get_rng_state(), "python": (3, (1, 2), None)},
     }
     save_checkpoint(path, bundle, extra_state={"training_state": training_state})
@@ -127,8 +128,9 @@ def test_mirkd_round_trip_is_exact(tmp_path, arch):
 def test_save_refuses_values_weights_only_cannot_load(tmp_path):
     path = tmp_path / "bad.pt"
     with pytest.raises(CheckpointError, match=r"training_state\.seed is a float64"):
-        save_checkpoint(path, tiny_bundle(),
-                        extra_state={"training_state": {"seed": np.float64(1)}})
+        save_checkpoint(
+            path, tiny_bundle(), extra_state={"training_state": {"seed": np.float64(1)}}
+        )
     with pytest.raises(CheckpointError, match="reserved key"):
         save_checkpoint(path, tiny_bundle(), extra_state={"mean": 0.0})
     bundle = tiny_bundle()

@@ -47,9 +47,19 @@ def _check_lab(path: Path) -> None:
 
 
 def test_transcribe_writes_one_lab_per_file(inputs):
-    code = main(["transcribe", str(inputs["good"]), str(inputs["other"]),
-                 "--checkpoint", str(inputs["ckpt"]), "--out", str(inputs["out"]),
-                 "--device", "cpu"])
+    code = main(
+        [
+            "transcribe",
+            str(inputs["good"]),
+            str(inputs["other"]),
+            "--checkpoint",
+            str(inputs["ckpt"]),
+            "--out",
+            str(inputs["out"]),
+            "--device",
+            "cpu",
+        ]
+    )
     assert code == 0
     assert sorted(p.name for p in inputs["out"].iterdir()) == ["other.lab", "song.lab"]
     for lab in inputs["out"].iterdir():
@@ -58,8 +68,21 @@ def test_transcribe_writes_one_lab_per_file(inputs):
 
 def test_transcribe_jams_names_the_model_and_matches_lab(inputs):
     common = [str(inputs["good"]), "--checkpoint", str(inputs["ckpt"]), "--device", "cpu"]
-    assert main(["transcribe", *common, "--out", str(inputs["out"]), "--format", "jams",
-                 "--viterbi", "0.9"]) == 0
+    assert (
+        main(
+            [
+                "transcribe",
+                *common,
+                "--out",
+                str(inputs["out"]),
+                "--format",
+                "jams",
+                "--viterbi",
+                "0.9",
+            ]
+        )
+        == 0
+    )
     assert main(["transcribe", *common, "--out", str(inputs["out"]), "--viterbi", "0.9"]) == 0
     assert sorted(p.name for p in inputs["out"].iterdir()) == ["song.jams", "song.lab"]
     jam = jams.load(str(inputs["out"] / "song.jams"), validate=True, strict=True)
@@ -70,8 +93,14 @@ def test_transcribe_jams_names_the_model_and_matches_lab(inputs):
     assert meta.annotation_tools == f"mirkd {__version__}"
     digest = hashlib.sha256(inputs["ckpt"].read_bytes()).hexdigest()
     assert dict(meta.annotator) == {
-        "name": "tiny", "checkpoint": "tiny.pt", "checkpoint_sha256": digest, "arch": "btc",
-        "vocab": "large170", "mirkd_version": __version__, "decoding": "viterbi", "stay": 0.9,
+        "name": "tiny",
+        "checkpoint": "tiny.pt",
+        "checkpoint_sha256": digest,
+        "arch": "btc",
+        "vocab": "large170",
+        "mirkd_version": __version__,
+        "decoding": "viterbi",
+        "stay": 0.9,
         **{k: meta.annotator[k] for k in ("git_commit", "created") if k in meta.annotator},
     }
     assert read_annotation(inputs["out"] / "song.jams") == read_annotation(
@@ -80,8 +109,17 @@ def test_transcribe_jams_names_the_model_and_matches_lab(inputs):
 
 
 def test_bad_file_is_reported_and_skipped(inputs, capsys):
-    code = main(["transcribe", str(inputs["bad"]), str(inputs["good"]),
-                 "--checkpoint", str(inputs["ckpt"]), "--out", str(inputs["out"])])
+    code = main(
+        [
+            "transcribe",
+            str(inputs["bad"]),
+            str(inputs["good"]),
+            "--checkpoint",
+            str(inputs["ckpt"]),
+            "--out",
+            str(inputs["out"]),
+        ]
+    )
     assert code == 1
     assert [p.name for p in inputs["out"].iterdir()] == ["song.lab"]
     err = capsys.readouterr().err
@@ -92,20 +130,47 @@ def test_bad_file_is_reported_and_skipped(inputs, capsys):
 def test_duplicate_output_names_are_not_overwritten(inputs, capsys, tmp_path):
     twin = tmp_path / "more" / "song.flac"
     twin.write_bytes(inputs["other"].read_bytes())
-    code = main(["transcribe", str(inputs["good"]), str(twin),
-                 "--checkpoint", str(inputs["ckpt"]), "--out", str(inputs["out"])])
+    code = main(
+        [
+            "transcribe",
+            str(inputs["good"]),
+            str(twin),
+            "--checkpoint",
+            str(inputs["ckpt"]),
+            "--out",
+            str(inputs["out"]),
+        ]
+    )
     assert code == 1
     assert "already written for" in capsys.readouterr().err
     assert [p.name for p in inputs["out"].iterdir()] == ["song.lab"]
 
 
 def test_unusable_checkpoint_or_device_fails_cleanly(inputs, capsys):
-    code = main(["transcribe", str(inputs["good"]), "--checkpoint", str(inputs["bad"]),
-                 "--out", str(inputs["out"])])
+    code = main(
+        [
+            "transcribe",
+            str(inputs["good"]),
+            "--checkpoint",
+            str(inputs["bad"]),
+            "--out",
+            str(inputs["out"]),
+        ]
+    )
     assert code == 1
     assert str(inputs["bad"]) in capsys.readouterr().err
-    code = main(["transcribe", str(inputs["good"]), "--checkpoint", str(inputs["ckpt"]),
-                 "--out", str(inputs["out"]), "--device", "tpu"])
+    code = main(
+        [
+            "transcribe",
+            str(inputs["good"]),
+            "--checkpoint",
+            str(inputs["ckpt"]),
+            "--out",
+            str(inputs["out"]),
+            "--device",
+            "tpu",
+        ]
+    )
     assert code == 1
     assert "unknown device 'tpu'" in capsys.readouterr().err
     assert not inputs["out"].exists()
@@ -124,9 +189,19 @@ def test_info_prints_metadata_json(inputs, capsys):
 def test_installed_script(inputs):
     script = Path(sys.executable).parent / "mirkd"
     result = subprocess.run(
-        [str(script), "transcribe", str(inputs["good"]), str(inputs["bad"]),
-         "--checkpoint", str(inputs["ckpt"]), "--out", str(inputs["out"])],
-        capture_output=True, text=True, timeout=120,
+        [
+            str(script),
+            "transcribe",
+            str(inputs["good"]),
+            str(inputs["bad"]),
+            "--checkpoint",
+            str(inputs["ckpt"]),
+            "--out",
+            str(inputs["out"]),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1, result.stderr
     assert [p.name for p in inputs["out"].iterdir()] == ["song.lab"]

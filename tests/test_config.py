@@ -65,7 +65,9 @@ def test_jams_annotations_are_found_and_a_lab_beside_one_wins(tmp_path: Path, ca
         tracks = scan_audio(tmp_path, "labeled", need_labels=True)
     assert [Path(t.lab).name for t in tracks] == ["a.jams", "b.lab", "c.lab"]
     assert [read_annotation(t.lab, LARGE, duration=2.0) for t in tracks] == [
-        jams_segments, lab_segments, lab_segments
+        jams_segments,
+        lab_segments,
+        lab_segments,
     ]
     assert "1 audio file(s) have both a .lab and a .jams" in caplog.text and "c.jams" in caplog.text
     caplog.clear()

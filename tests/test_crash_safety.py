@@ -129,14 +129,23 @@ def _run_until_frozen_then_kill(workdir: Path, target: str, point: str) -> None:
     """Start Snakemake on `target` in its own process group; SIGKILL the group once frozen."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **_hook_env(workdir, point)}
     cmd = [
-        str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(workdir / "config.yaml"), "--cores", "2", target,
+        str(SNAKEMAKE),
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        "2",
+        target,
     ]
     out = workdir / "killed_run.out"
     marker = Path(env["MIRKD_CRASH_MARKER"])
     with out.open("w") as sink:
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
     try:
         deadline = time.monotonic() + 600
         while not marker.exists() or not marker.read_text():
@@ -189,8 +198,12 @@ def test_killed_training_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path
 
     # Same data and features (copied with their mtimes and Snakemake metadata), no model yet.
     killed = tmp_path / "killed"
-    shutil.copytree(straight, killed, symlinks=True,
-                    ignore=shutil.ignore_patterns("models", "work", "baseline.log"))
+    shutil.copytree(
+        straight,
+        killed,
+        symlinks=True,
+        ignore=shutil.ignore_patterns("models", "work", "baseline.log"),
+    )
     stop = n_windows + n_windows // 2 + 1  # a window of the second epoch's second half
     _run_until_frozen_then_kill(killed, target, f"train-item:{stop}")
     assert _last_state(killed, "baseline")["epoch"] == 1
@@ -206,8 +219,9 @@ def test_killed_training_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path
     _assert_same_weights(states[0]["model"], states[1]["model"])
     curves = [[(h["train_loss"], h["val_score"], h["lr"]) for h in s["history"]] for s in states]
     assert curves[0] == curves[1]
-    _assert_same_weights(*(load_checkpoint(w / target).model.state_dict()
-                           for w in (straight, killed)))
+    _assert_same_weights(
+        *(load_checkpoint(w / target).model.state_dict() for w in (straight, killed))
+    )
 
 
 def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:

@@ -57,9 +57,12 @@ def test_pseudo_label_dataset_windows_and_padding(tmp_path):
     f2, _ = _features(tmp_path, "b", 40, seed=2)
     p1, p2 = _probs(150, 1), _probs(40, 2)
     shard = _shard(tmp_path, {"a": TeacherOutput.from_probs(p1), "b": TeacherOutput.from_probs(p2)})
-    ds = PseudoLabelDataset([ShardTrack("a", str(f1), str(shard)),
-                             ShardTrack("b", str(f2), str(shard))],
-                            seq_len=108, stride=108, with_probs=True)
+    ds = PseudoLabelDataset(
+        [ShardTrack("a", str(f1), str(shard)), ShardTrack("b", str(f2), str(shard))],
+        seq_len=108,
+        stride=108,
+        with_probs=True,
+    )
     assert len(ds) == 3
     second = ds[1]  # track a, frames 108..149 then padding
     assert second["x"].shape == (108, 144) and second["x"].dtype == torch.float32
@@ -94,11 +97,13 @@ def test_shift_cqt_rolls_two_bins_per_semitone():
 
 def test_labeled_dataset_pitch_shift_labels_probs_and_x(tmp_path):
     f, cqt = _features(tmp_path, "a", 60)
-    labels = np.array([LARGE.to_index("C:min")] * 20 + [LARGE.x_index] * 20
-                      + [LARGE.n_index] * 20, dtype=np.int64)
+    labels = np.array(
+        [LARGE.to_index("C:min")] * 20 + [LARGE.x_index] * 20 + [LARGE.n_index] * 20, dtype=np.int64
+    )
     probs = _probs(60)
-    ds = LabeledDataset([LabeledTrack(str(f), labels, probs)], seq_len=64, stride=32,
-                        pitch_shift=range(-1, 2))
+    ds = LabeledDataset(
+        [LabeledTrack(str(f), labels, probs)], seq_len=64, stride=32, pitch_shift=range(-1, 2)
+    )
     assert len(ds) == 3  # one window x three shifts
     by_shift = {ds.index[i][2]: ds[i] for i in range(3)}
     plain, up = by_shift[0], by_shift[1]
@@ -113,8 +118,9 @@ def test_labeled_dataset_pitch_shift_labels_probs_and_x(tmp_path):
     c_min, cs_min = LARGE.to_index("C:min"), LARGE.to_index("C#:min")
     np.testing.assert_allclose(up["probs"][:60, cs_min].numpy(), probs[:, c_min], atol=1e-6)
     np.testing.assert_allclose(up["probs"][:60, LARGE.n_index].numpy(), probs[:, LARGE.n_index])
-    assert torch.equal(up["probs"][:60].argmax(1),
-                       torch.from_numpy(LARGE.transpose(probs.argmax(1), 1)))
+    assert torch.equal(
+        up["probs"][:60].argmax(1), torch.from_numpy(LARGE.transpose(probs.argmax(1), 1))
+    )
 
 
 def test_labeled_dataset_without_probs_and_length_check(tmp_path):

@@ -43,7 +43,7 @@ def test_synthesize_song_is_deterministic_and_exact() -> None:
     assert segs1[0].label == "N" and segs1[-1].label == "N"
     # the lead-in is silence or faint noise only; the music is far louder
     lead = y1[: int(segs1[0].end * SR)]
-    body = y1[int(segs1[1].start * SR): int(segs1[-1].start * SR)]
+    body = y1[int(segs1[1].start * SR) : int(segs1[-1].start * SR)]
     assert np.sqrt(np.mean(lead**2)) < 0.05 * np.sqrt(np.mean(body**2))
 
 
@@ -65,7 +65,7 @@ def test_chroma_matches_labelled_chord_tones() -> None:
             if ev.label == "N" or ev.end - ev.start < SR:
                 continue
             chroma = librosa.feature.chroma_cqt(
-                y=y[ev.start:ev.end], sr=SR, hop_length=512, tuning=0.0
+                y=y[ev.start : ev.end], sr=SR, hop_length=512, tuning=0.0
             ).mean(axis=1)
             pcs, _ = demo.chord_pitch_classes(ev.label)
             mask = np.zeros(12, dtype=bool)
@@ -117,15 +117,23 @@ def test_write_demo_corpus_layout_and_determinism(tmp_path: Path) -> None:
     assert a == b
     assert sorted(a) == [
         "corpus.json",
-        "labeled/labeled_0000.flac", "labeled/labeled_0000.lab",
-        "labeled/labeled_0001.flac", "labeled/labeled_0001.lab",
-        "test/test_0000.flac", "test/test_0000.lab",
-        "unlabeled/unlabeled_0000.flac", "unlabeled/unlabeled_0001.flac",
-        "unlabeled_truth/unlabeled_0000.lab", "unlabeled_truth/unlabeled_0001.lab",
+        "labeled/labeled_0000.flac",
+        "labeled/labeled_0000.lab",
+        "labeled/labeled_0001.flac",
+        "labeled/labeled_0001.lab",
+        "test/test_0000.flac",
+        "test/test_0000.lab",
+        "unlabeled/unlabeled_0000.flac",
+        "unlabeled/unlabeled_0001.flac",
+        "unlabeled_truth/unlabeled_0000.lab",
+        "unlabeled_truth/unlabeled_0001.lab",
     ]
     # song i of a part does not depend on how many songs were requested
-    for name in ("unlabeled/unlabeled_0000.flac", "labeled/labeled_0001.flac",
-                 "labeled/labeled_0001.lab"):
+    for name in (
+        "unlabeled/unlabeled_0000.flac",
+        "labeled/labeled_0001.flac",
+        "labeled/labeled_0001.lab",
+    ):
         assert c[name] == a[name]
 
     on_disk = json.loads((tmp_path / "a" / "corpus.json").read_text())
@@ -149,5 +157,6 @@ def test_invalid_parameters_raise() -> None:
     with pytest.raises(ConfigError):
         demo.plan_song(0, 1.0)
     with pytest.raises(ConfigError):
-        demo.write_demo_corpus("/nonexistent-never-written", 1, 1, 1, seed=0, min_seconds=9,
-                               max_seconds=8)
+        demo.write_demo_corpus(
+            "/nonexistent-never-written", 1, 1, 1, seed=0, min_seconds=9, max_seconds=8
+        )

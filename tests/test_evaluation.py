@@ -46,8 +46,7 @@ def test_matches_mir_eval_evaluate():
     est = [S(0.0, 1.5, "C:maj"), S(1.5, 3.5, "A:min"), S(3.5, 5.0, "G:maj"), S(5.0, 7.0, "N")]
     ref_i = np.array([[s.start, s.end] for s in REF])
     est_i = np.array([[s.start, s.end] for s in est])
-    expected = mir_eval.chord.evaluate(ref_i, [s.label for s in REF], est_i,
-                                       [s.label for s in est])
+    expected = mir_eval.chord.evaluate(ref_i, [s.label for s in REF], est_i, [s.label for s in est])
     scores = score_song(REF, est)
     for metric in METRICS:
         assert scores[metric] == pytest.approx(expected[metric])
@@ -56,10 +55,12 @@ def test_matches_mir_eval_evaluate():
 def test_evaluate_songs_duration_weighted_and_json():
     short = [S(0.0, 1.0, "C:maj")]
     long = [S(0.0, 3.0, "D:maj")]
-    result = evaluate_songs({
-        "a": (short, short),  # 1.0 over 1 s
-        "b": (long, [S(0.0, 3.0, "E:maj")]),  # 0.0 over 3 s
-    })
+    result = evaluate_songs(
+        {
+            "a": (short, short),  # 1.0 over 1 s
+            "b": (long, [S(0.0, 3.0, "E:maj")]),  # 0.0 over 3 s
+        }
+    )
     assert result["mean"]["root"] == pytest.approx(0.25)
     assert result["per_song"]["b"]["duration"] == pytest.approx(3.0)
     assert result["n_songs"] == 2

@@ -33,8 +33,9 @@ def test_predict_logits_matches_direct_forward(arch):
         normalised = (features - bundle.mean) / bundle.std
         direct = bundle.model(torch.from_numpy(normalised)[None])[0].numpy()
     np.testing.assert_allclose(logits, direct, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(bundle_logits(bundle, features, cpu, batch_windows=1), logits,
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        bundle_logits(bundle, features, cpu, batch_windows=1), logits, rtol=1e-5, atol=1e-5
+    )
     assert bundle_logits(bundle, features[:0], cpu).shape == (0, 170)
     with pytest.raises(MirkdError, match="144 CQT bins"):
         bundle_logits(bundle, features[:, :100], cpu)

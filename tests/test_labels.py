@@ -25,7 +25,9 @@ POP909_LABS = sorted(POP909_SONGS.glob("*/chord_midi.txt"))
 
 def test_write_read_roundtrip(tmp_path):
     segs = [
-        ChordSegment(0.0, 1.5, "N"), ChordSegment(1.5, 3.25, "C:min7"), ChordSegment(3.25, 4.0, "G")
+        ChordSegment(0.0, 1.5, "N"),
+        ChordSegment(1.5, 3.25, "C:min7"),
+        ChordSegment(3.25, 4.0, "G"),
     ]
     path = tmp_path / "sub" / "song.lab"
     write_lab(path, segs)
@@ -95,8 +97,11 @@ def test_segments_to_frames_largest_overlap():
 
 def test_segments_to_frames_short_segment_inside_a_frame():
     p = 2048 / 22050
-    segs = [ChordSegment(0.0, 0.5 * p, "C"), ChordSegment(0.5 * p, 0.6 * p, "D"),
-            ChordSegment(0.6 * p, 3 * p, "E")]
+    segs = [
+        ChordSegment(0.0, 0.5 * p, "C"),
+        ChordSegment(0.5 * p, 0.6 * p, "D"),
+        ChordSegment(0.6 * p, 3 * p, "E"),
+    ]
     frames = segments_to_frames(segs, 3, p, LARGE)
     assert [LARGE.to_label(int(i)) for i in frames] == ["C", "E", "E"]
 
@@ -105,8 +110,10 @@ def test_frames_to_segments_merges_runs():
     idx = np.array([169, 169, 1, 1, 1, 0, 168])
     segs = frames_to_segments(idx, 0.5, LARGE)
     assert segs == [
-        ChordSegment(0.0, 1.0, "N"), ChordSegment(1.0, 2.5, "C"),
-        ChordSegment(2.5, 3.0, "C:min"), ChordSegment(3.0, 3.5, "X"),
+        ChordSegment(0.0, 1.0, "N"),
+        ChordSegment(1.0, 2.5, "C"),
+        ChordSegment(2.5, 3.0, "C:min"),
+        ChordSegment(3.0, 3.5, "X"),
     ]
     assert frames_to_segments(idx, 0.5, LARGE, duration=3.2)[-1] == ChordSegment(3.0, 3.2, "X")
     clipped = frames_to_segments(idx, 0.5, LARGE, duration=2.7)
@@ -187,11 +194,16 @@ def _jams_file(path, *annotations: tuple[str, list[tuple[float, float, object]]]
 
 
 def test_lab_to_jams_to_segments_roundtrip(tmp_path):
-    segs = [ChordSegment(0.0, 1.5, "N"), ChordSegment(1.5, 3.25, "C:min7"),
-            ChordSegment(3.25, 4.0, "G:7/b7"), ChordSegment(4.0, 4.5, "X")]
+    segs = [
+        ChordSegment(0.0, 1.5, "N"),
+        ChordSegment(1.5, 3.25, "C:min7"),
+        ChordSegment(3.25, 4.0, "G:7/b7"),
+        ChordSegment(4.0, 4.5, "X"),
+    ]
     write_lab(tmp_path / "song.lab", segs)
-    write_annotation(tmp_path / "song.jams", read_annotation(tmp_path / "song.lab"), 4.5,
-                     {"name": "test"})
+    write_annotation(
+        tmp_path / "song.jams", read_annotation(tmp_path / "song.lab"), 4.5, {"name": "test"}
+    )
     assert read_annotation(tmp_path / "song.jams", LARGE) == segs
     jam = jams.load(str(tmp_path / "song.jams"), validate=True)
     assert jam.file_metadata.duration == 4.5
@@ -207,7 +219,8 @@ def test_jams_reads_the_first_chord_annotation(tmp_path):
         ("chord", [(0.0, 4.0, "G")]),
     )
     assert read_annotation(path, LARGE, duration=4.2) == [
-        ChordSegment(0.0, 2.0, "C"), ChordSegment(2.0, 4.0, "A:min")
+        ChordSegment(0.0, 2.0, "C"),
+        ChordSegment(2.0, 4.0, "A:min"),
     ]
 
 
@@ -221,8 +234,10 @@ def test_jams_bom_is_ignored(tmp_path):
     "annotations, cause",
     [
         ([("chord", [])], "no chord segments: the annotation is empty"),
-        ([("chord", [(0.0, 2.0, "C"), (1.5, 1.0, "G")])],
-         "'chord' observation 1: segment starts at 1.5, before the previous one ends"),
+        (
+            [("chord", [(0.0, 2.0, "C"), (1.5, 1.0, "G")])],
+            "'chord' observation 1: segment starts at 1.5, before the previous one ends",
+        ),
         ([("chord", [(0.0, 2.0, "C:7sus4")])], "'chord' observation 0: chord label 'C:7sus4'"),
         ([("beat", [(0.0, 0.0, 1)])], "no 'chord' annotation (namespaces found: beat)"),
         ([("chord", [(0.0, 2.0, None)])], "'chord' observation 0: value None is not a chord"),

@@ -63,11 +63,22 @@ def test_layer_norm_uses_unbiased_std_plus_eps():
     assert not torch.allclose(norm(x), torch.nn.functional.layer_norm(x, (5,)) * norm.gamma + 0.5)
 
 
-@pytest.mark.parametrize("arch, hparams", [
-    ("btc", {"num_layers": 1, "hidden_size": 32, "total_key_depth": 32, "total_value_depth": 32,
-             "filter_size": 32}),
-    ("chordnet", {"f_layer": 1, "t_layer": 1, "d_layer": 1}),
-])
+@pytest.mark.parametrize(
+    "arch, hparams",
+    [
+        (
+            "btc",
+            {
+                "num_layers": 1,
+                "hidden_size": 32,
+                "total_key_depth": 32,
+                "total_value_depth": 32,
+                "filter_size": 32,
+            },
+        ),
+        ("chordnet", {"f_layer": 1, "t_layer": 1, "d_layer": 1}),
+    ],
+)
 def test_forward_any_length_is_windowed(arch, hparams):
     torch.manual_seed(0)
     model = build_model(arch, hparams).eval()
@@ -83,8 +94,15 @@ def test_forward_any_length_is_windowed(arch, hparams):
 
 
 def test_dropout_follows_config():
-    model = BTC(BTCConfig(num_layers=1, input_dropout=0.1, layer_dropout=0.2,
-                          attention_dropout=0.3, relu_dropout=0.4))
+    model = BTC(
+        BTCConfig(
+            num_layers=1,
+            input_dropout=0.1,
+            layer_dropout=0.2,
+            attention_dropout=0.3,
+            relu_dropout=0.4,
+        )
+    )
     assert model.self_attn_layers.input_dropout.p == 0.1
     block = model.self_attn_layers.self_attn_layers[0].attn_block
     assert block.dropout.p == 0.2
@@ -99,8 +117,9 @@ def test_dropout_follows_config():
 
 def test_chordnet_default_parameter_count_and_yaml_variant():
     assert sum(p.numel() for p in ChordNet().parameters()) == 2_105_581
-    yaml_config = ChordNetConfig(f_layer=5, f_head=6, t_layer=5, t_head=8, d_layer=5, d_head=8,
-                                 dropout=0.2)
+    yaml_config = ChordNetConfig(
+        f_layer=5, f_head=6, t_layer=5, t_head=8, d_layer=5, d_head=8, dropout=0.2
+    )
     model = ChordNet(yaml_config)
     assert sum(p.numel() for p in model.parameters()) == 3_031_249
     assert len(model.state_dict()) == 249

@@ -54,8 +54,12 @@ def test_row_normalised_rows_sum_to_one_and_empty_rows_are_nan() -> None:
 def test_quality_recall_has_one_bar_per_model_and_quality_with_shares() -> None:
     recall, share = _recall_data()
     ax = quality_recall_figure(recall, share).axes[0]
-    assert [c.get_label() for c in ax.containers] == ["teacher", "stage 1", "stage 2 (KD)",
-                                                        "baseline"]
+    assert [c.get_label() for c in ax.containers] == [
+        "teacher",
+        "stage 1",
+        "stage 2 (KD)",
+        "baseline",
+    ]
     for container, model, expected in zip(ax.containers, MODELS, (10, 20, 30, 40), strict=True):
         heights = [bar.get_height() for bar in container]
         assert len(heights) == len(QUALITY_GROUPS)
@@ -128,8 +132,12 @@ def test_save_figure_writes_a_png_and_leaves_no_temp_file(tmp_path: Path) -> Non
     assert [p.name for p in out.parent.iterdir()] == ["quality.png"]
 
 
-FIGURES = ("scores_table.png", "quality_recall.png", "training_curves.png",
-           *(f"confusion_{m}.png" for m in MODELS))
+FIGURES = (
+    "scores_table.png",
+    "quality_recall.png",
+    "training_curves.png",
+    *(f"confusion_{m}.png" for m in MODELS),
+)
 DATA_URI = re.compile(r"data:([\w/+.-]+);charset=[\w-]+;filename=([^;]+);base64,([A-Za-z0-9+/=]+)")
 
 
@@ -173,8 +181,9 @@ def test_report_is_one_file_with_the_table_and_every_figure(
     assert mime == "text/html"
     table = table.decode()
     assert all(f"<th>{metric}</th>" in table for metric in METRICS)
-    assert all(f">{label}</th>" in table for label in ("teacher", "stage 1", "stage 2 (KD)",
-                                                      "baseline"))
+    assert all(
+        f">{label}</th>" in table for label in ("teacher", "stage 1", "stage 2 (KD)", "baseline")
+    )
     assert re.search(r"<td>(<b>)?\d+\.\d</", table)
     assert "share of the scored" in page  # a caption from report/
     assert not re.search(r"(src|href)=\"(?!data:|#)[^\"]+\.(png|html)\"", page)

@@ -11,12 +11,19 @@ from mirkd.manifest import TrackFiles
 
 
 def test_track_files_round_trip_through_rule_params():
-    track = TrackFiles("song-1234abcd", "a/song.flac", "results/features/labeled/x.h5",
-                       "a/song.lab", "sha1")
+    track = TrackFiles(
+        "song-1234abcd", "a/song.flac", "results/features/labeled/x.h5", "a/song.lab", "sha1"
+    )
     params = [track.to_param()]
-    assert params == [{"track_id": "song-1234abcd", "audio": "a/song.flac",
-                       "features": "results/features/labeled/x.h5", "lab": "a/song.lab",
-                       "fingerprint": "sha1"}]
+    assert params == [
+        {
+            "track_id": "song-1234abcd",
+            "audio": "a/song.flac",
+            "features": "results/features/labeled/x.h5",
+            "lab": "a/song.lab",
+            "fingerprint": "sha1",
+        }
+    ]
     assert TrackFiles.from_params(params) == [track]
     assert pickle.loads(pickle.dumps(track)) == track
     assert track.annotation == "a/song.lab"
@@ -76,10 +83,17 @@ def test_stage_defaults_come_from_the_schema_once():
 def test_resources_and_run_defaults_are_filled():
     from model_helpers import resolved_config
 
-    config = resolved_config({
-        "data": {"demo": None}, "teacher": {"kind": "lvchordia"}, "student": {"arch": "btc"},
-        **{s: {"epochs": 1, "batch_size": 2, "lr": 1e-3} for s in ("stage1", "stage2", "baseline")},
-    })
+    config = resolved_config(
+        {
+            "data": {"demo": None},
+            "teacher": {"kind": "lvchordia"},
+            "student": {"arch": "btc"},
+            **{
+                s: {"epochs": 1, "batch_size": 2, "lr": 1e-3}
+                for s in ("stage1", "stage2", "baseline")
+            },
+        }
+    )
     assert config["resources"]["threads"] == 1 and config["device"] == "auto"
     assert config["teacher"]["n_shards"] == 4 and config["split"]["labeled_val_fraction"] == 0.15
 
@@ -90,12 +104,18 @@ def test_variant_overrides_keep_the_base_settings():
 
     from model_helpers import resolved_config
 
-    config = resolved_config({
-        "data": {"demo": None}, "teacher": {"kind": "lvchordia"}, "student": {"arch": "btc"},
-        **{s: {"epochs": 1, "batch_size": 2, "lr": 1e-3, "stride": 30}
-           for s in ("stage1", "stage2", "baseline")},
-        "variants": {"slow": {"stage2": {"lr": 1e-4}}},
-    })
+    config = resolved_config(
+        {
+            "data": {"demo": None},
+            "teacher": {"kind": "lvchordia"},
+            "student": {"arch": "btc"},
+            **{
+                s: {"epochs": 1, "batch_size": 2, "lr": 1e-3, "stride": 30}
+                for s in ("stage1", "stage2", "baseline")
+            },
+            "variants": {"slow": {"stage2": {"lr": 1e-4}}},
+        }
+    )
     base, slow = expand_variants(config, ["a", "b"])
     assert slow.stages["stage2"] == {**base.stages["stage2"], "lr": 1e-4}
     assert slow.stages["stage2"]["stride"] == 30
@@ -132,8 +152,7 @@ def test_train_state_counts_epochs_decays_and_stops():
 
     from model_helpers import train_config
 
-    config = train_config(schedule="plateau", lr=1e-3, plateau_factor=0.5, min_lr=3e-4,
-                          patience=2)
+    config = train_config(schedule="plateau", lr=1e-3, plateau_factor=0.5, min_lr=3e-4, patience=2)
     state = TrainState(lr=config.lr)
     assert state.end_epoch(0.5, 1.0, 0.1, config)
     assert not state.end_epoch(0.4, 0.9, 0.1, config) and state.lr == pytest.approx(5e-4)

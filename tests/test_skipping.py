@@ -119,8 +119,14 @@ def test_stage1_trains_without_the_skipped_tracks(tmp_path, stub_teacher):
     train_cfg = stage_settings("stage1", epochs=1, batch_size=4, warmup_epochs=0)
     out = tmp_path / "stage1.pt"
     train_stage1(
-        common, train_cfg, {r.track_id: str(shard) for r in rows}, rows[:3], rows[3:],
-        str(tmp_path / "work"), str(out), str(tmp_path / "history.json"),
+        common,
+        train_cfg,
+        {r.track_id: str(shard) for r in rows},
+        rows[:3],
+        rows[3:],
+        str(tmp_path / "work"),
+        str(out),
+        str(tmp_path / "history.json"),
     )
     provenance = load_checkpoint(out).provenance
     assert sorted(provenance["train_data"]) == ["good1", "good2"]
@@ -148,7 +154,12 @@ def test_stage1_names_a_split_left_without_usable_tracks(tmp_path, stub_teacher)
     common = {"student": {"arch": "btc", "hparams": TINY_BTC}, "device": "cpu"}
     with pytest.raises(MirkdError, match=r"no usable unlabeled 'val' track left \(1 skipped"):
         train_stage1(
-            common, stage_settings("stage1", epochs=1, batch_size=4),
-            {r.track_id: str(shard) for r in rows}, rows[:1], rows[1:], str(tmp_path / "work"),
-            str(tmp_path / "s1.pt"), str(tmp_path / "h.json"),
+            common,
+            stage_settings("stage1", epochs=1, batch_size=4),
+            {r.track_id: str(shard) for r in rows},
+            rows[:1],
+            rows[1:],
+            str(tmp_path / "work"),
+            str(tmp_path / "s1.pt"),
+            str(tmp_path / "h.json"),
         )

@@ -28,8 +28,12 @@ SHARED_TOOLS = SHARED / "tools"
 CLUSTER_ENV = {"FAKE_GPUS": "1", "WITH_DBD": "1"}
 GPU_RULES = {"teacher_shard", "teacher_track", "stage1", "stage2", "baseline"}
 RESOURCES = {
-    "gpu": 1, "train_mem_mb": 1500, "train_runtime": 20,
-    "teacher_mem_mb": 1200, "teacher_runtime": 15, "threads": 2,
+    "gpu": 1,
+    "train_mem_mb": 1500,
+    "train_runtime": 20,
+    "teacher_mem_mb": 1200,
+    "teacher_runtime": 15,
+    "threads": 2,
 }
 
 
@@ -47,7 +51,10 @@ def _skip_reason() -> str | None:
 
 def _tool(name: str, timeout: int) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["bash", str(SHARED_TOOLS / name)], capture_output=True, text=True, timeout=timeout,
+        ["bash", str(SHARED_TOOLS / name)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **CLUSTER_ENV},
     )
 
@@ -69,7 +76,10 @@ def slurm_cluster():
 def _slurm_jobs() -> list[dict[str, str]]:
     """Every job the controller still knows (finished ones stay MinJobAge=600 s), as dicts."""
     out = subprocess.run(
-        ["scontrol", "show", "job", "--oneliner"], capture_output=True, text=True, check=True,
+        ["scontrol", "show", "job", "--oneliner"],
+        capture_output=True,
+        text=True,
+        check=True,
         timeout=30,
     ).stdout
     return [
@@ -97,8 +107,12 @@ def slurm_run(slurm_cluster, tmp_path_factory):
     write_config(workdir, config)
     planned = planned_jobs(workdir)
     result = snakemake(
-        workdir, "--profile", str(REPO / "profiles/slurm"),
-        "--slurm-init-seconds-before-status-checks", "2", "--slurm-keep-successful-logs",
+        workdir,
+        "--profile",
+        str(REPO / "profiles/slurm"),
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--slurm-keep-successful-logs",
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-4000:]

@@ -17,8 +17,11 @@ def _python(code: str, cache: Path, *args: str) -> subprocess.Popen:
     """A fresh interpreter running `code` with this worktree's mirkd and `cache` for numba."""
     env = {**os.environ, "PYTHONPATH": str(SRC), "NUMBA_CACHE_DIR": str(cache)}
     return subprocess.Popen(
-        [sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", code, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -34,8 +37,11 @@ def warm_cache(tmp_path_factory) -> Path:
 @pytest.mark.parametrize(
     "raise_line, expected, traceback",
     [
-        ("raise AudioError('/data/bad.mp3', 'cannot decode audio: lost sync')",
-         "ERROR /data/bad.mp3: cannot decode audio: lost sync", False),
+        (
+            "raise AudioError('/data/bad.mp3', 'cannot decode audio: lost sync')",
+            "ERROR /data/bad.mp3: cannot decode audio: lost sync",
+            False,
+        ),
         ("{}['missing']", "ERROR KeyError: 'missing'", True),
     ],
 )

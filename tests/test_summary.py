@@ -21,8 +21,11 @@ def _metrics(accuracy: float, seed: int) -> dict:
     songs = {}
     for i in range(6):
         cut = 10 * min(1.0, max(0.0, accuracy + rng.normal(0, 0.05)))
-        estimate = [ChordSegment(0, cut, "C:maj7"), ChordSegment(cut, 10, "F#")] if cut < 10 \
+        estimate = (
+            [ChordSegment(0, cut, "C:maj7"), ChordSegment(cut, 10, "F#")]
+            if cut < 10
             else [ChordSegment(0, 10, "C:maj7")]
+        )
         songs[f"song{i}"] = (REFERENCE, estimate)
     result = evaluate_songs(songs)
     result["viterbi"] = {**evaluate_songs(songs), "stay": 0.9}
@@ -38,17 +41,30 @@ def _write(tmp_path: Path, name: str, content: dict) -> str:
 def test_variant_tables_and_label_efficiency(tmp_path: Path) -> None:
     rows = []
     for variant, budget, acc in (("base", 20, 0.6), ("b5", 5, 0.3), ("b5_lr", 5, 0.35)):
-        for model, bonus in (("teacher", 0.3), ("stage1", 0.2), ("stage2", 0.1),
-                             ("baseline", 0.0)):
-            metrics = _write(tmp_path, f"{variant}_{model}.json",
-                             _metrics(acc + bonus, seed=len(rows)))
-            history = None if model == "teacher" else _write(
-                tmp_path, f"{variant}_{model}_h.json",
-                {"history": [{"val_score": 0.5}, {"val_score": 0.625}]})
-            rows.append({"variant": variant, "budget": budget, "model": model,
-                         "budget_only": variant != "b5_lr", "metrics": metrics,
-                         "history": history,
-                         "trained_by": "base" if model == "stage1" else variant})
+        for model, bonus in (("teacher", 0.3), ("stage1", 0.2), ("stage2", 0.1), ("baseline", 0.0)):
+            metrics = _write(
+                tmp_path, f"{variant}_{model}.json", _metrics(acc + bonus, seed=len(rows))
+            )
+            history = (
+                None
+                if model == "teacher"
+                else _write(
+                    tmp_path,
+                    f"{variant}_{model}_h.json",
+                    {"history": [{"val_score": 0.5}, {"val_score": 0.625}]},
+                )
+            )
+            rows.append(
+                {
+                    "variant": variant,
+                    "budget": budget,
+                    "model": model,
+                    "budget_only": variant != "b5_lr",
+                    "metrics": metrics,
+                    "history": history,
+                    "trained_by": "base" if model == "stage1" else variant,
+                }
+            )
     out = tmp_path / "summary.md"
     write_summary(rows, "results/splits.tsv", out)
     text = out.read_text()
@@ -68,9 +84,17 @@ def test_variant_tables_and_label_efficiency(tmp_path: Path) -> None:
 
 
 def test_without_variants_the_summary_has_one_table(tmp_path: Path) -> None:
-    rows = [{"variant": "base", "budget": 3, "model": m, "budget_only": True, "history": None,
-             "metrics": _write(tmp_path, f"{m}.json", _metrics(0.5, seed=1))}
-            for m in ("teacher", "stage1", "stage2", "baseline")]
+    rows = [
+        {
+            "variant": "base",
+            "budget": 3,
+            "model": m,
+            "budget_only": True,
+            "history": None,
+            "metrics": _write(tmp_path, f"{m}.json", _metrics(0.5, seed=1)),
+        }
+        for m in ("teacher", "stage1", "stage2", "baseline")
+    ]
     out = tmp_path / "summary.md"
     write_summary(rows, "splits.tsv", out)
     text = out.read_text()

@@ -133,16 +133,20 @@ def test_lvchordia_agrees_with_package_decoding(lv_teacher: LvChordiaTeacher, so
         assert np.all(probs >= 0)
         np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
-        own = [ChordSegment(s, e, c) for s, e, c in
-               lv_teacher.decoder.decode_to_chordlab(entry, list(comps), False)]
+        own = [
+            ChordSegment(s, e, c)
+            for s, e, c in lv_teacher.decoder.decode_to_chordlab(entry, list(comps), False)
+        ]
         own_frames = segments_to_frames(own, n, PARAMS.frame_period, LARGE)
         truth = segments_to_frames(segments, n, PARAMS.frame_period, LARGE)
         agreements.append(float(np.mean(probs.argmax(axis=1) == own_frames)))
         truth_acc.append(float(np.mean(probs.argmax(axis=1) == truth)))
     speed = len(songs) * SONG_SECONDS / seconds
-    print(f"\nlv-chordia argmax vs package decoding: {np.round(agreements, 3).tolist()}; "
-          f"argmax vs synthesis truth: {np.round(truth_acc, 3).tolist()}; "
-          f"{speed:.1f} s of audio per s")
+    print(
+        f"\nlv-chordia argmax vs package decoding: {np.round(agreements, 3).tolist()}; "
+        f"argmax vs synthesis truth: {np.round(truth_acc, 3).tolist()}; "
+        f"{speed:.1f} s of audio per s"
+    )
     # Differences come from the package's HMM smoothing and from our summing of all templates
     # of a class (the decoder keeps only the single best template).
     assert np.mean(agreements) >= 0.9 and min(agreements) >= 0.85
@@ -163,11 +167,22 @@ def test_checkpoint_teacher_gives_probabilities(kind: str, tmp_path: Path) -> No
     from mirkd.models import registry
 
     torch.manual_seed(0)
-    hparams = {**registry.default_hparams("btc"), "num_layers": 1, "hidden_size": 32,
-               "total_key_depth": 32, "total_value_depth": 32, "filter_size": 32}
+    hparams = {
+        **registry.default_hparams("btc"),
+        "num_layers": 1,
+        "hidden_size": 32,
+        "total_key_depth": 32,
+        "total_value_depth": 32,
+        "filter_size": 32,
+    }
     bundle = checkpoints.ModelBundle(
-        model=registry.build_model("btc", hparams), arch="btc", hparams=hparams, vocab=LARGE,
-        feature_params=PARAMS, mean=-5.0, std=2.0,
+        model=registry.build_model("btc", hparams),
+        arch="btc",
+        hparams=hparams,
+        vocab=LARGE,
+        feature_params=PARAMS,
+        mean=-5.0,
+        std=2.0,
     )
     path = tmp_path / "teacher.pt"
     checkpoints.save_checkpoint(path, bundle)

@@ -22,8 +22,15 @@ from model_helpers import train_config
 
 PARAMS = CQTParams()
 CPU = torch.device("cpu")
-TINY = {"timestep": 16, "hidden_size": 16, "num_layers": 1, "num_heads": 2,
-        "total_key_depth": 16, "total_value_depth": 16, "filter_size": 16}
+TINY = {
+    "timestep": 16,
+    "hidden_size": 16,
+    "num_layers": 1,
+    "num_heads": 2,
+    "total_key_depth": 16,
+    "total_value_depth": 16,
+    "filter_size": 16,
+}
 CLASSES = (LARGE.to_index("C"), LARGE.to_index("A:min"), LARGE.n_index)
 
 
@@ -33,10 +40,14 @@ def _track(tmp_path, name, n_frames, seed):
     which = np.repeat(rng.integers(0, 3, n_frames // 8 + 1), 8)[:n_frames]
     cqt = rng.normal(-6.0, 0.5, (n_frames, 144))
     for k in range(3):
-        cqt[which == k, 40 * k: 40 * k + 30] += 4.0
+        cqt[which == k, 40 * k : 40 * k + 30] += 4.0
     path = tmp_path / f"{name}.h5"
-    write_features(path, cqt.astype(np.float32), PARAMS,
-                   {"track_id": name, "duration": n_frames * PARAMS.frame_period})
+    write_features(
+        path,
+        cqt.astype(np.float32),
+        PARAMS,
+        {"track_id": name, "duration": n_frames * PARAMS.frame_period},
+    )
     labels = np.array(CLASSES)[which]
     probs = np.full((n_frames, LARGE.size), 0.2 / (LARGE.size - 1), dtype=np.float32)
     probs[np.arange(n_frames), labels] = 0.8
@@ -47,14 +58,26 @@ def _track(tmp_path, name, n_frames, seed):
 def data(tmp_path):
     tracks = {f"t{i}": _track(tmp_path, f"t{i}", 64 + 16 * i, i) for i in range(4)}
     shard = tmp_path / "shard.h5"
-    write_shard(shard, {k: TeacherOutput.from_probs(v[2]) for k, v in tracks.items()},
-                {"kind": "test", "name": "test", "fingerprint": "0"}, LARGE.name, PARAMS)
+    write_shard(
+        shard,
+        {k: TeacherOutput.from_probs(v[2]) for k, v in tracks.items()},
+        {"kind": "test", "name": "test", "fingerprint": "0"},
+        LARGE.name,
+        PARAMS,
+    )
     return tracks, shard
 
 
 def _meta(mean=-5.5, std=1.5):
-    return {"arch": "btc", "hparams": TINY, "vocab": LARGE, "feature_params": PARAMS,
-            "mean": mean, "std": std, "provenance": {"test": True}}
+    return {
+        "arch": "btc",
+        "hparams": TINY,
+        "vocab": LARGE,
+        "feature_params": PARAMS,
+        "mean": mean,
+        "std": std,
+        "provenance": {"test": True},
+    }
 
 
 def _shard_track(tracks, shard, track_id):
@@ -82,13 +105,20 @@ def test_stage1_training_lowers_loss_and_saves(tmp_path, data):
     val_tracks = [_shard_track(tracks, shard, t) for t in ids[:2]]
     model = _model(0)
     meta = _meta()
-    config = train_config(epochs=6, batch_size=8, lr=1e-2, warmup_epochs=1,
-                          warmup_start_lr=3e-3, patience=10)
-    history = train(model, meta, ds,
-                    lambda m: frame_agreement(m, meta["mean"], meta["std"], val_tracks,
-                                              torch.device("cpu")),
-                    config, tmp_path / "best.pt", tmp_path / "last.pt", device=CPU,
-                    log=lambda s: None)
+    config = train_config(
+        epochs=6, batch_size=8, lr=1e-2, warmup_epochs=1, warmup_start_lr=3e-3, patience=10
+    )
+    history = train(
+        model,
+        meta,
+        ds,
+        lambda m: frame_agreement(m, meta["mean"], meta["std"], val_tracks, torch.device("cpu")),
+        config,
+        tmp_path / "best.pt",
+        tmp_path / "last.pt",
+        device=CPU,
+        log=lambda s: None,
+    )
     assert len(history) == 6
     assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
     assert max(h["val_score"] for h in history) > 0.9
@@ -119,29 +149,61 @@ def test_validation_scores_whole_tracks(data):
     cpu = torch.device("cpu")
     c_major = LARGE.to_index("C")
     labels = tracks["t1"][1]
-    agreement = frame_agreement(_Constant(c_major), 0.0, 1.0,
-                                [_shard_track(tracks, shard, "t1")], cpu)
+    agreement = frame_agreement(
+        _Constant(c_major), 0.0, 1.0, [_shard_track(tracks, shard, "t1")], cpu
+    )
     assert agreement == pytest.approx(float(np.mean(labels == c_major)))
     end = len(labels) * PARAMS.frame_period
     half = [ChordSegment(0.0, end / 2, "C:maj7"), ChordSegment(end / 2, end, "D:min")]
-    wcsr = validation_wcsr(_Constant(c_major), 0.0, 1.0,
-                           [ReferenceTrack(str(tracks["t1"][0]), half)], cpu, metric="majmin")
+    wcsr = validation_wcsr(
+        _Constant(c_major),
+        0.0,
+        1.0,
+        [ReferenceTrack(str(tracks["t1"][0]), half)],
+        cpu,
+        metric="majmin",
+    )
     assert wcsr == pytest.approx(0.5)
 
 
 def test_plateau_decay_and_early_stopping(tmp_path, data):
     tracks, shard = data
     ds = PseudoLabelDataset([_shard_track(tracks, shard, "t0")], seq_len=16, stride=16)
-    config = train_config(epochs=10, batch_size=8, lr=1e-3, schedule="plateau", patience=2,
-                          plateau_factor=0.5, min_lr=3e-4)
+    config = train_config(
+        epochs=10,
+        batch_size=8,
+        lr=1e-3,
+        schedule="plateau",
+        patience=2,
+        plateau_factor=0.5,
+        min_lr=3e-4,
+    )
     scores = iter([0.5, 0.4, 0.5, 0.1])
-    history = train(_model(0), _meta(), ds, lambda m: next(scores), config,
-                    tmp_path / "best.pt", tmp_path / "last.pt", device=CPU, log=lambda s: None)
+    history = train(
+        _model(0),
+        _meta(),
+        ds,
+        lambda m: next(scores),
+        config,
+        tmp_path / "best.pt",
+        tmp_path / "last.pt",
+        device=CPU,
+        log=lambda s: None,
+    )
     assert [h["val_score"] for h in history] == [0.5, 0.4, 0.5]  # 2 non-improving -> stop
     assert [h["lr"] for h in history] == pytest.approx([1e-3, 5e-4, 3e-4])  # floor min_lr
     assert read_checkpoint_state(tmp_path / "best.pt")["epoch"] == 1
-    again = train(_model(0), _meta(), ds, lambda m: 1.0, config, tmp_path / "best.pt",
-                  tmp_path / "last.pt", device=CPU, log=lambda s: None)
+    again = train(
+        _model(0),
+        _meta(),
+        ds,
+        lambda m: 1.0,
+        config,
+        tmp_path / "best.pt",
+        tmp_path / "last.pt",
+        device=CPU,
+        log=lambda s: None,
+    )
     assert again == history  # a finished (early-stopped) run is not continued
 
 
@@ -152,11 +214,18 @@ class _Killed(Exception):
 def _stage2_run(tmp_path, data, out_dir, kill_at_epoch=None, model_seed=0):
     tracks, _ = data
     ids = sorted(tracks)
-    ds = LabeledDataset([LabeledTrack(str(tracks[t][0]), tracks[t][1], tracks[t][2]) for t in ids],
-                        seq_len=16, stride=16, pitch_shift=(0, 1))
-    val = [ReferenceTrack(str(tracks[t][0]),
-                          [ChordSegment(0.0, len(tracks[t][1]) * PARAMS.frame_period, "C")])
-           for t in ids[:1]]
+    ds = LabeledDataset(
+        [LabeledTrack(str(tracks[t][0]), tracks[t][1], tracks[t][2]) for t in ids],
+        seq_len=16,
+        stride=16,
+        pitch_shift=(0, 1),
+    )
+    val = [
+        ReferenceTrack(
+            str(tracks[t][0]), [ChordSegment(0.0, len(tracks[t][1]) * PARAMS.frame_period, "C")]
+        )
+        for t in ids[:1]
+    ]
     calls = []
 
     def validate(model):
@@ -165,12 +234,31 @@ def _stage2_run(tmp_path, data, out_dir, kill_at_epoch=None, model_seed=0):
             raise _Killed
         return validation_wcsr(model, -5.5, 1.5, val, torch.device("cpu"), metric="root")
 
-    config = train_config("stage2", epochs=3, batch_size=8, lr=1e-3, schedule="plateau",
-                          patience=5, use_kd=True, selective_kd=True, kd_alpha=0.3, seed=7)
+    config = train_config(
+        "stage2",
+        epochs=3,
+        batch_size=8,
+        lr=1e-3,
+        schedule="plateau",
+        patience=5,
+        use_kd=True,
+        selective_kd=True,
+        kd_alpha=0.3,
+        seed=7,
+    )
     out = tmp_path / out_dir
     model = _model(model_seed)
-    train(model, _meta(), ds, validate, config, out / "best.pt", out / "last.pt",
-          device=CPU, log=lambda s: None)
+    train(
+        model,
+        _meta(),
+        ds,
+        validate,
+        config,
+        out / "best.pt",
+        out / "last.pt",
+        device=CPU,
+        log=lambda s: None,
+    )
     return model
 
 

@@ -33,12 +33,24 @@ SEED = 7
 N_TRAIN = 8  # training songs; one more labeled song validates
 STUDENT = {
     "arch": "btc",
-    "hparams": {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "total_key_depth": 64,
-                "total_value_depth": 64, "filter_size": 64},
+    "hparams": {
+        "hidden_size": 64,
+        "num_layers": 2,
+        "num_heads": 4,
+        "total_key_depth": 64,
+        "total_value_depth": 64,
+        "filter_size": 64,
+    },
 }
 TRAIN = {
-    "epochs": 6, "batch_size": 16, "lr": 2e-3, "warmup_epochs": 1, "patience": 6, "seed": 0,
-    "stride": 54, "pitch_shift": [-5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6],
+    "epochs": 6,
+    "batch_size": 16,
+    "lr": 2e-3,
+    "warmup_epochs": 1,
+    "patience": 6,
+    "seed": 0,
+    "stride": 54,
+    "pitch_shift": [-5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6],
 }
 MIN_MAJMIN = 0.75  # measured 0.97; other corpus seeds gave 0.87-0.97
 MAX_CONSTANT_MAJMIN = 0.4  # measured 0.19
@@ -63,23 +75,40 @@ def _majmin(songs: dict[str, tuple[Sequence[ChordSegment], Sequence[ChordSegment
 @pytest.mark.slow
 def test_trained_btc_transcribes_held_out_songs(tmp_path: Path, one_thread: None) -> None:
     data = tmp_path / "data"
-    corpus = write_demo_corpus(data, n_unlabeled=0, n_labeled=N_TRAIN + 1, n_test=2, seed=SEED,
-                               min_seconds=20, max_seconds=30)
+    corpus = write_demo_corpus(
+        data,
+        n_unlabeled=0,
+        n_labeled=N_TRAIN + 1,
+        n_test=2,
+        seed=SEED,
+        min_seconds=20,
+        max_seconds=30,
+    )
     rows: dict[str, list[TrackFiles]] = {"labeled": [], "test": []}
     for song in corpus["songs"]:
         features = tmp_path / "features" / f"{song['name']}.h5"
         fingerprint = f"demo-{SEED}-{song['name']}"
         extract_features(str(data / song["audio"]), str(features), song["name"], fingerprint)
         rows[song["part"]].append(
-            TrackFiles(song["name"], str(data / song["audio"]), str(features),
-                       str(data / song["lab"]), fingerprint)
+            TrackFiles(
+                song["name"],
+                str(data / song["audio"]),
+                str(features),
+                str(data / song["lab"]),
+                fingerprint,
+            )
         )
 
     checkpoint, history = tmp_path / "baseline.pt", tmp_path / "history.json"
     train_supervised(
-        "baseline", {"student": STUDENT, "device": "cpu"}, stage_settings("baseline", **TRAIN),
+        "baseline",
+        {"student": STUDENT, "device": "cpu"},
+        stage_settings("baseline", **TRAIN),
         rows["labeled"][:-1],
-        rows["labeled"][-1:], str(tmp_path / "work"), str(checkpoint), str(history),
+        rows["labeled"][-1:],
+        str(tmp_path / "work"),
+        str(checkpoint),
+        str(history),
     )
     epochs = json.loads(history.read_text())["history"]
     assert len(epochs) == TRAIN["epochs"]
@@ -87,15 +116,33 @@ def test_trained_btc_transcribes_held_out_songs(tmp_path: Path, one_thread: None
 
     out = tmp_path / "predicted"
     audio = [row.audio for row in rows["test"]]
-    assert main(["transcribe", *audio, "--checkpoint", str(checkpoint), "--out", str(out),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "transcribe",
+                *audio,
+                "--checkpoint",
+                str(checkpoint),
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     references = {row.track_id: read_annotation(row.annotation) for row in rows["test"]}
-    model = _majmin({name: (ref, read_annotation(out / f"{name}.lab"))
-                     for name, ref in references.items()})
+    model = _majmin(
+        {name: (ref, read_annotation(out / f"{name}.lab")) for name, ref in references.items()}
+    )
 
     def constant(label: str) -> float:
-        return _majmin({name: (ref, [ChordSegment(ref[0].start, ref[-1].end, label)])
-                        for name, ref in references.items()})
+        return _majmin(
+            {
+                name: (ref, [ChordSegment(ref[0].start, ref[-1].end, label)])
+                for name, ref in references.items()
+            }
+        )
 
     best_constant = max(constant(label) for label in MAJMIN.labels)
     print(f"held-out majmin: model {model:.3f}, best constant label {best_constant:.3f}")

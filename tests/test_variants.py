@@ -28,8 +28,13 @@ def test_without_variants_only_the_base_run_with_every_song() -> None:
 
 def test_budgets_are_nested_hash_ordered_subsets() -> None:
     variants = expand_variants(
-        _config({"b3": {"labeled_budget": 3}, "b8": {"labeled_budget": 8},
-                 "half": {"labeled_budget": 0.5}}),
+        _config(
+            {
+                "b3": {"labeled_budget": 3},
+                "b8": {"labeled_budget": 8},
+                "half": {"labeled_budget": 0.5},
+            }
+        ),
         IDS,
     )
     by_name = {v.name: v for v in variants}
@@ -73,12 +78,14 @@ def test_unknown_key_and_bad_name_are_named() -> None:
 
 def test_trainings_are_shared_where_settings_agree() -> None:
     variants = expand_variants(
-        _config({
-            "b5": {"labeled_budget": 5},
-            "b5_lr": {"labeled_budget": 5, "stage2": {"lr": 1e-4}},
-            "all_lr": {"stage2": {"lr": 1e-4}},
-            "wide": {"student": {"hparams": {"hidden_size": 32}}},
-        }),
+        _config(
+            {
+                "b5": {"labeled_budget": 5},
+                "b5_lr": {"labeled_budget": 5, "stage2": {"lr": 1e-4}},
+                "all_lr": {"stage2": {"lr": 1e-4}},
+                "wide": {"student": {"hparams": {"hidden_size": 32}}},
+            }
+        ),
         IDS,
     )
     owners = model_owners(variants)

@@ -93,8 +93,20 @@ def test_large_mapping_policy(label, index):
 
 @pytest.mark.parametrize(
     "label, index",
-    [("C:min7", 1), ("D:minmaj7", 5), ("C:min6", 1), ("C:dim", 0), ("C:hdim7", 0),
-     ("C:sus2", 0), ("C:aug", 0), ("Cb", 22), ("E#:min", 11), ("X", 24), ("C:5", 24), ("N", 24)],
+    [
+        ("C:min7", 1),
+        ("D:minmaj7", 5),
+        ("C:min6", 1),
+        ("C:dim", 0),
+        ("C:hdim7", 0),
+        ("C:sus2", 0),
+        ("C:aug", 0),
+        ("Cb", 22),
+        ("E#:min", 11),
+        ("X", 24),
+        ("C:5", 24),
+        ("N", 24),
+    ],
 )
 def test_majmin_mapping_policy(label, index):
     assert MAJMIN.to_index(label) == index

@@ -197,8 +197,15 @@ def test_adding_an_unlabeled_file_touches_its_shard_only(finished_run: Path) -> 
     config = yaml.safe_load((finished_run / "config.yaml").read_text())
     target = f"shard_{shard_of(tid, config['teacher']['n_shards']):03d}.h5"
     assert planned_jobs(finished_run) == Counter(
-        features=1, teacher_shard=1, stage1=1, stage2=1, evaluate_model=2, splits=1,
-        summary=1, plots=1, skipped=1,  # the skipped-track report reads every shard
+        features=1,
+        teacher_shard=1,
+        stage1=1,
+        stage2=1,
+        evaluate_model=2,
+        splits=1,
+        summary=1,
+        plots=1,
+        skipped=1,  # the skipped-track report reads every shard
     )
     result = snakemake(finished_run)
     assert result.returncode == 0, result.stderr[-4000:]

@@ -29,8 +29,12 @@ def tiny_config(data: Path, **overrides) -> dict:
     config["split"] = {"labeled_val_fraction": 0.25, "unlabeled_val_fraction": 0.25}
     config["teacher"]["n_shards"] = 2
     config["student"]["hparams"] = {
-        "hidden_size": 16, "num_layers": 1, "num_heads": 2, "total_key_depth": 16,
-        "total_value_depth": 16, "filter_size": 16,
+        "hidden_size": 16,
+        "num_layers": 1,
+        "num_heads": 2,
+        "total_key_depth": 16,
+        "total_value_depth": 16,
+        "filter_size": 16,
     }
     for stage in ("stage1", "stage2", "baseline"):
         config[stage].update(epochs=2, batch_size=8)
@@ -50,8 +54,16 @@ def write_config(workdir: Path, config: dict) -> Path:
 def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run the repository's Snakefile with `workdir` as working directory."""
     cmd = [
-        str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args,
+        str(SNAKEMAKE),
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        "2",
+        *args,
     ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)

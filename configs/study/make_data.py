@@ -61,10 +61,22 @@ def song_sets(songs_dir: Path) -> dict[str, list[str]]:
 
 def render(songs_dir: Path, ids: list[str], sf: str, out: Path, jobs: int) -> None:
     cmd = [
-        sys.executable, str(SHARED / "tools" / "render_pop909.py"),
-        "--pop909", str(songs_dir), "--ids", ",".join(str(int(i)) for i in ids),
-        "--out", str(out), "--sf", f"{sf}={SOUNDFONTS[sf]}",
-        "--programs", "random", "--seed", f"study-{sf}", "--jobs", str(jobs),
+        sys.executable,
+        str(SHARED / "tools" / "render_pop909.py"),
+        "--pop909",
+        str(songs_dir),
+        "--ids",
+        ",".join(str(int(i)) for i in ids),
+        "--out",
+        str(out),
+        "--sf",
+        f"{sf}={SOUNDFONTS[sf]}",
+        "--programs",
+        "random",
+        "--seed",
+        f"study-{sf}",
+        "--jobs",
+        str(jobs),
     ]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 

@@ -26,7 +26,8 @@ def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{final.name}.", suffix=final.suffix if suffix is None else suffix,
+        prefix=f".{final.name}.",
+        suffix=final.suffix if suffix is None else suffix,
         dir=final.parent,
     )
     os.close(fd)

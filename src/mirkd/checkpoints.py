@@ -42,10 +42,20 @@ from mirkd.vocab import LARGE, MAJMIN, Vocabulary, get_vocabulary
 
 FORMAT = "mirkd-checkpoint"
 FORMAT_VERSION = 1
-RESERVED_KEYS = frozenset({
-    "format", "format_version", "arch", "hparams", "vocab", "feature_params", "mean", "std",
-    "provenance", "state_dict",
-})
+RESERVED_KEYS = frozenset(
+    {
+        "format",
+        "format_version",
+        "arch",
+        "hparams",
+        "vocab",
+        "feature_params",
+        "mean",
+        "std",
+        "provenance",
+        "state_dict",
+    }
+)
 
 try:
     from numpy._core.multiarray import scalar as _numpy_scalar
@@ -86,8 +96,12 @@ def _git_commit() -> str | None:
     """Commit of the source tree mirkd is imported from, or None outside a git checkout."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-            text=True, timeout=10, check=True,
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -108,8 +122,9 @@ def _check_plain(value: Any, where: str, path: Path) -> None:
             _check_plain(item, f"{where}[{i}]", path)
     elif type(value) not in _PLAIN_SCALARS:
         raise CheckpointError(
-            path, f"{where} is a {type(value).__name__}; only plain Python values and tensors "
-            "can be stored"
+            path,
+            f"{where} is a {type(value).__name__}; only plain Python values and tensors "
+            "can be stored",
         )
 
 
@@ -137,8 +152,9 @@ def save_checkpoint(
         raise CheckpointError(path, f"bundle hparams {hparams} differ from the model's config")
     if bundle.model.num_classes != bundle.vocab.size:
         raise CheckpointError(
-            path, f"model has {bundle.model.num_classes} classes but vocabulary "
-            f"{bundle.vocab.name} has {bundle.vocab.size}"
+            path,
+            f"model has {bundle.model.num_classes} classes but vocabulary "
+            f"{bundle.vocab.name} has {bundle.vocab.size}",
         )
     provenance = {
         **bundle.provenance,
@@ -227,14 +243,16 @@ def _load_state(model: ChordModel, state_dict: Any, path: Path) -> None:
     misshapen = [
         f"{k} {tuple(state_dict[k].shape)} != {tuple(v.shape)}"
         for k, v in expected.items()
-        if k in state_dict and (
-            not isinstance(state_dict[k], torch.Tensor) or state_dict[k].shape != v.shape
-        )
+        if k in state_dict
+        and (not isinstance(state_dict[k], torch.Tensor) or state_dict[k].shape != v.shape)
     ]
     problems = [
         f"{label} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
-        for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
-                            ("shape mismatch", misshapen))
+        for label, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatch", misshapen),
+        )
         if keys
     ]
     if problems:
@@ -249,8 +267,9 @@ def _finish(model: ChordModel, map_location: str | torch.device) -> ChordModel:
 def _bundle_from_mirkd(raw: dict[str, Any], path: Path, map_location: Any) -> ModelBundle:
     if raw.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(
-            path, f"unsupported format_version {raw.get('format_version')!r} "
-            f"(this mirkd reads {FORMAT_VERSION})"
+            path,
+            f"unsupported format_version {raw.get('format_version')!r} "
+            f"(this mirkd reads {FORMAT_VERSION})",
         )
     missing = sorted(RESERVED_KEYS - set(raw))
     if missing:
@@ -263,8 +282,8 @@ def _bundle_from_mirkd(raw: dict[str, Any], path: Path, map_location: Any) -> Mo
         raise CheckpointError(path, f"invalid model description: {exc}") from exc
     if model.num_classes != vocab.size:
         raise CheckpointError(
-            path, f"model has {model.num_classes} classes but vocabulary {vocab.name} has "
-            f"{vocab.size}"
+            path,
+            f"model has {model.num_classes} classes but vocabulary {vocab.name} has {vocab.size}",
         )
     mean = _as_float(raw["mean"], "mean", path)
     std = _as_float(raw["std"], "std", path)
@@ -272,9 +291,14 @@ def _bundle_from_mirkd(raw: dict[str, Any], path: Path, map_location: Any) -> Mo
         raise CheckpointError(path, f"std must be positive, got {std}")
     _load_state(model, raw["state_dict"], path)
     return ModelBundle(
-        model=_finish(model, map_location), arch=raw["arch"],
-        hparams=dataclasses.asdict(model.config), vocab=vocab, feature_params=feature_params,
-        mean=mean, std=std, provenance=dict(raw["provenance"]),
+        model=_finish(model, map_location),
+        arch=raw["arch"],
+        hparams=dataclasses.asdict(model.config),
+        vocab=vocab,
+        feature_params=feature_params,
+        mean=mean,
+        std=std,
+        provenance=dict(raw["provenance"]),
     )
 
 
@@ -295,8 +319,11 @@ def _bundle_from_public(raw: Any, path: Path, map_location: Any) -> ModelBundle:
         raise CheckpointError(
             path, f"not a mirkd or public BTC checkpoint (needs model/mean/std, found {found})"
         )
-    weight = raw["model"].get("output_layer.output_projection.weight") if isinstance(
-        raw["model"], dict) else None
+    weight = (
+        raw["model"].get("output_layer.output_projection.weight")
+        if isinstance(raw["model"], dict)
+        else None
+    )
     if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
         raise CheckpointError(path, "missing key output_layer.output_projection.weight")
     n_classes = weight.shape[0]
@@ -312,8 +339,13 @@ def _bundle_from_public(raw: Any, path: Path, map_location: Any) -> ModelBundle:
     mean = _as_float(raw["mean"], "mean", path)
     _load_state(model, raw["model"], path)
     return ModelBundle(
-        model=_finish(model, map_location), arch="btc", hparams=hparams,
-        vocab=_PUBLIC_VOCABS[n_classes], feature_params=CQTParams(), mean=mean, std=std,
+        model=_finish(model, map_location),
+        arch="btc",
+        hparams=hparams,
+        vocab=_PUBLIC_VOCABS[n_classes],
+        feature_params=CQTParams(),
+        mean=mean,
+        std=std,
         provenance={"source": "public-btc", "path": str(path)},
     )
 
@@ -350,8 +382,11 @@ def model_identity(bundle: ModelBundle, path: str | Path) -> dict[str, Any]:
         raise CheckpointError(path, f"cannot read: {exc}") from exc
     kept = ("stage", "source", "mirkd_version", "git_commit", "created")
     return {
-        "name": path.stem, "checkpoint": path.name, "checkpoint_sha256": sha256,
-        "arch": bundle.arch, "vocab": bundle.vocab.name,
+        "name": path.stem,
+        "checkpoint": path.name,
+        "checkpoint_sha256": sha256,
+        "arch": bundle.arch,
+        "vocab": bundle.vocab.name,
         **{k: bundle.provenance[k] for k in kept if bundle.provenance.get(k) is not None},
     }
 

@@ -92,14 +92,19 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--checkpoint", required=True, help="mirkd or public BTC checkpoint")
     tr.add_argument("--out", required=True, help="output directory (<stem>.lab or .jams per input)")
     tr.add_argument(
-        "--format", choices=("lab", "jams"), default="lab",
+        "--format",
+        choices=("lab", "jams"),
+        default="lab",
         help="lab: 'start end label' lines; jams: JAMS, namespace chord, with the model's "
         "identity (checkpoint name and sha256, arch, stage, mirkd version, decoding) and the "
         "audio's duration in the metadata (default lab)",
     )
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     tr.add_argument(
-        "--viterbi", type=_probability, default=None, metavar="STAY",
+        "--viterbi",
+        type=_probability,
+        default=None,
+        metavar="STAY",
         help="decode with Viterbi, self-transition probability STAY in (0, 1) (the pipeline's "
         "validation choice is in results/metrics/<model>.json, viterbi.stay); default: "
         "per-frame argmax",

@@ -29,9 +29,20 @@ TEMPO_RANGE = (70.0, 160.0)
 
 # Share of chord events per quality: maj/min dominate, sevenths a few %, the rest ~1-2 % each.
 QUALITY_WEIGHTS: dict[str, float] = {
-    "maj": 0.425, "min": 0.30, "7": 0.05, "maj7": 0.04, "min7": 0.05, "sus4": 0.02,
-    "sus2": 0.015, "dim": 0.015, "dim7": 0.015, "hdim7": 0.015, "aug": 0.015, "maj6": 0.015,
-    "min6": 0.015, "minmaj7": 0.01,
+    "maj": 0.425,
+    "min": 0.30,
+    "7": 0.05,
+    "maj7": 0.04,
+    "min7": 0.05,
+    "sus4": 0.02,
+    "sus2": 0.015,
+    "dim": 0.015,
+    "dim7": 0.015,
+    "hdim7": 0.015,
+    "aug": 0.015,
+    "maj6": 0.015,
+    "min6": 0.015,
+    "minmaj7": 0.01,
 }
 
 # Plausible roots per quality, as {semitones above the tonic: weight}, for major and minor keys.
@@ -70,7 +81,10 @@ _MINOR_KEY_ROOTS: dict[str, dict[int, float]] = {
 
 # Inversions (slash chords) allowed per quality, as Harte bass degrees.
 _INVERSIONS: dict[str, tuple[str, ...]] = {
-    "maj": ("3", "5"), "min": ("b3", "5"), "7": ("3", "5", "b7"), "maj7": ("3", "5", "7"),
+    "maj": ("3", "5"),
+    "min": ("b3", "5"),
+    "7": ("3", "5", "b7"),
+    "maj7": ("3", "5", "7"),
     "min7": ("b3", "5", "b7"),
 }
 INVERSION_PROB = 0.12
@@ -94,9 +108,7 @@ class Timbre:
 
 def _tilt(n: int, tilt: float, odd_only: bool = False) -> tuple[float, ...]:
     """Harmonic amplitudes k^-tilt (optionally odd harmonics only)."""
-    return tuple(
-        0.0 if odd_only and k % 2 == 0 else float(k ** -tilt) for k in range(1, n + 1)
-    )
+    return tuple(0.0 if odd_only and k % 2 == 0 else float(k**-tilt) for k in range(1, n + 1))
 
 
 CHORD_TIMBRES: dict[str, Timbre] = {
@@ -287,9 +299,18 @@ def plan_song(
             notes, bass = _voicing(rng, label, center)
             events.append(ChordEvent(start, end, label, notes, bass))
     return SongPlan(
-        sr=sr, n_samples=n_samples, tonic=tonic, mode=mode, tempo=tempo,
-        beats_per_bar=beats_per_bar, timbre=timbre, bass_timbre=bass_timbre, noise_db=noise_db,
-        peak=peak, render_seed=int(rng.integers(2**32)), events=tuple(events),
+        sr=sr,
+        n_samples=n_samples,
+        tonic=tonic,
+        mode=mode,
+        tempo=tempo,
+        beats_per_bar=beats_per_bar,
+        timbre=timbre,
+        bass_timbre=bass_timbre,
+        noise_db=noise_db,
+        peak=peak,
+        render_seed=int(rng.integers(2**32)),
+        events=tuple(events),
     )
 
 
@@ -361,7 +382,7 @@ def render_song(plan: SongPlan) -> np.ndarray:
             gains = level * rng.uniform(0.8, 1.0, size=len(pitches))
             phases = rng.random(len(pitches))
             sound = _voice(timbre, pitches, gains, n, sr, phases)
-            music[ev.start:ev.end] += sound * _envelope(timbre, n, sr, period, velocities)
+            music[ev.start : ev.end] += sound * _envelope(timbre, n, sr, period, velocities)
     loudest = float(np.abs(music).max())
     if loudest > 0:
         music *= plan.peak / loudest
@@ -424,13 +445,15 @@ def write_demo_corpus(
             with atomic_path(audio_path) as tmp:
                 sf.write(tmp, render_song(plan), sr, format="FLAC", subtype="PCM_16")
             write_lab(lab_path, plan.segments())
-            songs.append({
-                "part": part,
-                "name": name,
-                "audio": audio_path.relative_to(out).as_posix(),
-                "lab": lab_path.relative_to(out).as_posix(),
-                **plan.summary(),
-            })
+            songs.append(
+                {
+                    "part": part,
+                    "name": name,
+                    "audio": audio_path.relative_to(out).as_posix(),
+                    "lab": lab_path.relative_to(out).as_posix(),
+                    **plan.summary(),
+                }
+            )
     corpus = {
         "generator": "mirkd.demo",
         "version": DEMO_VERSION,

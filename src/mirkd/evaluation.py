@@ -25,8 +25,21 @@ from mirkd.vocab import LARGE
 
 METRICS = ("root", "thirds", "triads", "sevenths", "tetrads", "majmin", "mirex")
 QUALITY_GROUPS = (
-    "maj", "min", "7", "maj7", "min7", "dim", "aug", "sus2", "sus4",
-    "hdim7", "dim7", "maj6", "min6", "minmaj7", "N",
+    "maj",
+    "min",
+    "7",
+    "maj7",
+    "min7",
+    "dim",
+    "aug",
+    "sus2",
+    "sus4",
+    "hdim7",
+    "dim7",
+    "maj6",
+    "min6",
+    "minmaj7",
+    "N",
 )
 CONFUSION_LABELS = (*QUALITY_GROUPS, "X")
 NO_CHORD = mir_eval.chord.NO_CHORD
@@ -195,8 +208,13 @@ def mean7(means: Mapping[str, float | None]) -> float | None:
 def _score_matrix(per_song: Mapping[str, Mapping], songs: Sequence[str]) -> np.ndarray:
     """[songs, metrics] scores with NaN where a song has no comparable time for a metric."""
     return np.array(
-        [[np.nan if per_song[s]["scores"][m] is None else per_song[s]["scores"][m]
-          for m in METRICS] for s in songs],
+        [
+            [
+                np.nan if per_song[s]["scores"][m] is None else per_song[s]["scores"][m]
+                for m in METRICS
+            ]
+            for s in songs
+        ],
         dtype=np.float64,
     ).reshape(len(songs), len(METRICS))
 
@@ -224,7 +242,8 @@ def _interval(samples: np.ndarray, level: float) -> list[list[float] | None]:
         column = column[np.isfinite(column)]
         out.append(
             [float(np.quantile(column, tail)), float(np.quantile(column, 1 - tail))]
-            if len(column) else None
+            if len(column)
+            else None
         )
     return out
 

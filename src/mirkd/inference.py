@@ -17,7 +17,7 @@ from mirkd.models.common import ChordModel
 
 
 def select_device(pref: str = "auto") -> torch.device:
-    """"auto" -> cuda if available else cpu; "cpu"; "cuda" or "cuda:N" (ConfigError if absent)."""
+    """ "auto" -> cuda if available else cpu; "cpu"; "cuda" or "cuda:N" (ConfigError if absent)."""
     if pref == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if pref == "cpu":
@@ -58,7 +58,7 @@ def predict_logits(
     outputs = []
     with torch.inference_mode(), torch.autocast(device.type, enabled=device.type == "cuda"):
         for start in range(0, n_windows, batch_windows):
-            batch = windows[start:start + batch_windows].to(device)
+            batch = windows[start : start + batch_windows].to(device)
             outputs.append(model(batch).float().cpu())
     if not outputs:
         return np.zeros((0, model.num_classes), dtype=np.float32)
@@ -74,9 +74,7 @@ def bundle_logits(
     n_bins = bundle.feature_params.n_bins
     if features.ndim != 2 or features.shape[1] != n_bins:
         raise MirkdError(f"features of shape {features.shape} do not match {n_bins} CQT bins")
-    return predict_logits(
-        bundle.model, bundle.mean, bundle.std, features, device, batch_windows
-    )
+    return predict_logits(bundle.model, bundle.mean, bundle.std, features, device, batch_windows)
 
 
 def transcribe_file(

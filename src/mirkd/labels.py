@@ -91,8 +91,9 @@ def _jams_rows(path: Path) -> Iterator[tuple[str, float, float, str]]:
             start, length = float(obs.time), float(obs.duration)
         except (TypeError, ValueError):
             raise LabFormatError(
-                path, None, f"{where}: time {obs.time!r} / duration {obs.duration!r} are not "
-                "numbers"
+                path,
+                None,
+                f"{where}: time {obs.time!r} / duration {obs.duration!r} are not numbers",
             ) from None
         yield where, start, start + length, obs.value
 
@@ -128,8 +129,10 @@ def read_annotation(
             raise _error(path, where, f"end {end} is before start {start}")
         if segments and start < segments[-1].end - OVERLAP_TOLERANCE:
             raise _error(
-                path, where, f"segment starts at {start}, before the previous one ends "
-                f"({segments[-1].end}): segments overlap"
+                path,
+                where,
+                f"segment starts at {start}, before the previous one ends "
+                f"({segments[-1].end}): segments overlap",
             )
         if vocab is not None:
             try:
@@ -159,9 +162,11 @@ def _fit_to_duration(
     end = segments[-1].end
     if end - duration > END_TOLERANCE or duration - end > UNANNOTATED_TAIL:
         raise LabFormatError(
-            path, None, f"annotation ends at {end:.3f} s but the audio lasts {duration:.3f} s "
+            path,
+            None,
+            f"annotation ends at {end:.3f} s but the audio lasts {duration:.3f} s "
             f"(it may run at most {END_TOLERANCE:g} s past the audio and leave at most "
-            f"{UNANNOTATED_TAIL:g} s unannotated: wrong audio file or annotation?)"
+            f"{UNANNOTATED_TAIL:g} s unannotated: wrong audio file or annotation?)",
         )
     kept = [s for s in segments if s.start < duration]
     if not kept:
@@ -190,9 +195,13 @@ def write_jams(
 
     jam = jams.JAMS(file_metadata=jams.FileMetadata(duration=duration))
     annotation = jams.Annotation(
-        namespace=JAMS_NAMESPACE, time=0.0, duration=duration,
+        namespace=JAMS_NAMESPACE,
+        time=0.0,
+        duration=duration,
         annotation_metadata=jams.AnnotationMetadata(
-            annotator=annotator, version=__version__, annotation_tools=f"mirkd {__version__}",
+            annotator=annotator,
+            version=__version__,
+            annotation_tools=f"mirkd {__version__}",
             data_source="automatic chord transcription (mirkd)",
         ),
     )

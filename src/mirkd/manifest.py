@@ -115,7 +115,10 @@ def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Tra
     if shadowed:
         log.warning(
             "%s data under %s: %d audio file(s) have both a .lab and a .jams annotation; the "
-            ".lab is read, e.g. not %s", set_name, root, len(shadowed),
+            ".lab is read, e.g. not %s",
+            set_name,
+            root,
+            len(shadowed),
             ", ".join(p.relative_to(root).as_posix() for p in shadowed[:3]),
         )
     if not tracks:
@@ -129,8 +132,12 @@ def _warn_ignored(root: Path, set_name: str, ignored: list[Path]) -> None:
     examples = ", ".join(p.relative_to(root).as_posix() for p in ignored[:3])
     log.warning(
         "%s data under %s: %d file(s) ignored, extension not supported (%s; supported: %s), "
-        "e.g. %s", set_name, root, len(ignored),
-        ", ".join(f"{k}: {n}" for k, n in kinds.most_common()), ", ".join(AUDIO_EXTENSIONS),
+        "e.g. %s",
+        set_name,
+        root,
+        len(ignored),
+        ", ".join(f"{k}: {n}" for k, n in kinds.most_common()),
+        ", ".join(AUDIO_EXTENSIONS),
         examples,
     )
 

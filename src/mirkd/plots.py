@@ -80,8 +80,11 @@ def scores_table_figure(means: Mapping[str, Mapping[str, float | None]]) -> Figu
     ax.set_axis_off()
     cells = [[_percent(means[m].get(metric)) for metric in METRICS] for m in models]
     table = ax.table(
-        cellText=cells, rowLabels=[model_label(m) for m in models], colLabels=list(METRICS),
-        loc="center", cellLoc="center",
+        cellText=cells,
+        rowLabels=[model_label(m) for m in models],
+        colLabels=list(METRICS),
+        loc="center",
+        cellLoc="center",
     )
     table.auto_set_font_size(False)
     table.set_fontsize(10)
@@ -111,17 +114,16 @@ def scores_table_html(means: Mapping[str, Mapping[str, float | None]], n_songs: 
             bold = value is not None and value == best.get(metric)
             cells.append(f"<td>{'<b>' + text + '</b>' if bold else text}</td>")
         name = html.escape(model_label(model))
-        rows.append(
-            f'<tr><th style="color:{model_color(model)}">{name}</th>{"".join(cells)}</tr>'
-        )
+        rows.append(f'<tr><th style="color:{model_color(model)}">{name}</th>{"".join(cells)}</tr>')
     return (
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>mirkd scores</title>"
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>mirkd scores</title>'
         "<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
         "th,td{padding:4px 10px;border-bottom:1px solid #ccc;text-align:right}"
         "th:first-child{text-align:left}</style></head><body>\n"
         f"<p>Weighted chord symbol recall (%) on the test split ({n_songs} songs, "
         "song-duration weighted, mir_eval on the raw references). Best per column in bold.</p>\n"
-        f'<table id="scores"><tr><th>model</th>{head}</tr>\n' + "\n".join(rows)
+        f'<table id="scores"><tr><th>model</th>{head}</tr>\n'
+        + "\n".join(rows)
         + "\n</table>\n</body></html>\n"
     )
 
@@ -146,12 +148,27 @@ def quality_recall_figure(
         values = [recall[model].get(q) for q in qualities]
         heights = [100 * v if v is not None else np.nan for v in values]
         centres = x - 0.4 + width * (i + 0.5)
-        ax.bar(centres, heights, width, color=model_color(model), label=model_label(model),
-               edgecolor="white", linewidth=0.4)
+        ax.bar(
+            centres,
+            heights,
+            width,
+            color=model_color(model),
+            label=model_label(model),
+            edgecolor="white",
+            linewidth=0.4,
+        )
         for centre, value in zip(centres, values, strict=True):
             if value == 0:  # a measured zero, unlike an absent quality
-                ax.text(centre, 0.5, "0", ha="center", va="bottom", fontsize=7,
-                        color=model_color(model), fontweight="bold")
+                ax.text(
+                    centre,
+                    0.5,
+                    "0",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    color=model_color(model),
+                    fontweight="bold",
+                )
     labels = [
         f"{q}\n{100 * share.get(q, 0.0):.1f}%" if share.get(q, 0.0) > 0 else f"{q}\nabsent"
         for q in qualities
@@ -163,8 +180,9 @@ def quality_recall_figure(
     ax.set_xlabel("chord quality  /  share of test time")
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(ncols=len(models), loc="upper right", fontsize=9, frameon=False,
-              bbox_to_anchor=(1.0, 1.12))
+    ax.legend(
+        ncols=len(models), loc="upper right", fontsize=9, frameon=False, bbox_to_anchor=(1.0, 1.12)
+    )
     ax.set_title("Per-quality recall on the test split", loc="left", fontsize=11)
     return fig
 
@@ -195,15 +213,26 @@ def confusion_figure(
         for j in range(n):
             value = matrix[i, j]
             if np.isfinite(value) and value >= 0.005:
-                ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=7,
-                        color="white" if value > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{100 * value:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if value > 0.6 else "black",
+                )
     ax.set_xticks(range(n), labels, rotation=90, fontsize=8)
-    ax.set_yticks(range(n), [f"{q} ({t:.0f} s)" for q, t in zip(labels, totals, strict=True)],
-                  fontsize=8)
+    ax.set_yticks(
+        range(n), [f"{q} ({t:.0f} s)" for q, t in zip(labels, totals, strict=True)], fontsize=8
+    )
     ax.set_xlabel("estimated quality")
     ax.set_ylabel("reference quality (seconds of test audio)")
-    ax.set_title(f"Quality confusion, {model_label(model)} (% of each row)",
-                 color=model_color(model), fontsize=11)
+    ax.set_title(
+        f"Quality confusion, {model_label(model)} (% of each row)",
+        color=model_color(model),
+        fontsize=11,
+    )
     fig.colorbar(image, ax=ax, shrink=0.8, label="% of reference time")
     return fig
 
@@ -223,8 +252,12 @@ def training_curves_figure(
     for i, (model, rows) in enumerate(histories.items()):
         epochs = [r["epoch"] for r in rows]
         under = len(histories) - 1 - i  # earlier lines wider, so equal curves stay visible
-        style = dict(color=model_color(model), marker="o", markersize=3 + 2 * under,
-                     linewidth=1.4 + 1.2 * under)
+        style = dict(
+            color=model_color(model),
+            marker="o",
+            markersize=3 + 2 * under,
+            linewidth=1.4 + 1.2 * under,
+        )
         loss_ax.plot(epochs, [r["train_loss"] for r in rows], label=model_label(model), **style)
         metric = val_metrics.get(model)
         label = model_label(model) + (f" ({metric})" if metric else "")
@@ -280,17 +313,37 @@ def timeline_figure(
             if seg.start >= end:
                 continue
             stop = min(seg.end, end)
-            ax.broken_barh([(seg.start, stop - seg.start)], (y - 0.38, 0.76), facecolors=color,
-                           edgecolor="white", linewidth=1.0)
+            ax.broken_barh(
+                [(seg.start, stop - seg.start)],
+                (y - 0.38, 0.76),
+                facecolors=color,
+                edgecolor="white",
+                linewidth=1.0,
+            )
             if row > 0:
                 for a, b in _disagreement(seg, reference):
                     b = min(b, end)
                     if b > a:
-                        ax.broken_barh([(a, b - a)], (y - 0.38, 0.76), facecolors="white",
-                                       alpha=0.65, hatch="///", edgecolor=color, linewidth=0)
+                        ax.broken_barh(
+                            [(a, b - a)],
+                            (y - 0.38, 0.76),
+                            facecolors="white",
+                            alpha=0.65,
+                            hatch="///",
+                            edgecolor=color,
+                            linewidth=0,
+                        )
             if stop - seg.start >= min_text_width:
-                ax.text((seg.start + stop) / 2, y, seg.label, ha="center", va="center",
-                        fontsize=7, color="black" if row > 0 else "white", clip_on=True)
+                ax.text(
+                    (seg.start + stop) / 2,
+                    y,
+                    seg.label,
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="black" if row > 0 else "white",
+                    clip_on=True,
+                )
     ax.set_yticks(range(len(rows)), [r[0] for r in reversed(rows)], fontsize=9)
     for tick, (_, _, color) in zip(ax.get_yticklabels(), reversed(rows), strict=True):
         tick.set_color(color)
@@ -298,8 +351,9 @@ def timeline_figure(
     ax.set_xlim(0, end)
     ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.set_xlabel("time (s)")
-    ax.set_title(f"{title}: chords over time (hatched = differs from the reference)",
-                 loc="left", fontsize=10)
+    ax.set_title(
+        f"{title}: chords over time (hatched = differs from the reference)", loc="left", fontsize=10
+    )
     return fig
 
 
@@ -316,8 +370,11 @@ def label_efficiency_figure(points: Sequence[Mapping[str, Any]]) -> Figure:
     for model in ("teacher", "stage1", "baseline", "stage2"):
         for decoding, style in (("argmax", "-"), ("viterbi", "--")):
             series = sorted(
-                (p for p in points if p["model"] == model and p["decoding"] == decoding
-                 and p["mean7"] is not None),
+                (
+                    p
+                    for p in points
+                    if p["model"] == model and p["decoding"] == decoding and p["mean7"] is not None
+                ),
                 key=lambda p: p["budget"],
             )
             if not series:
@@ -325,20 +382,41 @@ def label_efficiency_figure(points: Sequence[Mapping[str, Any]]) -> Figure:
             label = f"{model_label(model)}{' (Viterbi)' if decoding == 'viterbi' else ''}"
             if model in ("teacher", "stage1"):
                 point = series[0]
-                ax.axhline(100 * point["mean7"], color=model_color(model), linestyle=style,
-                           linewidth=1.2, label=label)
+                ax.axhline(
+                    100 * point["mean7"],
+                    color=model_color(model),
+                    linestyle=style,
+                    linewidth=1.2,
+                    label=label,
+                )
                 if point["ci95"]:
-                    ax.axhspan(100 * point["ci95"][0], 100 * point["ci95"][1],
-                               color=model_color(model), alpha=0.08)
+                    ax.axhspan(
+                        100 * point["ci95"][0],
+                        100 * point["ci95"][1],
+                        color=model_color(model),
+                        alpha=0.08,
+                    )
                 continue
             x = [p["budget"] for p in series]
             y = [100 * p["mean7"] for p in series]
-            err = np.array([
-                [y_ - 100 * p["ci95"][0], 100 * p["ci95"][1] - y_] if p["ci95"] else [0, 0]
-                for y_, p in zip(y, series, strict=True)
-            ]).T
-            ax.errorbar(x, y, yerr=err, color=model_color(model), linestyle=style, marker="o",
-                        markersize=4, capsize=3, linewidth=1.4, label=label)
+            err = np.array(
+                [
+                    [y_ - 100 * p["ci95"][0], 100 * p["ci95"][1] - y_] if p["ci95"] else [0, 0]
+                    for y_, p in zip(y, series, strict=True)
+                ]
+            ).T
+            ax.errorbar(
+                x,
+                y,
+                yerr=err,
+                color=model_color(model),
+                linestyle=style,
+                marker="o",
+                markersize=4,
+                capsize=3,
+                linewidth=1.4,
+                label=label,
+            )
     if budgets:
         ax.set_xscale("log", base=2)
         ax.set_xticks(budgets, [str(b) for b in budgets])
@@ -363,10 +441,15 @@ def label_efficiency_points(
         metrics = scores[row["metrics"]]
         for decoding, m in (("argmax", metrics), ("viterbi", metrics.get("viterbi"))):
             if m:
-                points.append({
-                    "model": row["model"], "budget": row["budget"], "decoding": decoding,
-                    "mean7": m.get("mean7"), "ci95": (m.get("ci95") or {}).get("mean7"),
-                })
+                points.append(
+                    {
+                        "model": row["model"],
+                        "budget": row["budget"],
+                        "decoding": decoding,
+                        "mean7": m.get("mean7"),
+                        "ci95": (m.get("ci95") or {}).get("mean7"),
+                    }
+                )
     return points
 
 

@@ -165,9 +165,7 @@ class WindowReader:
     def n_frames(self, path: str | Path, dataset: str = "cqt") -> int:
         return int(self._file(path)[dataset].shape[0])
 
-    def window(
-        self, path: str | Path, start: int, length: int, dataset: str = "cqt"
-    ) -> np.ndarray:
+    def window(self, path: str | Path, start: int, length: int, dataset: str = "cqt") -> np.ndarray:
         """Rows [start, start+length) of `dataset` as float32, zero-padded past the end."""
         data = self._file(path)[dataset]
         part = data[start : min(start + length, data.shape[0])].astype(np.float32)
@@ -218,9 +216,7 @@ def write_shard(
                 chunks=(chunk, n_classes),
                 **_COMPRESSION,
             )
-            g.create_dataset(
-                "confidence", data=out.confidence.astype(np.float16), **_COMPRESSION
-            )
+            g.create_dataset("confidence", data=out.confidence.astype(np.float16), **_COMPRESSION)
             for key, value in (track_attrs or {}).get(track_id, {}).items():
                 g.attrs[key] = value
 

@@ -125,7 +125,8 @@ def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, M
         diff = paired_difference(s2["per_song"], base["per_song"])
         vdiff = (
             paired_difference(s2["viterbi"]["per_song"], base["viterbi"]["per_song"])
-            if both_vit else None
+            if both_vit
+            else None
         )
         lines.append(
             f"| {variant} | {group['stage2']['budget']} | {_signed(diff)} | {_signed(vdiff)} |"
@@ -138,7 +139,8 @@ def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, M
         "time in the header:",
         "",
         "| variant | model | "
-        + " | ".join(f"{q} ({_cell(first[q]['share'])})" for q in rare) + " |",
+        + " | ".join(f"{q} ({_cell(first[q]['share'])})" for q in rare)
+        + " |",
         "|---|---|" + "---:|" * len(rare),
     ]
     for row in listed:

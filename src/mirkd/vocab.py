@@ -44,17 +44,35 @@ from mirkd.errors import ChordLabelError, ConfigError
 
 ROOTS: tuple[str, ...] = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
 QUALITIES: tuple[str, ...] = (
-    "min", "maj", "dim", "aug", "min6", "maj6", "min7",
-    "minmaj7", "maj7", "7", "dim7", "hdim7", "sus2", "sus4",
+    "min",
+    "maj",
+    "dim",
+    "aug",
+    "min6",
+    "maj6",
+    "min7",
+    "minmaj7",
+    "maj7",
+    "7",
+    "dim7",
+    "hdim7",
+    "sus2",
+    "sus4",
 )
 IGNORE_INDEX = -100
 NO_CHORD = "N"
 UNKNOWN_CHORD = "X"
 
 _EXTENDED = {
-    "9": "7", "11": "7", "13": "7",
-    "maj9": "maj7", "maj11": "maj7", "maj13": "maj7",
-    "min9": "min7", "min11": "min7", "min13": "min7",
+    "9": "7",
+    "11": "7",
+    "13": "7",
+    "maj9": "maj7",
+    "maj11": "maj7",
+    "maj13": "maj7",
+    "min9": "min7",
+    "min11": "min7",
+    "min13": "min7",
     "aug7": "aug",
 }
 # Semitones that must be present for a quality to keep its identity (root + defining tone).
@@ -85,8 +103,11 @@ def parse_chord(label: str) -> tuple[int, str]:
         root_name, quality, degrees, _bass = mir_eval.chord.split(text)
         root = mir_eval.chord.pitch_class_to_semitone(root_name) % 12
         added = {d for d in degrees if not d.startswith("*")}
-        omitted = {mir_eval.chord.scale_degree_to_semitone(d[1:]) % 12
-                   for d in degrees if d.startswith("*")}
+        omitted = {
+            mir_eval.chord.scale_degree_to_semitone(d[1:]) % 12
+            for d in degrees
+            if d.startswith("*")
+        }
         added_set = {mir_eval.chord.scale_degree_to_semitone(d) % 12 for d in added}
     except mir_eval.chord.InvalidChordException as exc:
         raise ChordLabelError(label, f"not a valid Harte chord label ({exc.message})") from exc
@@ -125,9 +146,7 @@ class Vocabulary:
 
     @cached_property
     def labels(self) -> tuple[str, ...]:
-        rooted = [
-            r if q == "maj" else f"{r}:{q}" for r in ROOTS for q in self.qualities
-        ]
+        rooted = [r if q == "maj" else f"{r}:{q}" for r in ROOTS for q in self.qualities]
         if self.x_index is not None:
             rooted.append(UNKNOWN_CHORD)
         return (*rooted, NO_CHORD)
@@ -175,13 +194,18 @@ class Vocabulary:
 
 
 LARGE = Vocabulary(
-    name="large170", qualities=QUALITIES, reduce={q: q for q in QUALITIES},
-    n_index=169, x_index=168,
+    name="large170",
+    qualities=QUALITIES,
+    reduce={q: q for q in QUALITIES},
+    n_index=169,
+    x_index=168,
 )
 MAJMIN = Vocabulary(
-    name="majmin25", qualities=("maj", "min"),
+    name="majmin25",
+    qualities=("maj", "min"),
     reduce={q: "min" if "min" in q else "maj" for q in QUALITIES},
-    n_index=24, x_index=None,
+    n_index=24,
+    x_index=None,
 )
 VOCABULARIES = {v.name: v for v in (LARGE, MAJMIN)}
 

@@ -163,7 +163,10 @@ class RunPlan:
         """Each track with its features path and content fingerprint, for the steps."""
         return [
             TrackFiles(
-                t.track_id, t.audio, self.features_path(t.set_name, t.track_id), t.lab,
+                t.track_id,
+                t.audio,
+                self.features_path(t.set_name, t.track_id),
+                t.lab,
                 self.fingerprint(t),
             )
             for t in tracks
@@ -231,9 +234,7 @@ def plan_run(config: dict[str, Any], results: str = "results") -> RunPlan:
     test_l = 0.0 if has_test else split_cfg["labeled_test_fraction"]
     val_u = split_cfg["unlabeled_val_fraction"]
     fractions = {"unlabeled": (val_u, 0.0), "labeled": (val_l, test_l), "test": (0.0, 1.0)}
-    splits = {
-        s: {t.track_id: split_of(t.track_id, *fractions[s]) for t in found[s]} for s in SETS
-    }
+    splits = {s: {t.track_id: split_of(t.track_id, *fractions[s]) for t in found[s]} for s in SETS}
     ensure_split(splits["unlabeled"], "val")
     ensure_split(splits["labeled"], "val")
     if not has_test:
@@ -247,9 +248,7 @@ def plan_run(config: dict[str, Any], results: str = "results") -> RunPlan:
         demo=bool(demo),
     )
     _check_splits(plan)
-    plan.variants = expand_variants(
-        config, [t.track_id for t in plan.in_split("labeled", "train")]
-    )
+    plan.variants = expand_variants(config, [t.track_id for t in plan.in_split("labeled", "train")])
     plan.owners = model_owners(plan.variants)
     return plan
 

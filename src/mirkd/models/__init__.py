@@ -5,6 +5,12 @@ from mirkd.models.chordnet import ChordNet, ChordNetConfig
 from mirkd.models.registry import ARCHITECTURES, build_config, build_model, default_hparams
 
 __all__ = [
-    "ARCHITECTURES", "BTC", "BTCConfig", "ChordNet", "ChordNetConfig", "build_config",
-    "build_model", "default_hparams",
+    "ARCHITECTURES",
+    "BTC",
+    "BTCConfig",
+    "ChordNet",
+    "ChordNetConfig",
+    "build_config",
+    "build_model",
+    "default_hparams",
 ]

@@ -103,7 +103,10 @@ class MultiHeadAttention(nn.Module):
         v = self._split_heads(self.value_linear(x))
         time = x.shape[1]
         context = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=self.mask[:time, :time],
+            q,
+            k,
+            v,
+            attn_mask=self.mask[:time, :time],
             dropout_p=self.attention_dropout if self.training else 0.0,
         )
         batch, _, _, head_depth = context.shape
@@ -128,10 +131,12 @@ class PositionwiseFeedForward(nn.Module):
 
     def __init__(self, config: BTCConfig) -> None:
         super().__init__()
-        self.layers = nn.ModuleList([
-            Conv(config.hidden_size, config.filter_size),
-            Conv(config.filter_size, config.hidden_size),
-        ])
+        self.layers = nn.ModuleList(
+            [
+                Conv(config.hidden_size, config.filter_size),
+                Conv(config.filter_size, config.hidden_size),
+            ]
+        )
         self.dropout = nn.Dropout(config.relu_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -202,8 +207,10 @@ class OutputLayer(nn.Module):
         super().__init__()
         self.output_projection = nn.Linear(config.hidden_size, config.num_chords)
         self.lstm = nn.LSTM(
-            input_size=config.hidden_size, hidden_size=config.hidden_size // 2,
-            batch_first=True, bidirectional=True,
+            input_size=config.hidden_size,
+            hidden_size=config.hidden_size // 2,
+            batch_first=True,
+            bidirectional=True,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

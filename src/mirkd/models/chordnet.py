@@ -46,8 +46,11 @@ class ChordNetConfig:
                 f"chordnet: n_freq={self.n_freq} is not divisible by n_group={self.n_group}"
             )
         token_width = self.n_freq // self.n_group
-        for name, width in (("f_head", token_width), ("t_head", self.n_freq),
-                            ("d_head", self.n_freq)):
+        for name, width in (
+            ("f_head", token_width),
+            ("t_head", self.n_freq),
+            ("d_head", self.n_freq),
+        ):
             heads = getattr(self, name)
             if width % heads:
                 divisors = [h for h in range(1, heads) if width % h == 0]
@@ -96,8 +99,16 @@ class Encoder(nn.Module):
 
     pe: torch.Tensor
 
-    def __init__(self, n_freq: int, d_model: int, n_tokens: int, n_head: int, n_layer: int,
-                 dropout: float, pe_scale: float) -> None:
+    def __init__(
+        self,
+        n_freq: int,
+        d_model: int,
+        n_tokens: int,
+        n_head: int,
+        n_layer: int,
+        dropout: float,
+        pe_scale: float,
+    ) -> None:
         super().__init__()
         self.n_freq = n_freq
         self.d_model = d_model
@@ -105,9 +116,7 @@ class Encoder(nn.Module):
             [nn.MultiheadAttention(d_model, n_head, batch_first=True) for _ in range(n_layer)]
         )
         self.ff_layer = nn.ModuleList([FeedForward(d_model, dropout) for _ in range(n_layer)])
-        self.attn_alphas = nn.ParameterList(
-            [nn.Parameter(torch.zeros(1)) for _ in range(n_layer)]
-        )
+        self.attn_alphas = nn.ParameterList([nn.Parameter(torch.zeros(1)) for _ in range(n_layer)])
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(n_freq, n_freq)
         self.norm_layer = nn.LayerNorm(n_freq)
@@ -134,8 +143,9 @@ class Decoder(nn.Module):
 
     pe: torch.Tensor
 
-    def __init__(self, d_model: int, n_tokens: int, n_head: int, n_layer: int,
-                 dropout: float) -> None:
+    def __init__(
+        self, d_model: int, n_tokens: int, n_head: int, n_layer: int, dropout: float
+    ) -> None:
         super().__init__()
         self.attn_layer1 = nn.ModuleList(
             [nn.MultiheadAttention(d_model, n_head, batch_first=True) for _ in range(n_layer)]
@@ -144,18 +154,12 @@ class Decoder(nn.Module):
             [nn.MultiheadAttention(d_model, n_head, batch_first=True) for _ in range(n_layer)]
         )
         self.ff_layer = nn.ModuleList([FeedForward(d_model, dropout) for _ in range(n_layer)])
-        self.attn1_alphas = nn.ParameterList(
-            [nn.Parameter(torch.zeros(1)) for _ in range(n_layer)]
-        )
-        self.attn2_alphas = nn.ParameterList(
-            [nn.Parameter(torch.zeros(1)) for _ in range(n_layer)]
-        )
+        self.attn1_alphas = nn.ParameterList([nn.Parameter(torch.zeros(1)) for _ in range(n_layer)])
+        self.attn2_alphas = nn.ParameterList([nn.Parameter(torch.zeros(1)) for _ in range(n_layer)])
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(d_model, d_model)
         self.norm_layer = nn.LayerNorm(d_model)
-        self.register_buffer(
-            "pe", positional_encoding(n_tokens, d_model) * 0.01, persistent=False
-        )
+        self.register_buffer("pe", positional_encoding(n_tokens, d_model) * 0.01, persistent=False)
 
     def forward(self, enc_f: torch.Tensor, enc_t: torch.Tensor) -> torch.Tensor:
         y = enc_f + enc_t + self.pe[: enc_f.shape[1]]
@@ -174,12 +178,16 @@ class Transformer(nn.Module):
     def __init__(self, config: ChordNetConfig) -> None:
         super().__init__()
         c = config
-        self.encoder_f = nn.ModuleList([Encoder(
-            c.n_freq, c.n_freq // c.n_group, c.n_group, c.f_head, c.f_layer, c.dropout, 0.01
-        )])
-        self.encoder_t = nn.ModuleList([Encoder(
-            c.n_freq, c.n_freq, c.seq_len, c.t_head, c.t_layer, c.dropout, 0.02
-        )])
+        self.encoder_f = nn.ModuleList(
+            [
+                Encoder(
+                    c.n_freq, c.n_freq // c.n_group, c.n_group, c.f_head, c.f_layer, c.dropout, 0.01
+                )
+            ]
+        )
+        self.encoder_t = nn.ModuleList(
+            [Encoder(c.n_freq, c.n_freq, c.seq_len, c.t_head, c.t_layer, c.dropout, 0.02)]
+        )
         self.decoder = Decoder(c.n_freq, c.seq_len, c.d_head, c.d_layer, c.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -37,8 +37,10 @@ def check_config_fields(config: Any, arch: str) -> None:
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"{arch}: {field.name} must be a positive integer, got {value!r}")
         elif field.type in (float, "float"):
-            if isinstance(value, bool) or not isinstance(value, int | float) or not (
-                0.0 <= value < 1.0
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (0.0 <= value < 1.0)
             ):
                 raise ConfigError(f"{arch}: {field.name} must be a number in [0, 1), got {value!r}")
 

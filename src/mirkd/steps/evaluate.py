@@ -33,7 +33,8 @@ def _song_pairs(
             frame_indices[track.track_id], grid.frame_period, LARGE, duration=grid.duration
         )
         songs[track.track_id] = (
-            read_annotation(track.annotation, duration=grid.duration), estimate
+            read_annotation(track.annotation, duration=grid.duration),
+            estimate,
         )
     return songs
 
@@ -58,8 +59,9 @@ def _log_posteriors(
     bundle: ModelBundle, tracks: Sequence[TrackFiles], device: Any, desc: str
 ) -> dict[str, np.ndarray]:
     return {
-        t.track_id: log_softmax(bundle_logits(bundle, read_features(t.features), device))
-        .astype(np.float32)
+        t.track_id: log_softmax(bundle_logits(bundle, read_features(t.features), device)).astype(
+            np.float32
+        )
         for t in tqdm(tracks, desc=desc)
     }
 
@@ -85,20 +87,35 @@ def evaluate_checkpoint(
     identity = model_identity(bundle, checkpoint)
     test = _log_posteriors(bundle, tracks, dev, f"predict {name}")
     frames = {tid: lp.argmax(axis=1) for tid, lp in test.items()}
-    argmax = _score_tracks(tracks, predictions_dir, frames, prediction_format,
-                           {**identity, **decoding_identity(None)})
+    argmax = _score_tracks(
+        tracks, predictions_dir, frames, prediction_format, {**identity, **decoding_identity(None)}
+    )
     source = {"checkpoint": checkpoint, "provenance": bundle.provenance}
     if val_tracks:
         val = _log_posteriors(bundle, val_tracks, dev, f"validation {name}")
         stay, val_scores = tune_stay(val, lambda frames: _val_score(val_tracks, frames, val_metric))
-        log.info("viterbi: self-transition %.3f chosen on %d validation songs (%s %s)",
-                 stay, len(val_tracks), val_metric, val_scores)
+        log.info(
+            "viterbi: self-transition %.3f chosen on %d validation songs (%s %s)",
+            stay,
+            len(val_tracks),
+            val_metric,
+            val_scores,
+        )
         vit_dir = Path(predictions_dir) / "viterbi"
         vit_dir.mkdir(parents=True, exist_ok=True)
-        decoded = _score_tracks(tracks, vit_dir, {t: viterbi(lp, stay) for t, lp in test.items()},
-                                prediction_format, {**identity, **decoding_identity(stay)})
-        argmax["viterbi"] = {**decoded, "stay": stay, "val_metric": val_metric,
-                             "val_scores": {str(k): v for k, v in val_scores.items()}}
+        decoded = _score_tracks(
+            tracks,
+            vit_dir,
+            {t: viterbi(lp, stay) for t, lp in test.items()},
+            prediction_format,
+            {**identity, **decoding_identity(stay)},
+        )
+        argmax["viterbi"] = {
+            **decoded,
+            "stay": stay,
+            "val_metric": val_metric,
+            "val_scores": {str(k): v for k, v in val_scores.items()},
+        }
     _write_metrics(out_metrics, argmax, source)
 
 
@@ -121,8 +138,11 @@ def evaluate_teacher(
         t.track_id: read_shard_track(path, t.track_id).labels
         for path, t in zip(teacher_outputs, tracks, strict=True)
     }
-    annotator = {"name": "teacher", "teacher_outputs": sorted(set(teacher_outputs)),
-                 **decoding_identity(None)}
+    annotator = {
+        "name": "teacher",
+        "teacher_outputs": sorted(set(teacher_outputs)),
+        **decoding_identity(None),
+    }
     scores = _score_tracks(tracks, predictions_dir, frames, prediction_format, annotator)
     _write_metrics(out_metrics, scores, {"teacher_outputs": list(teacher_outputs)})
 

@@ -81,8 +81,13 @@ def _teacher_probs(teacher_outputs: dict[str, str], track_id: str) -> np.ndarray
 
 def _bundle_meta(arch: str, hparams: dict, mean: float, std: float, provenance: dict) -> dict:
     return {
-        "arch": arch, "hparams": hparams, "vocab": LARGE, "feature_params": CQTParams(),
-        "mean": float(mean), "std": float(std), "provenance": provenance,
+        "arch": arch,
+        "hparams": hparams,
+        "vocab": LARGE,
+        "feature_params": CQTParams(),
+        "mean": float(mean),
+        "std": float(std),
+        "provenance": provenance,
     }
 
 
@@ -147,11 +152,24 @@ def train_stage1(
     )
     device = select_device(config.device)
     best, last = _work_paths(work, _fingerprint(provenance))
-    log.info("stage 1: %d windows from %d tracks (%d skipped), mean %.3f std %.3f",
-             len(data), len(train_rows), len(skipped), mean, std)
+    log.info(
+        "stage 1: %d windows from %d tracks (%d skipped), mean %.3f std %.3f",
+        len(data),
+        len(train_rows),
+        len(skipped),
+        mean,
+        std,
+    )
     history = train(
-        model, meta, data, lambda m: frame_agreement(m, mean, std, val_rows, device),
-        config, best, last, device=device, log=log.info,
+        model,
+        meta,
+        data,
+        lambda m: frame_agreement(m, mean, std, val_rows, device),
+        config,
+        best,
+        last,
+        device=device,
+        log=log.info,
     )
     _finish(best, out_checkpoint, out_history, history)
 
@@ -204,11 +222,22 @@ def train_supervised(
     device = select_device(config.device)
     metric = config.val_metric
     best, last = _work_paths(work, _fingerprint(provenance))
-    log.info("%s: %d windows from %d songs (KD %s)", stage, len(data), len(rows),
-             "on" if data.with_probs and config.use_kd else "off")
+    log.info(
+        "%s: %d windows from %d songs (KD %s)",
+        stage,
+        len(data),
+        len(rows),
+        "on" if data.with_probs and config.use_kd else "off",
+    )
     history = train(
-        model, meta, data,
+        model,
+        meta,
+        data,
         lambda m: validation_wcsr(m, mean, std, val_rows, device, metric=metric),
-        config, best, last, device=device, log=log.info,
+        config,
+        best,
+        last,
+        device=device,
+        log=log.info,
     )
     _finish(best, out_checkpoint, out_history, history)

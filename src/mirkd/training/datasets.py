@@ -142,8 +142,11 @@ class PseudoLabelDataset(Dataset):
         y = np.full(self.seq_len, IGNORE_INDEX, dtype=np.int64)
         y[:n_real] = labels[start:end]
         mask = np.arange(self.seq_len) < n_real
-        item_dict = {"x": torch.from_numpy(x), "y": torch.from_numpy(y),
-                     "mask": torch.from_numpy(mask)}
+        item_dict = {
+            "x": torch.from_numpy(x),
+            "y": torch.from_numpy(y),
+            "mask": torch.from_numpy(mask),
+        }
         if self.with_probs:
             probs = self._features.window(
                 track.shard, start, self.seq_len, shard_dataset(track.track_id, "probs")
@@ -213,8 +216,11 @@ class LabeledDataset(Dataset):
             x = shift_cqt(x, shift)
         y = _targets(self.vocab.transpose(labels[start:end], shift), self.seq_len, self.vocab)
         mask = np.arange(self.seq_len) < n_real
-        item_dict = {"x": torch.from_numpy(x), "y": torch.from_numpy(y),
-                     "mask": torch.from_numpy(mask)}
+        item_dict = {
+            "x": torch.from_numpy(x),
+            "y": torch.from_numpy(y),
+            "mask": torch.from_numpy(mask),
+        }
         if self.with_probs and track.probs is not None:
             window = np.asarray(track.probs[start:end], dtype=np.float32)
             if shift:

@@ -135,9 +135,15 @@ def loss_for_batch(
     targets = batch["y"].reshape(-1)
     if config.use_kd and "probs" in batch:
         return stage2_loss(
-            flat, targets, batch["probs"].reshape(-1, flat.shape[-1]),
-            alpha=config.kd_alpha, temperature=config.kd_temperature, gamma=config.focal_gamma,
-            selective=config.selective_kd, upper=config.kd_upper, lower=config.kd_lower,
+            flat,
+            targets,
+            batch["probs"].reshape(-1, flat.shape[-1]),
+            alpha=config.kd_alpha,
+            temperature=config.kd_temperature,
+            gamma=config.focal_gamma,
+            selective=config.selective_kd,
+            upper=config.kd_upper,
+            lower=config.kd_lower,
             mask=batch["mask"].reshape(-1),
         )
     return focal_loss(flat, targets, config.focal_gamma)
@@ -149,8 +155,13 @@ def _rng_state() -> dict[str, Any]:
     version, internal, gauss = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
-                  int(np_state[2]), int(np_state[3]), float(np_state[4])],
+        "numpy": [
+            np_state[0],
+            torch.from_numpy(np_state[1].astype(np.int64)),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ],
         "python": [version, list(internal), gauss],
     }
     if torch.cuda.is_available():
@@ -186,8 +197,11 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContex
 
 
 def _save(
-    path: str | Path, model: ChordModel, bundle_meta: Mapping[str, Any],
-    config: TrainConfig, extra_state: dict[str, Any],
+    path: str | Path,
+    model: ChordModel,
+    bundle_meta: Mapping[str, Any],
+    config: TrainConfig,
+    extra_state: dict[str, Any],
 ) -> None:
     provenance = {**bundle_meta.get("provenance", {}), "train_config": config.to_dict()}
     bundle = ModelBundle(model=model, **{**bundle_meta, "provenance": provenance})
@@ -216,10 +230,16 @@ class TrainState:
     def to_checkpoint(self, run: _Run) -> dict[str, Any]:
         """The ``training_state`` entry: this state plus model, optimiser, scaler and RNG."""
         return {
-            "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-            "scaler": run.scaler.state_dict(), "epoch": self.epoch, "best": self.best,
-            "bad_epochs": self.bad_epochs, "lr": self.lr, "stopped": self.stopped,
-            "history": self.history, "rng": _rng_state(),
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scaler": run.scaler.state_dict(),
+            "epoch": self.epoch,
+            "best": self.best,
+            "bad_epochs": self.bad_epochs,
+            "lr": self.lr,
+            "stopped": self.stopped,
+            "history": self.history,
+            "rng": _rng_state(),
         }
 
     @classmethod
@@ -234,12 +254,18 @@ class TrainState:
         run.optimizer.load_state_dict(raw["optimizer"])
         run.scaler.load_state_dict(raw["scaler"])
         _set_rng_state(raw["rng"])
-        return cls(lr=raw["lr"], epoch=raw["epoch"], best=raw["best"],
-                   bad_epochs=raw["bad_epochs"], stopped=raw["stopped"],
-                   history=list(raw["history"]))
+        return cls(
+            lr=raw["lr"],
+            epoch=raw["epoch"],
+            best=raw["best"],
+            bad_epochs=raw["bad_epochs"],
+            stopped=raw["stopped"],
+            history=list(raw["history"]),
+        )
 
-    def end_epoch(self, score: float, train_loss: float, seconds: float,
-                  config: TrainConfig) -> bool:
+    def end_epoch(
+        self, score: float, train_loss: float, seconds: float, config: TrainConfig
+    ) -> bool:
         """Count a finished epoch with its validation score; True if the score improved.
 
         Early stopping after ``patience`` epochs without improvement; the plateau schedule
@@ -254,8 +280,15 @@ class TrainState:
             if config.schedule == "plateau":
                 self.lr = max(self.lr * config.plateau_factor, config.min_lr)
         self.stopped = self.bad_epochs >= config.patience
-        self.history.append({"epoch": self.epoch, "train_loss": train_loss, "val_score": score,
-                             "lr": self.lr, "seconds": seconds})
+        self.history.append(
+            {
+                "epoch": self.epoch,
+                "train_loss": train_loss,
+                "val_score": score,
+                "lr": self.lr,
+                "seconds": seconds,
+            }
+        )
         return improved
 
 
@@ -273,11 +306,13 @@ class _Run:
     config: TrainConfig
 
     @classmethod
-    def start(cls, model: ChordModel, config: TrainConfig, device: torch.device,
-              mean: float, std: float) -> _Run:
+    def start(
+        cls, model: ChordModel, config: TrainConfig, device: torch.device, mean: float, std: float
+    ) -> _Run:
         model.to(device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                      weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
         amp_dtype = _amp_dtype(device)
         scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
         return cls(model, optimizer, scaler, device, amp_dtype, mean, std, config)
@@ -294,16 +329,19 @@ def _train_epoch(
     steps_per_epoch = math.ceil(len(train_ds) / config.batch_size)  # type: ignore[arg-type]
     generator = torch.Generator().manual_seed(config.seed + state.epoch)
     loader = DataLoader(
-        train_ds, batch_size=config.batch_size, shuffle=True, generator=generator,
-        num_workers=config.num_workers, pin_memory=run.device.type == "cuda",
+        train_ds,
+        batch_size=config.batch_size,
+        shuffle=True,
+        generator=generator,
+        num_workers=config.num_workers,
+        pin_memory=run.device.type == "cuda",
     )
     model.train()
     total_loss, n_batches = 0.0, 0
     progress = tqdm(loader, desc=f"epoch {state.epoch + 1}/{config.epochs}", leave=False)
     for b, batch in enumerate(progress):
         if config.schedule == "warmup_cosine":
-            state.lr = scheduled_lr(state.epoch * steps_per_epoch + b + 1, steps_per_epoch,
-                                    config)
+            state.lr = scheduled_lr(state.epoch * steps_per_epoch + b + 1, steps_per_epoch, config)
         for group in optimizer.param_groups:
             group["lr"] = state.lr
         batch = {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}
@@ -362,8 +400,10 @@ def train(
         with torch.no_grad():
             score = float(validate(model))
         improved = state.end_epoch(score, train_loss, time.perf_counter() - started, config)
-        log(f"epoch {state.epoch}: loss {train_loss:.4f} val {score:.4f} lr {state.lr:.2e}"
-            f"{' *' if improved else ''}{' (early stop)' if state.stopped else ''}")
+        log(
+            f"epoch {state.epoch}: loss {train_loss:.4f} val {score:.4f} lr {state.lr:.2e}"
+            f"{' *' if improved else ''}{' (early stop)' if state.stopped else ''}"
+        )
         if improved:
             _save(out_best, model, bundle_meta, config, state.summary())
         _save(out_last, model, bundle_meta, config, {"training_state": state.to_checkpoint(run)})

@@ -74,9 +74,7 @@ def validation_wcsr(
     for track in tracks:
         grid = feature_grid(track.features)
         predicted = predict_track(model, mean, std, read_features(track.features), device)
-        estimate = frames_to_segments(
-            predicted, grid.frame_period, vocab, duration=grid.duration
-        )
+        estimate = frames_to_segments(predicted, grid.frame_period, vocab, duration=grid.duration)
         songs[track.features] = (track.reference, estimate)
     score = weighted_mean_scores(song_scores(songs))[metric]
     return 0.0 if score is None else float(score)
