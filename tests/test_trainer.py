@@ -18,19 +18,11 @@ from mirkd.training.trainer import scheduled_lr, train
 from mirkd.training.validation import ReferenceTrack, frame_agreement, validation_wcsr
 from mirkd.vocab import LARGE
 
-from model_helpers import train_config
+from model_helpers import TINY_BTC, train_config
 
 PARAMS = CQTParams()
 CPU = torch.device("cpu")
-TINY = {
-    "timestep": 16,
-    "hidden_size": 16,
-    "num_layers": 1,
-    "num_heads": 2,
-    "total_key_depth": 16,
-    "total_value_depth": 16,
-    "filter_size": 16,
-}
+TINY = {"timestep": 16, **TINY_BTC}
 CLASSES = (LARGE.to_index("C"), LARGE.to_index("A:min"), LARGE.n_index)
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from model_helpers import TINY_BTC
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"  # the team's shared data and tools, beside the repository
 POP909_SONGS = SHARED / "data" / "pop909" / "songs"
@@ -28,14 +30,7 @@ def tiny_config(data: Path, **overrides) -> dict:
     }
     config["split"] = {"labeled_val_fraction": 0.25, "unlabeled_val_fraction": 0.25}
     config["teacher"]["n_shards"] = 2
-    config["student"]["hparams"] = {
-        "hidden_size": 16,
-        "num_layers": 1,
-        "num_heads": 2,
-        "total_key_depth": 16,
-        "total_value_depth": 16,
-        "filter_size": 16,
-    }
+    config["student"]["hparams"] = dict(TINY_BTC)
     for stage in ("stage1", "stage2", "baseline"):
         config[stage].update(epochs=2, batch_size=8)
     config["stage2"]["pitch_shift"] = [-1, 2]
