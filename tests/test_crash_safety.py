@@ -25,7 +25,12 @@ from mirkd.checkpoints import load_checkpoint, read_checkpoint_state
 from mirkd.demo import write_demo_corpus
 from mirkd.workflow_plan import RunPlan, plan_run
 
-from workflow_helpers import REPO, SNAKEMAKE, snakemake, tiny_config, write_config
+from workflow_helpers import (
+    snakemake,
+    snakemake_command,
+    tiny_config,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 EPOCHS = 6
@@ -128,18 +133,7 @@ def _hook_env(workdir: Path, point: str) -> dict[str, str]:
 def _run_until_frozen_then_kill(workdir: Path, target: str, point: str) -> None:
     """Start Snakemake on `target` in its own process group; SIGKILL the group once frozen."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **_hook_env(workdir, point)}
-    cmd = [
-        str(SNAKEMAKE),
-        "-s",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        "2",
-        target,
-    ]
+    cmd = snakemake_command(workdir, target)
     out = workdir / "killed_run.out"
     marker = Path(env["MIRKD_CRASH_MARKER"])
     with out.open("w") as sink:

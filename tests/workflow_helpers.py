@@ -46,9 +46,9 @@ def write_config(workdir: Path, config: dict) -> Path:
     return path
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run the repository's Snakefile with `workdir` as working directory."""
-    cmd = [
+def snakemake_command(workdir: Path, *args: str) -> list[str]:
+    """The command that runs the repository's Snakefile in `workdir` on its config.yaml."""
+    return [
         str(SNAKEMAKE),
         "-s",
         str(REPO / "Snakefile"),
@@ -60,6 +60,11 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Compl
         "2",
         *args,
     ]
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run the repository's Snakefile with `workdir` as working directory."""
+    cmd = snakemake_command(workdir, *args)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
