@@ -1,12 +1,12 @@
 """mirkd: teacher pseudo-labels -> stage 1 -> stage 2 with selective KD -> evaluation.
 
-Load and validate the config, decide the tracks and splits (by hash of each track's id),
-and include one rule file per stage. All logic lives in the mirkd library.
+Load and validate the config, decide the tracks, splits and buckets (by hash of each track's
+id), and include one rule file per stage. All logic lives in the mirkd library.
 """
 
 from snakemake.utils import min_version, validate
 
-from mirkd.workflow_plan import MODELS, plan_run
+from mirkd.workflow_plan import MODELS, UNLABELED_GROUPS as UNLABELED, plan_run
 
 min_version("8.0")
 
@@ -16,7 +16,8 @@ configfile: "config.yaml"
 
 validate(config, "config.schema.yaml", set_default=True)
 
-PLAN = plan_run(config, results="results")
+# The head process walks the data once and leaves a manifest; cluster jobs read it.
+PLAN = plan_run(config, results="results", reuse_manifest=not workflow.is_main_process)
 
 
 include: "rules/common.smk"

@@ -2,9 +2,9 @@
 
 
 wildcard_constraints:
-    set="unlabeled|labeled|test",
+    group=r"(unlabeled|labeled|test)-(train|val|test)",
+    bucket=r"b[01]*",
     model="stage1|stage2|baseline",
-    shard=r"\d+",
     vdir=r"(variants/[^/]+/)?",
 
 
@@ -26,12 +26,17 @@ def track_params(tracks):
     return [f.to_param() for f in PLAN.track_files(tracks)]
 
 
-def features_of(tracks):
-    return [PLAN.features_path(t.set_name, t.track_id) for t in tracks]
+def bucket_tracks(wildcards):
+    return PLAN.bucket_tracks(wildcards.group, wildcards.bucket)
 
 
-def teacher_outputs_of(tracks):
-    return [PLAN.teacher_path(t.set_name, t.track_id) for t in tracks]
+def bucket_audio(wildcards):
+    return [ancient(t.audio) for t in bucket_tracks(wildcards)]
+
+
+def unlabeled_buckets(split):
+    """The features and teacher files of the unlabeled buckets of `split`, as params."""
+    return [b.to_param() for b in PLAN.bucket_files([f"unlabeled-{split}"])]
 
 
 def labs_of(tracks):
@@ -43,15 +48,9 @@ def variant(wildcards):
     return PLAN.variant(wildcards.vdir)
 
 
-def distilled_outputs(wildcards, model):
-    """Track id -> teacher output of the variant's labeled train songs, when `model` distils."""
-    v = variant(wildcards)
-    if model != "stage2" or not v.stages["stage2"]["use_kd"]:
-        return {}
-    return {
-        t.track_id: PLAN.teacher_path(t.set_name, t.track_id)
-        for t in PLAN.labeled_train(v)
-    }
+def distils(wildcards, model):
+    """Whether `model` of the job's variant distils from the teacher's outputs."""
+    return model == "stage2" and variant(wildcards).stages["stage2"]["use_kd"]
 
 
 def labeled_inputs(wildcards, model):
@@ -59,10 +58,9 @@ def labeled_inputs(wildcards, model):
     (+ teacher outputs of its train songs when the stage distils)."""
     v = variant(wildcards)
     tracks = PLAN.labeled_train(v) + PLAN.in_split("labeled", "val")
-    inputs = {"features": features_of(tracks), "labs": labs_of(tracks)}
-    teacher = distilled_outputs(wildcards, model)
-    if teacher:
-        inputs["teacher"] = list(teacher.values())
+    inputs = {"features": PLAN.feature_files(tracks), "labs": labs_of(tracks)}
+    if distils(wildcards, model):
+        inputs["teacher"] = PLAN.teacher_files(PLAN.labeled_train(v))
     if model == "stage2":
         inputs["init"] = PLAN.model_path(v, "stage1")
     return inputs

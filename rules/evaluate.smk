@@ -4,9 +4,9 @@
 rule evaluate_model:
     input:
         checkpoint=PLAN.model_file("{vdir}", "{model}"),
-        features=features_of(PLAN.test_tracks),
+        features=PLAN.feature_files(PLAN.test_tracks),
         labs=labs_of(PLAN.test_tracks),
-        val_features=features_of(PLAN.in_split("labeled", "val")),
+        val_features=PLAN.feature_files(PLAN.in_split("labeled", "val")),
         val_labs=labs_of(PLAN.in_split("labeled", "val")),
     output:
         metrics=PLAN.metrics_file("{vdir}", "{model}"),
@@ -33,8 +33,8 @@ rule evaluate_model:
 
 rule evaluate_teacher:
     input:
-        teacher=teacher_outputs_of(PLAN.test_tracks),
-        features=features_of(PLAN.test_tracks),
+        teacher=PLAN.teacher_files(PLAN.test_tracks),
+        features=PLAN.feature_files(PLAN.test_tracks),
         labs=labs_of(PLAN.test_tracks),
     output:
         metrics=PLAN.metrics_file("", "teacher"),
@@ -50,7 +50,6 @@ rule evaluate_teacher:
         runtime=60,
     params:
         tracks=track_params(PLAN.test_tracks),
-        teacher_outputs=teacher_outputs_of(PLAN.test_tracks),
         prediction_format=config["evaluation"]["prediction_format"],
     script:
         "../workflow_scripts/evaluate.py"

@@ -1,25 +1,26 @@
-# Log-CQT per track, cached in HDF5; keyed by track id (path) and content fingerprint.
-# An unlabeled track that cannot be decoded gets a zero-frame "skipped" file instead of failing.
+# Log-CQT of a bucket of tracks (a few hours of audio), in one HDF5 file per bucket; the job
+# keeps each finished track in results/work/features/ so a killed job resumes.
+# An unlabeled track that cannot be decoded is recorded as skipped instead of failing.
 
 
 rule features:
     input:
-        audio=lambda w: ancient(PLAN.track(w.set, w.track).audio),
+        audio=bucket_audio,
     output:
-        PLAN.features_path("{set}", "{track}"),
+        PLAN.features_path("{group}", "{bucket}"),
     log:
-        "results/logs/features/{set}/{track}.log",
+        "results/logs/features/{group}/{bucket}.log",
     benchmark:
-        "results/benchmarks/features/{set}/{track}.tsv"
+        "results/benchmarks/features/{group}/{bucket}.tsv"
     conda:
         "../envs/mirkd.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=20,
+        runtime=RES["features_runtime"],
     params:
-        track_id=lambda w: w.track,
-        fingerprint=lambda w: PLAN.fingerprint(PLAN.track(w.set, w.track)),
-        skip_undecodable=lambda w: w.set == "unlabeled",
+        tracks=lambda w: track_params(bucket_tracks(w)),
+        skip_undecodable=lambda w: w.group.startswith("unlabeled"),
+        work=lambda w: PLAN.bucket_work("features", w.group, w.bucket),
     script:
         "../workflow_scripts/features.py"

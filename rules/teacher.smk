@@ -1,6 +1,8 @@
-# Teacher inference: pseudo-label shards for unlabeled audio, one file per labeled/test track.
-# Shards leave out unlabeled tracks that cannot be decoded; results/skipped.tsv lists them and
-# fails the run if more than data.max_skipped_fraction of the unlabeled tracks are bad.
+# Teacher inference: the teacher's labels and probabilities for a bucket of tracks, one HDF5
+# file per bucket (unlabeled buckets for stage 1, labeled train buckets for KD, test buckets
+# for the teacher's scores). Unlabeled tracks that cannot be decoded are recorded as skipped;
+# results/skipped.tsv lists them and fails the run if more than data.max_skipped_fraction of
+# the unlabeled tracks are bad.
 
 TEACHER = {
     "kind": config["teacher"]["kind"],
@@ -10,16 +12,16 @@ TEACHER = {
 }
 
 
-rule teacher_shard:
+rule teacher:
     input:
-        audio=lambda w: [ancient(t.audio) for t in PLAN.shard_tracks(int(w.shard))],
-        features=lambda w: features_of(PLAN.shard_tracks(int(w.shard))),
+        audio=bucket_audio,
+        features=PLAN.features_path("{group}", "{bucket}"),
     output:
-        PLAN.shard_path("{shard}"),
+        PLAN.teacher_path("{group}", "{bucket}"),
     log:
-        "results/logs/teacher/shard_{shard}.log",
+        "results/logs/teacher/{group}/{bucket}.log",
     benchmark:
-        "results/benchmarks/teacher/shard_{shard}.tsv"
+        "results/benchmarks/teacher/{group}/{bucket}.tsv"
     conda:
         "../envs/mirkd.yaml"
     threads: RES["teacher_threads"]
@@ -29,40 +31,18 @@ rule teacher_shard:
         runtime=RES["teacher_runtime"],
     params:
         teacher=TEACHER,
-        tracks=lambda w: track_params(PLAN.shard_tracks(int(w.shard))),
-        skip_undecodable=True,
-    script:
-        "../workflow_scripts/teacher.py"
-
-
-rule teacher_track:
-    input:
-        audio=lambda w: ancient(PLAN.track(w.set, w.track).audio),
-        features=PLAN.features_path("{set}", "{track}"),
-    output:
-        PLAN.teacher_path("{set}", "{track}"),
-    log:
-        "results/logs/teacher/{set}/{track}.log",
-    benchmark:
-        "results/benchmarks/teacher/{set}/{track}.tsv"
-    conda:
-        "../envs/mirkd.yaml"
-    threads: RES["teacher_threads"]
-    resources:
-        **gpu_resources(),
-        mem_mb=RES["teacher_mem_mb"],
-        runtime=RES["teacher_runtime"],
-    params:
-        teacher=TEACHER,
-        tracks=lambda w: track_params([PLAN.track(w.set, w.track)]),
-        skip_undecodable=False,
+        tracks=lambda w: track_params(bucket_tracks(w)),
+        skip_undecodable=lambda w: w.group.startswith("unlabeled"),
+        work=lambda w: PLAN.bucket_work("teacher", w.group, w.bucket),
     script:
         "../workflow_scripts/teacher.py"
 
 
 rule skipped:
     input:
-        shards=[PLAN.shard_path(k) for k in PLAN.shards],
+        buckets=[
+            PLAN.teacher_path(r.group, r.name) for r in PLAN.group_buckets(UNLABELED)
+        ],
     output:
         "results/skipped.tsv",
     log:

@@ -6,8 +6,12 @@
 
 rule stage1:
     input:
-        shards=[PLAN.shard_path(k) for k in PLAN.shards],
-        features=features_of(PLAN.tracks["unlabeled"].values()),
+        teacher=[
+            PLAN.teacher_path(r.group, r.name) for r in PLAN.group_buckets(UNLABELED)
+        ],
+        features=[
+            PLAN.features_path(r.group, r.name) for r in PLAN.group_buckets(UNLABELED)
+        ],
         skipped="results/skipped.tsv",  # fails the run first if too many tracks are bad
     output:
         checkpoint=PLAN.model_file("{vdir}", "stage1"),
@@ -26,12 +30,8 @@ rule stage1:
     params:
         common=train_common,
         train=lambda w: variant(w).stages["stage1"],
-        shards={
-            t.track_id: PLAN.shard_path(PLAN.shard_of(t.track_id))
-            for t in PLAN.tracks["unlabeled"].values()
-        },
-        train_tracks=track_params(PLAN.in_split("unlabeled", "train")),
-        val_tracks=track_params(PLAN.in_split("unlabeled", "val")),
+        train_buckets=unlabeled_buckets("train"),
+        val_buckets=unlabeled_buckets("val"),
         work=lambda w: PLAN.work_dir(w.vdir, "stage1"),
     script:
         "../workflow_scripts/train.py"
@@ -59,7 +59,7 @@ rule stage2:
         train=lambda w: variant(w).stages["stage2"],
         train_tracks=lambda w: track_params(PLAN.labeled_train(variant(w))),
         val_tracks=track_params(PLAN.in_split("labeled", "val")),
-        teacher_outputs=lambda w: distilled_outputs(w, "stage2"),
+        distil=lambda w: distils(w, "stage2"),
         work=lambda w: PLAN.work_dir(w.vdir, "stage2"),
     script:
         "../workflow_scripts/train.py"

@@ -83,6 +83,21 @@ def patch_datasets(module):
     module.LabeledDataset.__getitem__ = getitem
 
 
+def patch_store(module):
+    """Freeze when a bucket job is about to save its n-th finished track."""
+    stop = int(POINT.split(":")[1])
+    original = module.write_part
+    calls = [0]
+
+    def write_part(path, part):
+        calls[0] += 1
+        if calls[0] == stop:
+            freeze()
+        return original(path, part)
+
+    module.write_part = write_part
+
+
 class AfterImport(importlib.abc.MetaPathFinder):
     """Run `patch(module)` right after `name` is imported."""
 
@@ -108,6 +123,8 @@ if POINT == "hdf5-write":
     sys.meta_path.insert(0, AfterImport("h5py", patch_h5py))
 elif POINT.startswith("train-item:"):
     sys.meta_path.insert(0, AfterImport("mirkd.training.datasets", patch_datasets))
+elif POINT.startswith("bucket-part:"):
+    sys.meta_path.insert(0, AfterImport("mirkd.store", patch_store))
 '''
 
 
@@ -240,10 +257,16 @@ def _temp_files(final: Path) -> list[Path]:
     return list(final.parent.glob(f".{final.name}.*"))
 
 
+def _bucket(plan: RunPlan, group: str) -> tuple[str, list]:
+    """The first bucket of `group`: its name and tracks."""
+    name = next(iter(plan.buckets[group]))
+    return name, plan.bucket_tracks(group, name)
+
+
 def test_killed_feature_job_leaves_no_partial_file(corpus) -> None:
     workdir, plan = corpus
-    track = next(iter(plan.tracks["labeled"].values()))
-    final = Path(plan.features_path("labeled", track.track_id))
+    bucket, tracks = _bucket(plan, "labeled-train")
+    final = Path(plan.features_path("labeled-train", bucket))
     target = _relative(workdir, str(final))
 
     _run_until_frozen_then_kill(workdir, target, "hdf5-write")
@@ -253,18 +276,34 @@ def test_killed_feature_job_leaves_no_partial_file(corpus) -> None:
     _rerun(workdir, target)
     with h5py.File(final) as f:
         assert f["cqt"].shape[1] == 144 and f["cqt"].shape[0] > 0
-        assert f.attrs["track_id"] == track.track_id
-        assert int(f.attrs["n_frames"]) == f["cqt"].shape[0]
+        assert list(f["tracks/track_id"].asstr()) == [t.track_id for t in tracks]
+        assert f["offsets"][-1] == f["cqt"].shape[0]
 
 
-def test_killed_teacher_shard_job_leaves_no_partial_file(corpus) -> None:
+def test_killed_bucket_job_resumes_after_its_finished_tracks(corpus) -> None:
     workdir, plan = corpus
-    shard = plan.shards[0]
-    tracks = plan.shard_tracks(shard)
-    features = [_relative(workdir, plan.features_path("unlabeled", t.track_id)) for t in tracks]
-    result = snakemake(workdir, *features)
+    bucket, tracks = _bucket(plan, "unlabeled-train")
+    assert len(tracks) >= 3, "need a bucket of several tracks"
+    final = Path(plan.features_path("unlabeled-train", bucket))
+    target = _relative(workdir, str(final))
+
+    _run_until_frozen_then_kill(workdir, target, "bucket-part:3")  # while saving the third
+    assert not final.exists()
+    _rerun(workdir, target)
+    log = (workdir / f"results/logs/features/unlabeled-train/{bucket}.log").read_text()
+    assert f"resuming: 2 of {len(tracks)} tracks already done" in log
+    with h5py.File(final) as f:
+        assert list(f["tracks/track_id"].asstr()) == [t.track_id for t in tracks]
+    assert not Path(plan.bucket_work("features", "unlabeled-train", bucket)).exists()
+
+
+def test_killed_teacher_job_leaves_no_partial_file(corpus) -> None:
+    workdir, plan = corpus
+    bucket, tracks = _bucket(plan, "unlabeled-train")
+    features = _relative(workdir, plan.features_path("unlabeled-train", bucket))
+    result = snakemake(workdir, features)
     assert result.returncode == 0, result.stderr[-3000:]
-    final = Path(plan.shard_path(shard))
+    final = Path(plan.teacher_path("unlabeled-train", bucket))
     target = _relative(workdir, str(final))
 
     _run_until_frozen_then_kill(workdir, target, "hdf5-write")
@@ -275,8 +314,7 @@ def test_killed_teacher_shard_job_leaves_no_partial_file(corpus) -> None:
     with h5py.File(final) as f:
         assert f.attrs["teacher_kind"] == "lvchordia"
         assert int(f.attrs["n_tracks"]) == len(tracks)
-        assert sorted(f["tracks"]) == sorted(t.track_id for t in tracks)
-        for group in f["tracks"].values():
-            n_frames = group["labels"].shape[0]
-            assert group["probs"].shape == (n_frames, 170)
-            assert group["confidence"].shape == (n_frames,)
+        assert list(f["tracks/track_id"].asstr()) == [t.track_id for t in tracks]
+        n_frames = f["offsets"][-1]
+        assert f["probs"].shape == (n_frames, 170)
+        assert f["labels"].shape == f["confidence"].shape == (n_frames,)

@@ -5,17 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from bucket_helpers import feature_bucket, teacher_bucket
 from torch.utils.data import DataLoader
 
 from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
-from mirkd.store import TeacherOutput, WindowReader, write_features, write_shard
+from mirkd.manifest import BucketFiles
+from mirkd.store import BucketFile, TeacherOutput
 from mirkd.training.datasets import (
     LOG_FLOOR,
     LabeledDataset,
     LabeledTrack,
     PseudoLabelDataset,
-    ShardTrack,
     compute_mean_std,
     shift_cqt,
     window_starts,
@@ -25,18 +26,14 @@ from mirkd.vocab import IGNORE_INDEX, LARGE
 PARAMS = CQTParams()
 
 
+def _cqt(n_frames, seed=0):
+    return np.random.default_rng(seed).normal(-5, 2, (n_frames, 144)).astype(np.float16)
+
+
 def _features(tmp_path, name, n_frames, seed=0):
-    cqt = np.random.default_rng(seed).normal(-5, 2, (n_frames, 144)).astype(np.float16)
-    path = tmp_path / f"{name}.h5"
-    write_features(path, cqt, PARAMS, {"track_id": name})
-    return path, cqt.astype(np.float32)
-
-
-def _shard(tmp_path, outputs):
-    path = tmp_path / "shard.h5"
-    teacher = {"kind": "test", "name": "test", "fingerprint": "0"}
-    write_shard(path, outputs, teacher, LARGE.name, PARAMS)
-    return path
+    """A one-track features bucket; its path and the track's features (a mapped view)."""
+    path = feature_bucket(tmp_path / f"{name}.h5", {name: _cqt(n_frames, seed)})
+    return path, BucketFile(path).frames("cqt", name)
 
 
 def _probs(n_frames, seed=0):
@@ -53,33 +50,42 @@ def test_window_starts_cover_every_frame():
 
 
 def test_pseudo_label_dataset_windows_and_padding(tmp_path):
-    f1, cqt1 = _features(tmp_path, "a", 150, seed=1)
-    f2, _ = _features(tmp_path, "b", 40, seed=2)
+    cqt1 = _cqt(150, seed=1)
     p1, p2 = _probs(150, 1), _probs(40, 2)
-    shard = _shard(tmp_path, {"a": TeacherOutput.from_probs(p1), "b": TeacherOutput.from_probs(p2)})
-    ds = PseudoLabelDataset(
-        [ShardTrack("a", str(f1), str(shard)), ShardTrack("b", str(f2), str(shard))],
-        seq_len=108,
-        stride=108,
-        with_probs=True,
+    outputs = {"a": TeacherOutput.from_probs(p1), "b": TeacherOutput.from_probs(p2), "c": None}
+    files = BucketFiles(
+        feature_bucket(tmp_path / "f.h5", {"a": cqt1, "b": _cqt(40, 2), "c": _cqt(0)}),
+        teacher_bucket(tmp_path / "t.h5", outputs),
     )
-    assert len(ds) == 3
+    ds = PseudoLabelDataset([files], seq_len=108, stride=108, with_probs=True)
+    assert len(ds) == 3 and ds.track_ids == ["a", "b"]  # c was skipped
     second = ds[1]  # track a, frames 108..149 then padding
     assert second["x"].shape == (108, 144) and second["x"].dtype == torch.float32
-    np.testing.assert_array_equal(second["x"][:42].numpy(), cqt1[108:])
+    np.testing.assert_array_equal(second["x"][:42].numpy(), cqt1[108:].astype(np.float32))
     assert second["y"].dtype == torch.int64
     np.testing.assert_array_equal(second["y"][:42].numpy(), p1[108:].argmax(axis=1))
     assert (second["y"][42:] == IGNORE_INDEX).all()
     assert second["mask"][:42].all() and not second["mask"][42:].any()
     assert second["probs"].shape == (108, 170)
     np.testing.assert_allclose(second["probs"][:42].numpy(), p1[108:], atol=1e-3)
-    assert "probs" not in PseudoLabelDataset([ShardTrack("b", str(f2), str(shard))], 108, 108)[0]
+    assert "probs" not in PseudoLabelDataset([files], 108, 108)[0]
+
+
+def test_pseudo_label_dataset_refuses_mismatched_lengths(tmp_path):
+    files = BucketFiles(
+        feature_bucket(tmp_path / "f.h5", {"a": _cqt(50)}),
+        teacher_bucket(tmp_path / "t.h5", {"a": TeacherOutput.from_probs(_probs(49))}),
+    )
+    with pytest.raises(MirkdError, match="49 teacher frames"):
+        PseudoLabelDataset([files], 108, 108)
 
 
 def test_pseudo_label_dataset_with_workers(tmp_path):
-    f1, _ = _features(tmp_path, "a", 300, seed=1)
-    shard = _shard(tmp_path, {"a": TeacherOutput.from_probs(_probs(300))})
-    ds = PseudoLabelDataset([ShardTrack("a", str(f1), str(shard))], 108, 108)
+    files = BucketFiles(
+        feature_bucket(tmp_path / "f.h5", {"a": _cqt(300, 1)}),
+        teacher_bucket(tmp_path / "t.h5", {"a": TeacherOutput.from_probs(_probs(300))}),
+    )
+    ds = PseudoLabelDataset([files], 108, 108)
     batches = list(DataLoader(ds, batch_size=2, num_workers=2))
     assert sum(len(b["y"]) for b in batches) == 3
     assert torch.equal(batches[0]["x"][0], ds[0]["x"])
@@ -102,7 +108,7 @@ def test_labeled_dataset_pitch_shift_labels_probs_and_x(tmp_path):
     )
     probs = _probs(60)
     ds = LabeledDataset(
-        [LabeledTrack(str(f), labels, probs)], seq_len=64, stride=32, pitch_shift=range(-1, 2)
+        [LabeledTrack("a", cqt, labels, probs)], seq_len=64, stride=32, pitch_shift=range(-1, 2)
     )
     assert len(ds) == 3  # one window x three shifts
     by_shift = {ds.index[i][2]: ds[i] for i in range(3)}
@@ -114,7 +120,7 @@ def test_labeled_dataset_pitch_shift_labels_probs_and_x(tmp_path):
         assert (item["y"][20:40] == IGNORE_INDEX).all()  # X ignored
         assert (item["y"][40:60] == LARGE.n_index).all()  # N kept
         assert (item["y"][60:] == IGNORE_INDEX).all()  # padding
-    np.testing.assert_array_equal(up["x"][:60, 2:].numpy(), cqt[:, :-2])
+    np.testing.assert_array_equal(up["x"][:60, 2:].numpy(), cqt[:, :-2].astype(np.float32))
     c_min, cs_min = LARGE.to_index("C:min"), LARGE.to_index("C#:min")
     np.testing.assert_allclose(up["probs"][:60, cs_min].numpy(), probs[:, c_min], atol=1e-6)
     np.testing.assert_allclose(up["probs"][:60, LARGE.n_index].numpy(), probs[:, LARGE.n_index])
@@ -124,31 +130,18 @@ def test_labeled_dataset_pitch_shift_labels_probs_and_x(tmp_path):
 
 
 def test_labeled_dataset_without_probs_and_length_check(tmp_path):
-    f, _ = _features(tmp_path, "a", 60)
-    ds = LabeledDataset([LabeledTrack(str(f), np.zeros(60, dtype=np.int64))], 108, 54)
+    _, cqt = _features(tmp_path, "a", 60)
+    ds = LabeledDataset([LabeledTrack("a", cqt, np.zeros(60, dtype=np.int64))], 108, 54)
     assert len(ds) == 1 and "probs" not in ds[0]
-    with pytest.raises(MirkdError, match="frame labels"):
-        LabeledDataset([LabeledTrack(str(f), np.zeros(59, dtype=np.int64))], 108, 54)
+    with pytest.raises(MirkdError, match="a: 60 feature frames but 59 frame labels"):
+        LabeledDataset([LabeledTrack("a", cqt, np.zeros(59, dtype=np.int64))], 108, 54)
 
 
-def test_compute_mean_std_exact(tmp_path):
-    _, a = _features(tmp_path, "a", 30, seed=1)
-    _, b = _features(tmp_path, "b", 70, seed=2)
-    mean, std = compute_mean_std([tmp_path / "a.h5", tmp_path / "b.h5"])
+def test_compute_mean_std_exact_from_stored_moments(tmp_path):
+    a, b, c = _cqt(30, 1), _cqt(70, 2), _cqt(50, 3)
+    one = feature_bucket(tmp_path / "one.h5", {"a": a, "c": c})
+    two = feature_bucket(tmp_path / "two.h5", {"b": b})
+    mean, std = compute_mean_std({one: ["a"], two: ["b"]})  # c is not asked for
     values = np.concatenate([a.ravel(), b.ravel()]).astype(np.float64)
     assert mean == pytest.approx(values.mean(), rel=1e-12)
     assert std == pytest.approx(values.std(), rel=1e-12)
-
-
-def test_window_reader_keeps_few_files_open(tmp_path):
-    paths = []
-    for i in range(5):
-        path = tmp_path / f"t{i}.h5"
-        write_features(path, np.full((30, 144), float(i), np.float32), CQTParams(), {})
-        paths.append(path)
-    reader = WindowReader(max_open=2)
-    for _ in range(2):
-        for i, path in enumerate(paths):
-            assert reader.window(path, 25, 10)[0, 0] == i
-            assert reader.window(path, 25, 10)[9, 0] == 0.0  # padding past the end
-    assert len(reader._files) == 2

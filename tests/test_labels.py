@@ -9,13 +9,13 @@ import pytest
 from mirkd.errors import LabFormatError
 from mirkd.labels import (
     ChordSegment,
-    find_annotation,
     frames_to_segments,
     read_annotation,
     segments_to_frames,
     write_annotation,
     write_lab,
 )
+from mirkd.manifest import find_annotation
 from mirkd.vocab import LARGE, MAJMIN
 
 from workflow_helpers import POP909_SONGS

@@ -12,14 +12,20 @@ from mirkd.manifest import TrackFiles
 
 def test_track_files_round_trip_through_rule_params():
     track = TrackFiles(
-        "song-1234abcd", "a/song.flac", "results/features/labeled/x.h5", "a/song.lab", "sha1"
+        "song-1234abcd",
+        "a/song.flac",
+        "results/features/labeled-train/b0.h5",
+        "results/teacher/labeled-train/b0.h5",
+        "a/song.lab",
+        "sha1",
     )
     params = [track.to_param()]
     assert params == [
         {
             "track_id": "song-1234abcd",
             "audio": "a/song.flac",
-            "features": "results/features/labeled/x.h5",
+            "features": "results/features/labeled-train/b0.h5",
+            "teacher": "results/teacher/labeled-train/b0.h5",
             "lab": "a/song.lab",
             "fingerprint": "sha1",
         }
@@ -28,18 +34,18 @@ def test_track_files_round_trip_through_rule_params():
     assert pickle.loads(pickle.dumps(track)) == track
     assert track.annotation == "a/song.lab"
     with pytest.raises(MirkdError, match="no annotation"):
-        _ = TrackFiles("u", "u.wav", "u.h5", None, "fp").annotation
+        _ = TrackFiles("u", "u.wav", "u.h5", "t.h5", None, "fp").annotation
 
 
 def test_feature_grid_is_read_from_the_file(tmp_path):
     import numpy as np
+    from bucket_helpers import feature_bucket
 
     from mirkd.features import CQTParams
-    from mirkd.store import FrameGrid, feature_grid, write_features
+    from mirkd.store import FrameGrid, feature_grid
 
-    path = tmp_path / "f.h5"
-    write_features(path, np.zeros((7, 144), np.float32), CQTParams(), {"duration": 0.6})
-    assert feature_grid(path) == FrameGrid(CQTParams().frame_period, 7, 0.6)
+    path = feature_bucket(tmp_path / "f.h5", {"t": np.zeros((7, 144))}, duration=0.6)
+    assert feature_grid(path, "t") == FrameGrid(CQTParams().frame_period, 7, 0.6)
 
 
 @pytest.mark.parametrize("arch", ["btc", "chordnet"])
@@ -55,11 +61,10 @@ def test_registry_sets_the_class_count_whatever_its_field_name(arch):
 def test_rule_patterns_come_from_the_plan():
     from mirkd.workflow_plan import RunPlan
 
-    plan = RunPlan(results="res", tracks={}, splits={}, n_shards=2)
-    assert plan.shard_path(3) == "res/pseudo/shard_003.h5"
-    assert plan.shard_path("{shard}") == "res/pseudo/shard_{shard}.h5"
+    plan = RunPlan(results="res", tracks={}, splits={})
+    assert plan.teacher_path("unlabeled-train", "b01") == "res/teacher/unlabeled-train/b01.h5"
     assert plan.model_file("{vdir}", "stage1") == "res/{vdir}models/stage1.pt"
-    assert plan.features_path("{set}", "{track}") == "res/features/{set}/{track}.h5"
+    assert plan.features_path("{group}", "{bucket}") == "res/features/{group}/{bucket}.h5"
 
 
 def test_stage_defaults_come_from_the_schema_once():
@@ -95,7 +100,7 @@ def test_resources_and_run_defaults_are_filled():
         }
     )
     assert config["resources"]["threads"] == 1 and config["device"] == "auto"
-    assert config["teacher"]["n_shards"] == 4 and config["split"]["labeled_val_fraction"] == 0.15
+    assert config["data"]["bucket_hours"] == 8 and config["split"]["labeled_val_fraction"] == 0.15
 
 
 def test_variant_overrides_keep_the_base_settings():
@@ -137,13 +142,10 @@ def test_stride_is_checked_against_the_model_window(tmp_path):
 def test_datasets_cut_windows_of_the_model_length(tmp_path):
     import numpy as np
 
-    from mirkd.features import CQTParams
-    from mirkd.store import write_features
     from mirkd.training.datasets import LabeledDataset, LabeledTrack
 
-    path = tmp_path / "f.h5"
-    write_features(path, np.zeros((100, 144), np.float32), CQTParams(), {"duration": 9.3})
-    ds = LabeledDataset([LabeledTrack(str(path), np.zeros(100, np.int64))], 32, 32)
+    features = np.zeros((100, 144), np.float16)
+    ds = LabeledDataset([LabeledTrack("t", features, np.zeros(100, np.int64))], 32, 32)
     assert len(ds) == 4 and ds[0]["x"].shape == (32, 144)
 
 

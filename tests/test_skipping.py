@@ -12,11 +12,11 @@ import soundfile as sf
 
 from mirkd.checkpoints import load_checkpoint
 from mirkd.errors import AudioError, MirkdError
-from mirkd.manifest import TrackFiles, scan_audio
-from mirkd.steps.data import extract_features
-from mirkd.steps.teacher import run_teacher, write_skipped_report
+from mirkd.manifest import BucketFiles, TrackFiles, scan_audio
+from mirkd.steps.data import extract_bucket_features
+from mirkd.steps.teacher import run_teacher_bucket, write_skipped_report
 from mirkd.steps.train import train_stage1
-from mirkd.store import read_features, shard_skipped, shard_track_ids, skipped_cause
+from mirkd.store import BucketFile
 from mirkd.summary import skipped_note
 from mirkd.vocab import LARGE
 
@@ -54,81 +54,91 @@ def _broken(path: Path) -> Path:
     return path
 
 
-def _rows(tmp_path: Path, names: list[str]) -> list[TrackFiles]:
-    """Feature rows of unlabeled tracks `names` (broken ones by name), features extracted."""
+def _bucket(tmp_path: Path, bucket: str, names: list[str]) -> list[TrackFiles]:
+    """Unlabeled tracks `names` (broken ones by name) in one bucket, features extracted."""
     rows = []
     for name in names:
         audio = tmp_path / f"{name}.wav"
         (_broken if name.startswith("broken") else _song)(audio)
-        features = tmp_path / "features" / f"{name}.h5"
-        extract_features(str(audio), str(features), name, f"fp-{name}", skip_undecodable=True)
-        rows.append(TrackFiles(name, str(audio), str(features), None, f"fp-{name}"))
+        features = str(tmp_path / "features" / f"{bucket}.h5")
+        teacher = str(tmp_path / "teacher" / f"{bucket}.h5")
+        rows.append(TrackFiles(name, str(audio), features, teacher, None, f"fp-{name}"))
+    work = str(tmp_path / "work" / "features" / bucket)
+    extract_bucket_features(rows[0].features, work, rows, skip_undecodable=True)
     return rows
 
 
-def test_undecodable_unlabeled_track_gets_a_skipped_marker(tmp_path):
-    audio = _broken(tmp_path / "broken.wav")
-    out = tmp_path / "features" / "broken.h5"
-    extract_features(str(audio), str(out), "broken", "fp", skip_undecodable=True)
-    assert skipped_cause(out).startswith("cannot decode audio")
-    assert read_features(out).shape == (0, 144)
-    assert [p.name for p in out.parent.iterdir()] == ["broken.h5"]  # written atomically
+def _teacher(tmp_path: Path, rows: list[TrackFiles], skip: bool = True) -> str:
+    work = str(tmp_path / "work" / "teacher" / Path(rows[0].teacher).stem)
+    run_teacher_bucket(rows[0].teacher, work, STUB, rows, skip_undecodable=skip)
+    return rows[0].teacher
+
+
+def test_undecodable_unlabeled_track_is_recorded_as_skipped(tmp_path):
+    rows = _bucket(tmp_path, "b", ["good", "broken"])
+    bucket = BucketFile(rows[0].features)
+    assert bucket.track_ids == ["good", "broken"] and bucket.usable() == ["good"]
+    assert bucket.skipped()["broken"].startswith("cannot decode audio")
+    assert bucket.frames("cqt", "broken").shape == (0, 144)
+    assert bucket.column("source", "broken") == rows[1].audio
+    assert sorted(p.name for p in (tmp_path / "features").iterdir()) == ["b.h5"]  # atomic
+    assert not (tmp_path / "work" / "features" / "b").exists()  # parts removed once packed
 
 
 def test_labeled_tracks_stay_strict(tmp_path):
     audio = _broken(tmp_path / "broken.wav")
+    row = TrackFiles("broken", str(audio), str(tmp_path / "f.h5"), "", None, "fp")
     with pytest.raises(AudioError, match="broken.wav: cannot decode audio"):
-        extract_features(str(audio), str(tmp_path / "f.h5"), "broken", "fp")
+        extract_bucket_features(row.features, str(tmp_path / "work"), [row])
     assert not (tmp_path / "f.h5").exists()
 
 
-def test_teacher_shard_leaves_bad_tracks_out_and_records_them(tmp_path, stub_teacher):
-    rows = _rows(tmp_path, ["good", "broken", "undecodable"])
-    shard = tmp_path / "shard_000.h5"
-    run_teacher(str(shard), STUB, rows, skip_undecodable=True)
-    assert shard_track_ids(shard) == ["good"]
-    skipped = shard_skipped(shard)
+def test_teacher_bucket_records_bad_tracks(tmp_path, stub_teacher):
+    rows = _bucket(tmp_path, "b", ["good", "broken", "undecodable"])
+    teacher = BucketFile(_teacher(tmp_path, rows))
+    assert teacher.usable() == ["good"]
+    skipped = teacher.skipped()
     assert sorted(skipped) == ["broken", "undecodable"]
-    assert skipped["broken"]["audio"] == rows[1].audio
-    assert skipped["broken"]["cause"].startswith("cannot decode audio")
-    assert "lost sync" in skipped["undecodable"]["cause"]
+    assert skipped["broken"].startswith("cannot decode audio")
+    assert "lost sync" in skipped["undecodable"]
     with pytest.raises(AudioError, match="undecodable.wav"):  # labeled/test: strict
-        run_teacher(str(tmp_path / "strict.h5"), STUB, rows[2:])
+        _teacher(tmp_path, rows[2:], skip=False)
 
 
 def test_skipped_report_lists_tracks_and_enforces_the_fraction(tmp_path, stub_teacher):
-    rows = _rows(tmp_path, ["good", "broken"])
-    shard = tmp_path / "shard_000.h5"
-    run_teacher(str(shard), STUB, rows, skip_undecodable=True)
+    rows = _bucket(tmp_path, "b", ["good", "broken"])
+    teacher = _teacher(tmp_path, rows)
     out = tmp_path / "skipped.tsv"
-    write_skipped_report(str(out), [str(shard)], n_unlabeled=100, max_fraction=0.01)
+    write_skipped_report(str(out), [teacher], n_unlabeled=100, max_fraction=0.01)
     lines = out.read_text().splitlines()
     assert lines[0] == "set\ttrack_id\taudio\tcause"
     assert lines[1].startswith(f"unlabeled\tbroken\t{rows[1].audio}\tcannot decode audio")
     assert "Skipped unlabeled tracks (cannot be decoded): 1" in skipped_note(out)
     with pytest.raises(MirkdError, match=r"1 of 50 unlabeled tracks.*max_skipped_fraction"):
-        write_skipped_report(str(tmp_path / "x.tsv"), [str(shard)], 50, 0.01)
+        write_skipped_report(str(tmp_path / "x.tsv"), [teacher], 50, 0.01)
     assert not (tmp_path / "x.tsv").exists()
 
 
-def test_stage1_trains_without_the_skipped_tracks(tmp_path, stub_teacher):
-    rows = _rows(tmp_path, ["good1", "good2", "broken1", "good3", "broken2"])
-    shard = tmp_path / "shard_000.h5"
-    run_teacher(str(shard), STUB, rows, skip_undecodable=True)
+def _stage1(tmp_path: Path, train: list[TrackFiles], val: list[TrackFiles], **settings) -> Path:
+    buckets = [BucketFiles(rows[0].features, _teacher(tmp_path, rows)) for rows in (train, val)]
     common = {"student": {"arch": "btc", "hparams": TINY_BTC}, "device": "cpu"}
-    train_cfg = stage_settings("stage1", epochs=1, batch_size=4, warmup_epochs=0)
     out = tmp_path / "stage1.pt"
     train_stage1(
         common,
-        train_cfg,
-        {r.track_id: str(shard) for r in rows},
-        rows[:3],
-        rows[3:],
-        str(tmp_path / "work"),
+        stage_settings("stage1", epochs=1, batch_size=4, **settings),
+        buckets[:1],
+        buckets[1:],
+        str(tmp_path / "work" / "stage1"),
         str(out),
         str(tmp_path / "history.json"),
     )
-    provenance = load_checkpoint(out).provenance
+    return out
+
+
+def test_stage1_trains_without_the_skipped_tracks(tmp_path, stub_teacher):
+    train = _bucket(tmp_path, "train", ["good1", "good2", "broken1"])
+    val = _bucket(tmp_path, "val", ["good3", "broken2"])
+    provenance = load_checkpoint(_stage1(tmp_path, train, val, warmup_epochs=0)).provenance
     assert sorted(provenance["train_data"]) == ["good1", "good2"]
     assert sorted(provenance["val_data"]) == ["good3"]
 
@@ -148,18 +158,7 @@ def test_unsupported_files_in_a_data_folder_are_reported(tmp_path, caplog):
 
 
 def test_stage1_names_a_split_left_without_usable_tracks(tmp_path, stub_teacher):
-    rows = _rows(tmp_path, ["good1", "broken1"])
-    shard = tmp_path / "shard_000.h5"
-    run_teacher(str(shard), STUB, rows, skip_undecodable=True)
-    common = {"student": {"arch": "btc", "hparams": TINY_BTC}, "device": "cpu"}
+    train = _bucket(tmp_path, "train", ["good1"])
+    val = _bucket(tmp_path, "val", ["broken1"])
     with pytest.raises(MirkdError, match=r"no usable unlabeled 'val' track left \(1 skipped"):
-        train_stage1(
-            common,
-            stage_settings("stage1", epochs=1, batch_size=4),
-            {r.track_id: str(shard) for r in rows},
-            rows[:1],
-            rows[1:],
-            str(tmp_path / "work"),
-            str(tmp_path / "s1.pt"),
-            str(tmp_path / "h.json"),
-        )
+        _stage1(tmp_path, train, val)

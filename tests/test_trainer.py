@@ -7,15 +7,22 @@ import math
 import numpy as np
 import pytest
 import torch
+from bucket_helpers import feature_bucket, teacher_bucket
 
 from mirkd.checkpoints import load_checkpoint, read_checkpoint_state
 from mirkd.features import CQTParams
 from mirkd.labels import ChordSegment
+from mirkd.manifest import BucketFiles
 from mirkd.models.registry import build_model
-from mirkd.store import TeacherOutput, write_features, write_shard
-from mirkd.training.datasets import LabeledDataset, LabeledTrack, PseudoLabelDataset, ShardTrack
+from mirkd.store import BucketFile, FrameGrid, TeacherOutput
+from mirkd.training.datasets import LabeledDataset, LabeledTrack, PseudoLabelDataset
 from mirkd.training.trainer import scheduled_lr, train
-from mirkd.training.validation import ReferenceTrack, frame_agreement, validation_wcsr
+from mirkd.training.validation import (
+    AgreementTrack,
+    ReferenceTrack,
+    frame_agreement,
+    validation_wcsr,
+)
 from mirkd.vocab import LARGE
 
 from model_helpers import TINY_BTC, train_config
@@ -26,38 +33,32 @@ TINY = {"timestep": 16, **TINY_BTC}
 CLASSES = (LARGE.to_index("C"), LARGE.to_index("A:min"), LARGE.n_index)
 
 
-def _track(tmp_path, name, n_frames, seed):
-    """Features whose loud band encodes one of three chord classes; returns labels too."""
+def _track(n_frames, seed):
+    """Features whose loud band encodes one of three chord classes; labels and probs too."""
     rng = np.random.default_rng(seed)
     which = np.repeat(rng.integers(0, 3, n_frames // 8 + 1), 8)[:n_frames]
     cqt = rng.normal(-6.0, 0.5, (n_frames, 144))
     for k in range(3):
         cqt[which == k, 40 * k : 40 * k + 30] += 4.0
-    path = tmp_path / f"{name}.h5"
-    write_features(
-        path,
-        cqt.astype(np.float32),
-        PARAMS,
-        {"track_id": name, "duration": n_frames * PARAMS.frame_period},
-    )
     labels = np.array(CLASSES)[which]
     probs = np.full((n_frames, LARGE.size), 0.2 / (LARGE.size - 1), dtype=np.float32)
     probs[np.arange(n_frames), labels] = 0.8
-    return path, labels.astype(np.int64), probs
+    return cqt, labels.astype(np.int64), probs
 
 
 @pytest.fixture()
 def data(tmp_path):
-    tracks = {f"t{i}": _track(tmp_path, f"t{i}", 64 + 16 * i, i) for i in range(4)}
-    shard = tmp_path / "shard.h5"
-    write_shard(
-        shard,
-        {k: TeacherOutput.from_probs(v[2]) for k, v in tracks.items()},
-        {"kind": "test", "name": "test", "fingerprint": "0"},
-        LARGE.name,
-        PARAMS,
+    """Four tracks in one features + teacher bucket: {id: (features view, labels, probs)}."""
+    raw = {f"t{i}": _track(64 + 16 * i, i) for i in range(4)}
+    files = BucketFiles(
+        feature_bucket(tmp_path / "features.h5", {k: v[0] for k, v in raw.items()}),
+        teacher_bucket(
+            tmp_path / "teacher.h5", {k: TeacherOutput.from_probs(v[2]) for k, v in raw.items()}
+        ),
     )
-    return tracks, shard
+    mapped = BucketFile(files.features)
+    tracks = {k: (mapped.frames("cqt", k), v[1], v[2]) for k, v in raw.items()}
+    return tracks, files
 
 
 def _meta(mean=-5.5, std=1.5):
@@ -72,8 +73,14 @@ def _meta(mean=-5.5, std=1.5):
     }
 
 
-def _shard_track(tracks, shard, track_id):
-    return ShardTrack(track_id, str(tracks[track_id][0]), str(shard))
+def _agreement_track(tracks, track_id):
+    return AgreementTrack(tracks[track_id][0], tracks[track_id][1])
+
+
+def _reference_track(tracks, track_id, reference):
+    n = len(tracks[track_id][1])
+    grid = FrameGrid(PARAMS.frame_period, n, n * PARAMS.frame_period)
+    return ReferenceTrack(track_id, tracks[track_id][0], grid, reference)
 
 
 def _model(seed):
@@ -91,10 +98,10 @@ def test_scheduled_lr_warmup_then_cosine():
 
 
 def test_stage1_training_lowers_loss_and_saves(tmp_path, data):
-    tracks, shard = data
+    tracks, files = data
     ids = sorted(tracks)
-    ds = PseudoLabelDataset([_shard_track(tracks, shard, t) for t in ids], seq_len=16, stride=16)
-    val_tracks = [_shard_track(tracks, shard, t) for t in ids[:2]]
+    ds = PseudoLabelDataset([files], seq_len=16, stride=16)
+    val_tracks = [_agreement_track(tracks, t) for t in ids[:2]]
     model = _model(0)
     meta = _meta()
     config = train_config(
@@ -137,13 +144,11 @@ class _Constant(torch.nn.Module):
 
 
 def test_validation_scores_whole_tracks(data):
-    tracks, shard = data
+    tracks, _ = data
     cpu = torch.device("cpu")
     c_major = LARGE.to_index("C")
     labels = tracks["t1"][1]
-    agreement = frame_agreement(
-        _Constant(c_major), 0.0, 1.0, [_shard_track(tracks, shard, "t1")], cpu
-    )
+    agreement = frame_agreement(_Constant(c_major), 0.0, 1.0, [_agreement_track(tracks, "t1")], cpu)
     assert agreement == pytest.approx(float(np.mean(labels == c_major)))
     end = len(labels) * PARAMS.frame_period
     half = [ChordSegment(0.0, end / 2, "C:maj7"), ChordSegment(end / 2, end, "D:min")]
@@ -151,7 +156,7 @@ def test_validation_scores_whole_tracks(data):
         _Constant(c_major),
         0.0,
         1.0,
-        [ReferenceTrack(str(tracks["t1"][0]), half)],
+        [_reference_track(tracks, "t1", half)],
         cpu,
         metric="majmin",
     )
@@ -159,8 +164,8 @@ def test_validation_scores_whole_tracks(data):
 
 
 def test_plateau_decay_and_early_stopping(tmp_path, data):
-    tracks, shard = data
-    ds = PseudoLabelDataset([_shard_track(tracks, shard, "t0")], seq_len=16, stride=16)
+    _, files = data
+    ds = PseudoLabelDataset([files], seq_len=16, stride=16)
     config = train_config(
         epochs=10,
         batch_size=8,
@@ -207,14 +212,14 @@ def _stage2_run(tmp_path, data, out_dir, kill_at_epoch=None, model_seed=0):
     tracks, _ = data
     ids = sorted(tracks)
     ds = LabeledDataset(
-        [LabeledTrack(str(tracks[t][0]), tracks[t][1], tracks[t][2]) for t in ids],
+        [LabeledTrack(t, tracks[t][0], tracks[t][1], tracks[t][2]) for t in ids],
         seq_len=16,
         stride=16,
         pitch_shift=(0, 1),
     )
     val = [
-        ReferenceTrack(
-            str(tracks[t][0]), [ChordSegment(0.0, len(tracks[t][1]) * PARAMS.frame_period, "C")]
+        _reference_track(
+            tracks, t, [ChordSegment(0.0, len(tracks[t][1]) * PARAMS.frame_period, "C")]
         )
         for t in ids[:1]
     ]

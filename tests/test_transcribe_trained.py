@@ -23,7 +23,7 @@ from mirkd.demo import write_demo_corpus
 from mirkd.evaluation import song_scores, weighted_mean_scores
 from mirkd.labels import ChordSegment, read_annotation
 from mirkd.manifest import TrackFiles
-from mirkd.steps.data import extract_features
+from mirkd.steps.data import extract_bucket_features
 from mirkd.steps.train import train_supervised
 from mirkd.vocab import MAJMIN
 
@@ -86,18 +86,18 @@ def test_trained_btc_transcribes_held_out_songs(tmp_path: Path, one_thread: None
     )
     rows: dict[str, list[TrackFiles]] = {"labeled": [], "test": []}
     for song in corpus["songs"]:
-        features = tmp_path / "features" / f"{song['name']}.h5"
-        fingerprint = f"demo-{SEED}-{song['name']}"
-        extract_features(str(data / song["audio"]), str(features), song["name"], fingerprint)
         rows[song["part"]].append(
             TrackFiles(
                 song["name"],
                 str(data / song["audio"]),
-                str(features),
+                str(tmp_path / "features" / f"{song['part']}.h5"),
+                str(tmp_path / "teacher" / f"{song['part']}.h5"),
                 str(data / song["lab"]),
-                fingerprint,
+                f"demo-{SEED}-{song['name']}",
             )
         )
+    for part, tracks in rows.items():
+        extract_bucket_features(tracks[0].features, str(tmp_path / "work" / part), tracks)
 
     checkpoint, history = tmp_path / "baseline.pt", tmp_path / "history.json"
     train_supervised(

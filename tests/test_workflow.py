@@ -7,8 +7,8 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-import h5py
 import jams
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -17,11 +17,12 @@ from mirkd.checkpoints import load_checkpoint
 from mirkd.demo import write_demo_corpus
 from mirkd.evaluation import METRICS
 from mirkd.labels import read_annotation, write_jams
-from mirkd.manifest import shard_of, split_of, track_id
-from mirkd.store import shard_track_ids
+from mirkd.manifest import track_id
+from mirkd.store import BucketFile
+from mirkd.workflow_plan import RunPlan
 
 from conftest import copy_of_run
-from workflow_helpers import planned_jobs, snakemake, write_config
+from workflow_helpers import planned_jobs, run_plan, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 MODELS = ("teacher", "stage1", "stage2", "baseline")
@@ -33,29 +34,26 @@ def finished_run(finished_tiny_run: Path, tmp_path_factory) -> Path:
     return copy_of_run(finished_tiny_run, tmp_path_factory.mktemp("workflow"))
 
 
-def test_pseudo_label_shards_carry_teacher_and_grid(finished_run: Path) -> None:
-    shards = sorted((finished_run / "results/pseudo").glob("shard_*.h5"))
-    assert shards
+def test_teacher_buckets_carry_teacher_grid_and_the_features_layout(finished_run: Path) -> None:
+    buckets = sorted((finished_run / "results/teacher").glob("unlabeled-*/b*.h5"))
+    assert len(buckets) >= 3  # the tiny groups split into several buckets
     n_tracks = 0
-    for shard in shards:
-        with h5py.File(shard) as f:
-            assert f.attrs["teacher_kind"] == "lvchordia"
-            assert f.attrs["teacher_fingerprint"]
-            assert f.attrs["vocab"] == "large170"
-            assert f.attrs["hop_length"] == 2048 and f.attrs["sr"] == 22050
-            for tid, group in f["tracks"].items():
-                n_tracks += 1
-                features = finished_run / f"results/features/unlabeled/{tid}.h5"
-                with h5py.File(features) as ff:
-                    n_frames = ff["cqt"].shape[0]
-                    assert ff["cqt"].shape == (n_frames, 144)
-                    assert ff["cqt"].dtype.name == "float16"
-                assert group["probs"].shape == (n_frames, 170)
-                assert group["probs"].dtype.name == "float16"
-                assert group["labels"].shape == group["confidence"].shape == (n_frames,)
-                probs = group["probs"][:].astype("float32")
-                assert abs(probs.sum(axis=1) - 1).max() < 0.02
-                assert (probs.argmax(axis=1) == group["labels"][:]).all()
+    for path in buckets:
+        teacher = BucketFile(path)
+        features = BucketFile(str(path).replace("/teacher/", "/features/"))
+        assert teacher.attrs["teacher_kind"] == "lvchordia"
+        assert teacher.attrs["teacher_fingerprint"]
+        assert teacher.attrs["vocab"] == "large170"
+        assert teacher.attrs["hop_length"] == 2048 and teacher.attrs["sr"] == 22050
+        assert teacher.track_ids == features.track_ids
+        np.testing.assert_array_equal(teacher.offsets, features.offsets)
+        assert features.memmap("cqt").dtype.name == "float16"
+        assert features.memmap("cqt").shape == (features.offsets[-1], 144)
+        probs = teacher.memmap("probs").astype("float32")
+        assert probs.shape == (teacher.offsets[-1], 170)
+        assert abs(probs.sum(axis=1) - 1).max() < 0.02
+        assert (probs.argmax(axis=1) == teacher.memmap("labels")).all()
+        n_tracks += len(teacher.usable())
     assert n_tracks == 4
 
 
@@ -126,18 +124,27 @@ def _add_song(workdir: Path, part: str, seed: int) -> str:
     return track_id(f"{name}.flac")
 
 
-def test_adding_a_labeled_song_reruns_only_what_it_touches(finished_run: Path) -> None:
+def _changed_buckets(before: RunPlan, after: RunPlan, group: str) -> int:
+    """How many buckets of `group` hold other tracks after than before."""
+    old = before.buckets[group]
+    return sum(1 for name, ids in after.buckets[group].items() if old.get(name) != ids)
+
+
+def test_adding_a_labeled_song_reruns_only_what_it_touches(finished_run: Path, monkeypatch) -> None:
+    before = run_plan(finished_run, monkeypatch)
     tid = _add_song(finished_run, "labeled", seed=11)
-    config = yaml.safe_load((finished_run / "config.yaml").read_text())
-    split = split_of(tid, config["split"]["labeled_val_fraction"])
+    after = run_plan(finished_run, monkeypatch)
+    split = after.splits["labeled"][tid]
+    changed = _changed_buckets(before, after, f"labeled-{split}")
+    assert changed >= 1
     expected = Counter(
-        features=1, splits=1, stage2=1, baseline=1, evaluate_model=2, summary=1, plots=1
+        features=changed, splits=1, stage2=1, baseline=1, evaluate_model=2, summary=1, plots=1
     )
     if split == "train":
-        expected["teacher_track"] = 1  # its teacher outputs for stage-2 distillation
+        expected["teacher"] = changed  # its teacher outputs for stage-2 distillation
     else:
         expected["evaluate_model"] = 3  # validation songs also tune stage 1's Viterbi prior
-    assert planned_jobs(finished_run) == expected
+    assert planned_jobs(finished_run) == expected  # no unlabeled bucket, no stage 1
     result = snakemake(finished_run)
     assert result.returncode == 0, result.stderr[-4000:]
     assert planned_jobs(finished_run) == Counter()
@@ -190,31 +197,35 @@ def test_variants_share_features_teacher_and_stage1(finished_run: Path) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
 
 
-def test_adding_an_unlabeled_file_touches_its_shard_only(finished_run: Path) -> None:
+def test_adding_an_unlabeled_file_touches_its_bucket_only(finished_run: Path, monkeypatch) -> None:
     assert planned_jobs(finished_run) == Counter()
-    shards = {p.name: p.read_bytes() for p in (finished_run / "results/pseudo").glob("*.h5")}
+    teacher = finished_run / "results/teacher"
+    old = {p: p.read_bytes() for p in teacher.glob("unlabeled-*/*.h5")}
+    before = run_plan(finished_run, monkeypatch)
     tid = _add_song(finished_run, "unlabeled", seed=12)
-    config = yaml.safe_load((finished_run / "config.yaml").read_text())
-    target = f"shard_{shard_of(tid, config['teacher']['n_shards']):03d}.h5"
+    after = run_plan(finished_run, monkeypatch)
+    group = f"unlabeled-{after.splits['unlabeled'][tid]}"
+    changed = _changed_buckets(before, after, group)
+    assert 1 <= changed <= 2  # its bucket, or the two halves it split into
     assert planned_jobs(finished_run) == Counter(
-        features=1,
-        teacher_shard=1,
+        features=changed,
+        teacher=changed,
         stage1=1,
         stage2=1,
         evaluate_model=2,
         splits=1,
         summary=1,
         plots=1,
-        skipped=1,  # the skipped-track report reads every shard
+        skipped=1,  # the skipped-track report reads every unlabeled bucket
     )
     result = snakemake(finished_run)
     assert result.returncode == 0, result.stderr[-4000:]
-    after = {p.name: p.read_bytes() for p in (finished_run / "results/pseudo").glob("*.h5")}
-    for name, content in after.items():
-        if name == target:
-            assert tid in shard_track_ids(finished_run / "results/pseudo" / name)
-        else:
-            assert content == shards[name], f"{name} was rewritten"
+    ref = after.bucket_of(after.tracks["unlabeled"][tid])
+    assert tid in BucketFile(after.teacher_path(ref.group, ref.name)).usable()
+    unchanged = [p for p in old if p.exists()]
+    assert len(unchanged) >= len(old) - 1
+    for path in unchanged:
+        assert path.read_bytes() == old[path], f"{path} was rewritten"
 
 
 def test_jams_annotations_in_and_jams_predictions_out(finished_tiny_run: Path, tmp_path) -> None:

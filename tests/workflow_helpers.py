@@ -11,7 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from model_helpers import TINY_BTC
+from mirkd.workflow_plan import RunPlan, plan_run
+
+from model_helpers import TINY_BTC, resolved_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"  # the team's shared data and tools, beside the repository
@@ -27,9 +29,9 @@ def tiny_config(data: Path, **overrides) -> dict:
         "unlabeled": [str(data / "unlabeled")],
         "labeled": str(data / "labeled"),
         "test": str(data / "test"),
+        "bucket_hours": 0.008,  # ~29 s: the tiny corpus's groups split into several buckets
     }
     config["split"] = {"labeled_val_fraction": 0.25, "unlabeled_val_fraction": 0.25}
-    config["teacher"]["n_shards"] = 2
     config["student"]["hparams"] = dict(TINY_BTC)
     for stage in ("stage1", "stage2", "baseline"):
         config[stage].update(epochs=2, batch_size=8)
@@ -38,6 +40,14 @@ def tiny_config(data: Path, **overrides) -> dict:
     for key, value in overrides.items():
         config[key] = value
     return config
+
+
+def run_plan(workdir: Path, monkeypatch) -> RunPlan:
+    """The run plan of `workdir` as the Snakefile makes it (relative data paths resolve
+    from the workdir, as in a run)."""
+    config = resolved_config(yaml.safe_load((workdir / "config.yaml").read_text()))
+    monkeypatch.chdir(workdir)
+    return plan_run(config)
 
 
 def write_config(workdir: Path, config: dict) -> Path:

@@ -11,7 +11,7 @@ out = dict(
     prediction_format=snakemake.params.prediction_format,
 )
 if snakemake.rule == "evaluate_teacher":
-    evaluate_teacher(snakemake.params.teacher_outputs, tracks, **out)
+    evaluate_teacher(tracks, **out)
 else:
     evaluate_checkpoint(
         snakemake.input.checkpoint,

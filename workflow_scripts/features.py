@@ -1,12 +1,12 @@
 from mirkd.steps import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
-from mirkd.steps.data import extract_features  # noqa: E402
+from mirkd.manifest import TrackFiles  # noqa: E402
+from mirkd.steps.data import extract_bucket_features  # noqa: E402
 
-extract_features(
-    snakemake.input.audio,
+extract_bucket_features(
     snakemake.output[0],
-    track_id=snakemake.params.track_id,
-    fingerprint=snakemake.params.fingerprint,
+    snakemake.params.work,
+    TrackFiles.from_params(snakemake.params.tracks),
     skip_undecodable=snakemake.params.skip_undecodable,
 )

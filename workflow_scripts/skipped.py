@@ -5,7 +5,7 @@ from mirkd.steps.teacher import write_skipped_report  # noqa: E402  (after the j
 
 write_skipped_report(
     snakemake.output[0],
-    snakemake.input.shards,
+    snakemake.input.buckets,
     snakemake.params.n_unlabeled,
     snakemake.params.max_fraction,
 )

@@ -2,10 +2,11 @@ from mirkd.steps import start_job
 
 start_job(snakemake.log[0], snakemake.threads)
 from mirkd.manifest import TrackFiles  # noqa: E402
-from mirkd.steps.teacher import run_teacher  # noqa: E402
+from mirkd.steps.teacher import run_teacher_bucket  # noqa: E402
 
-run_teacher(
+run_teacher_bucket(
     snakemake.output[0],
+    snakemake.params.work,
     snakemake.params.teacher,
     TrackFiles.from_params(snakemake.params.tracks),
     skip_undecodable=snakemake.params.skip_undecodable,

@@ -18,7 +18,6 @@ import logging
 import struct
 from pathlib import Path
 
-import librosa
 import numpy as np
 import soundfile as sf
 
@@ -105,6 +104,8 @@ def load_audio(
     if not np.isfinite(y).all():
         raise AudioError(path, "decoded signal contains NaN or infinite samples")
     if file_sr != sr:
+        import librosa  # here, not at the top: planning reads headers without librosa's import
+
         y = librosa.resample(y, orig_sr=file_sr, target_sr=sr, res_type="soxr_hq")
     return np.ascontiguousarray(y, dtype=np.float32)
 

@@ -32,7 +32,6 @@ from mirkd.vocab import Vocabulary
 END_TOLERANCE = 1.0  # s an annotation may run past the audio (rounding, encoder padding)
 UNANNOTATED_TAIL = 10.0  # s of audio an annotation may leave out at the end (release, fade-out)
 OVERLAP_TOLERANCE = 1e-3  # s: rounding of printed times, not an overlap
-ANNOTATION_SUFFIXES = (".lab", ".jams")  # beside audio files, in find_annotation's order
 JAMS_NAMESPACE = "chord"  # the JAMS namespace read (first such annotation) and written
 
 
@@ -143,16 +142,6 @@ def read_annotation(
     if not segments:
         raise LabFormatError(path, None, "no chord segments: the annotation is empty")
     return segments if duration is None else _fit_to_duration(segments, duration, path)
-
-
-def find_annotation(path: str | Path) -> Path | None:
-    """The annotation file of `path` (audio file or track stem): with its suffix replaced by
-    .lab if that file exists, else by .jams if that exists, else None."""
-    for suffix in ANNOTATION_SUFFIXES:
-        candidate = Path(path).with_suffix(suffix)
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def _fit_to_duration(

@@ -1,7 +1,7 @@
-"""Which tracks a run uses: stable ids, content fingerprints, hash splits and shards.
+"""Which tracks a run uses: stable ids, content fingerprints and durations, hash splits.
 
-Everything here is decided by a track's id (its path relative to its folder) alone, so
-adding songs never moves an existing song between train and test or between shards.
+Splits are decided by a track's id (its path relative to its folder) alone, so adding songs
+never moves an existing song between train and test.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from mirkd.atomic import atomic_write_json
-from mirkd.audio import AUDIO_EXTENSIONS
-from mirkd.errors import ConfigError, MirkdError
-from mirkd.labels import ANNOTATION_SUFFIXES, find_annotation
+from mirkd.audio import AUDIO_EXTENSIONS, audio_duration
+from mirkd.errors import AudioError, ConfigError, MirkdError
 
 log = logging.getLogger(__name__)
+ANNOTATION_SUFFIXES = (".lab", ".jams")  # beside audio files, in find_annotation's order
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,8 @@ class TrackFiles:
 
     track_id: str
     audio: str
-    features: str
+    features: str  # the features bucket file holding the track
+    teacher: str  # the teacher bucket file holding its teacher outputs
     lab: str | None
     fingerprint: str
 
@@ -62,6 +63,21 @@ class TrackFiles:
 
     @classmethod
     def from_params(cls, params: Iterable[Mapping[str, Any]]) -> list[TrackFiles]:
+        return [cls(**p) for p in params]
+
+
+@dataclass(frozen=True)
+class BucketFiles:
+    """The features and teacher files of one bucket: the shape stage 1 reads its data in."""
+
+    features: str
+    teacher: str
+
+    def to_param(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_params(cls, params: Iterable[Mapping[str, Any]]) -> list[BucketFiles]:
         return [cls(**p) for p in params]
 
 
@@ -85,6 +101,16 @@ def _files_under(root: Path) -> list[Path]:
         for name in names
         if (Path(folder) / name).is_file()
     )
+
+
+def find_annotation(path: str | Path) -> Path | None:
+    """The annotation file of `path` (audio file or track stem): with its suffix replaced by
+    .lab if that file exists, else by .jams if that exists, else None."""
+    for suffix in ANNOTATION_SUFFIXES:
+        candidate = Path(path).with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Track]:
@@ -164,11 +190,6 @@ def ensure_split(splits: dict[str, str], split: str) -> None:
         splits[train[0][1]] = split
 
 
-def shard_of(tid: str, n_shards: int) -> int:
-    """The pseudo-label shard a track falls in, from the hash of its id only."""
-    return int(hash_unit("shard:" + tid) * n_shards)
-
-
 def file_sha1(path: str | Path) -> str:
     digest = hashlib.sha1()
     with open(path, "rb") as f:
@@ -177,8 +198,18 @@ def file_sha1(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def content_fingerprints(paths: list[str], cache_file: str | Path) -> dict[str, str]:
-    """SHA-1 of each file's bytes, cached by (path, size, mtime) to skip unchanged files."""
+@dataclass(frozen=True)
+class AudioFacts:
+    """What planning needs of an audio file: its content hash and its duration (0 when the
+    header cannot be read: the features step then skips or reports the file)."""
+
+    sha1: str
+    seconds: float
+
+
+def audio_facts(paths: list[str], cache_file: str | Path) -> dict[str, AudioFacts]:
+    """SHA-1 and duration of each file, cached by (path, size, mtime) to skip unchanged files:
+    only new or changed files are read, so planning 15,000 tracks twice reads them once."""
     cache_file = Path(cache_file)
     try:
         cache = json.loads(cache_file.read_text())
@@ -189,11 +220,19 @@ def content_fingerprints(paths: list[str], cache_file: str | Path) -> dict[str, 
         st = os.stat(path)
         key = f"{st.st_size}:{st.st_mtime_ns}"
         entry = cache.get(path)
-        if entry is None or entry["key"] != key:
-            entry = {"key": key, "sha1": file_sha1(path)}
+        if entry is None or entry.get("key") != key or "seconds" not in entry:
+            entry = {"key": key, "sha1": file_sha1(path), "seconds": _seconds(path)}
             cache[path] = entry
             changed = True
-        result[path] = entry["sha1"]
+        result[path] = AudioFacts(entry["sha1"], entry["seconds"])
     if changed:
         atomic_write_json(cache_file, cache)
     return result
+
+
+def _seconds(path: str) -> float:
+    try:
+        return audio_duration(path)
+    except AudioError as exc:
+        log.warning("%s", exc)
+        return 0.0

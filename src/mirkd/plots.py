@@ -21,7 +21,8 @@ from matplotlib.figure import Figure
 from mirkd.atomic import atomic_path, atomic_write_text
 from mirkd.errors import LabFormatError
 from mirkd.evaluation import METRICS, QUALITY_GROUPS
-from mirkd.labels import ChordSegment, find_annotation, read_annotation
+from mirkd.labels import ChordSegment, read_annotation
+from mirkd.manifest import find_annotation
 from mirkd.vocab import LARGE
 
 MODEL_COLORS = {

@@ -1,6 +1,14 @@
-"""HDF5 layouts for cached features and teacher pseudo-label shards.
+"""HDF5 bucket files: the features and teacher outputs of a bucket of tracks (mirkd.buckets).
 
-Every file is written atomically and carries its own metadata as attributes (what made
+A bucket file holds its tracks back to back in contiguous, uncompressed per-frame arrays
+(features float16 [N, 144]; teacher labels int16 [N], probabilities float16 [N, C], confidence
+float16 [N]), with `offsets` [n + 1] marking where each track starts, and per-track columns
+under `tracks/` (id, fingerprint, source, duration, skip cause, feature moments). Contiguous
+arrays are memory-mapped for training (`BucketFile.memmap`): a window is a slice, no HDF5 call.
+
+A bucket job writes each finished track to a part file (`write_part`, atomic, in a work folder
+that survives a killed job), so a rerun resumes where the job stopped; `pack_bucket` then writes
+the bucket file in one atomic step. Every file carries its own metadata as attributes (what made
 it, with which parameters), so a file from another teacher, vocabulary or frame grid is
 recognised instead of being mixed in silently.
 """
@@ -8,8 +16,9 @@ recognised instead of being mixed in silently.
 from __future__ import annotations
 
 import json
-import os
-from collections import OrderedDict
+import math
+import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,9 +32,10 @@ from mirkd.atomic import atomic_path
 from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
 
-CHUNK_FRAMES = 108  # HDF5 chunk length in frames: a storage choice, not a model window
-_COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
-SHARD_IDENTITY_KEYS = ("teacher_kind", "teacher_fingerprint", "vocab", "sr", "hop_length")
+FEATURE_FRAMES = ("cqt",)
+TEACHER_FRAMES = ("labels", "probs", "confidence")
+TEACHER_IDENTITY_KEYS = ("teacher_kind", "teacher_fingerprint", "vocab", "sr", "hop_length")
+_TEXT_COLUMNS = ("track_id", "fingerprint", "source", "skipped")
 
 
 @dataclass(frozen=True)
@@ -58,221 +68,273 @@ def _open(path: str | Path) -> h5py.File:
         raise MirkdError(f"{path}: cannot open HDF5 file ({exc})") from exc
 
 
-def write_features(
-    path: str | Path, cqt: np.ndarray, params: CQTParams, meta: dict[str, Any]
-) -> None:
-    """Store a [T, n_bins] log-CQT as float16 with the feature parameters and track metadata."""
-    cqt = np.asarray(cqt)
-    if cqt.ndim != 2 or cqt.shape[1] != params.n_bins:
-        raise MirkdError(f"{path}: features must be [T, {params.n_bins}], got {cqt.shape}")
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset(
-            "cqt",
-            data=cqt.astype(np.float16),
-            chunks=(min(len(cqt), CHUNK_FRAMES), cqt.shape[1]),
-            **_COMPRESSION,
-        )
-        _set_feature_attrs(f, params, len(cqt), meta)
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
-def write_skipped_features(
-    path: str | Path, params: CQTParams, meta: dict[str, Any], cause: str
-) -> None:
-    """A zero-frame feature file standing for a track that cannot be used (attribute skipped).
+@dataclass(frozen=True)
+class TrackPart:
+    """One finished track of a bucket job: its per-frame arrays (all of the bucket's frame
+    datasets, zero rows for a skipped track) and per-track facts.
 
-    Unlabeled tracks that fail to decode get one, so one bad file among thousands neither
-    stops the run nor is retried by every rerun; later steps leave the track out.
+    `skipped` is the cause a track cannot be used ("" for a usable one); `values` are numbers
+    stored as float64 columns (duration, and for features the frame moments of the log-CQT).
     """
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("cqt", shape=(0, params.n_bins), dtype=np.float16)
-        _set_feature_attrs(f, params, 0, {**meta, "skipped": cause})
+
+    track_id: str
+    fingerprint: str
+    source: str
+    skipped: str
+    frames: dict[str, np.ndarray]
+    values: dict[str, float]
 
 
-def _set_feature_attrs(f: h5py.File, params: CQTParams, n: int, meta: dict[str, Any]) -> None:
-    f.attrs["feature_params"] = json.dumps(params.to_dict(), sort_keys=True)
-    f.attrs["n_frames"] = n
-    f.attrs["mirkd_version"] = __version__
-    f.attrs["created"] = _now()
-    for key, value in meta.items():
-        f.attrs[key] = value
+def write_part(path: str | Path, part: TrackPart) -> None:
+    """Store one track's part atomically (a killed job never leaves half a part)."""
+    meta = {
+        "track_id": part.track_id,
+        "fingerprint": part.fingerprint,
+        "source": part.source,
+        "skipped": part.skipped,
+        "values": part.values,
+    }
+    arrays: dict[str, Any] = {f"frames_{k}": np.asarray(v) for k, v in part.frames.items()}
+    arrays["meta"] = np.array(json.dumps(meta, sort_keys=True))
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
-def read_features(path: str | Path) -> np.ndarray:
-    """The whole [T, n_bins] log-CQT of a feature file as float32."""
-    with _open(path) as f:
-        return f["cqt"][:].astype(np.float32)
+def read_part(path: str | Path) -> TrackPart | None:
+    """A part written by `write_part`, or None if it is missing or unreadable (redo it)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            frames = {k[len("frames_") :]: data[k] for k in data.files if k.startswith("frames_")}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+    return TrackPart(frames=frames, **meta)
 
 
-def read_feature_attrs(path: str | Path) -> dict[str, Any]:
-    """A feature file's attributes, with feature_params decoded to a dict."""
-    with _open(path) as f:
-        attrs = {k: _plain(v) for k, v in f.attrs.items()}
-    attrs["feature_params"] = json.loads(attrs["feature_params"])
-    return attrs
+def pack_bucket(
+    out: str | Path, parts: Sequence[TrackPart | str | Path], attrs: Mapping[str, Any]
+) -> None:
+    """Write a bucket file from its tracks' parts (objects or part files), in the given order.
+
+    Per-frame arrays go back to back into contiguous uncompressed datasets, written one track
+    at a time (a bucket never has to fit in memory); `attrs` describe what made the file.
+    """
+    loaded = [p if isinstance(p, TrackPart) else _must_read_part(p) for p in parts]
+    if not loaded:
+        raise MirkdError(f"{out}: a bucket needs at least one track")
+    first = loaded[0]
+    lengths = np.array([len(next(iter(p.frames.values()))) for p in loaded], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        for name, array in first.frames.items():
+            data = f.create_dataset(
+                name, shape=(int(offsets[-1]), *array.shape[1:]), dtype=array.dtype
+            )
+            for part, start, stop in zip(loaded, offsets[:-1], offsets[1:], strict=True):
+                if stop > start:
+                    data[start:stop] = part.frames[name]
+        f.create_dataset("offsets", data=offsets)
+        columns = f.create_group("tracks")
+        for name in _TEXT_COLUMNS:
+            values = [str(getattr(p, name)) for p in loaded]
+            columns.create_dataset(name, data=values, dtype=h5py.string_dtype())
+        for name in first.values:
+            columns.create_dataset(
+                name, data=np.array([p.values[name] for p in loaded], dtype=np.float64)
+            )
+        f.attrs["n_tracks"] = len(loaded)
+        f.attrs["mirkd_version"] = __version__
+        f.attrs["created"] = _now()
+        for key, value in attrs.items():
+            f.attrs[key] = value
+
+
+def _must_read_part(path: str | Path) -> TrackPart:
+    part = read_part(path)
+    if part is None:
+        raise MirkdError(f"{path}: track part missing or unreadable")
+    return part
+
+
+class BucketFile:
+    """The read side of a bucket file: track ids, offsets, columns, and frame arrays by track.
+
+    Opening reads only the small columns; frame arrays are memory-mapped on first use (the file
+    is complete and never changes once written), so a forked DataLoader worker maps its own.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        with _open(path) as f:
+            try:
+                self.attrs = {k: _plain(v) for k, v in f.attrs.items()}
+                self.offsets = f["offsets"][:]
+                columns = f["tracks"]
+                self.text = {n: list(columns[n].asstr()[:]) for n in _TEXT_COLUMNS}
+                self.values = {n: columns[n][:] for n in columns if n not in _TEXT_COLUMNS}
+                self._layout = {n: _layout(f[n]) for n in f if isinstance(f[n], h5py.Dataset)}
+            except KeyError as exc:
+                raise MirkdError(f"{path}: not a mirkd bucket file ({exc})") from exc
+        self.track_ids: list[str] = self.text["track_id"]
+        self.index = {tid: i for i, tid in enumerate(self.track_ids)}
+
+    def position(self, track_id: str) -> int:
+        try:
+            return self.index[track_id]
+        except KeyError as exc:
+            raise MirkdError(f"{self.path}: no track {track_id!r} in this bucket") from exc
+
+    def span(self, track_id: str) -> slice:
+        """The rows of `track_id` in every per-frame array."""
+        i = self.position(track_id)
+        return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+
+    def memmap(self, name: str) -> np.ndarray:
+        """The whole per-frame array `name`, memory-mapped read-only."""
+        offset, shape, dtype = self._layout[name]
+        if offset is None:  # HDF5 allocates no storage for an empty dataset
+            return np.zeros(shape, dtype=dtype)
+        return np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+    def frames(self, name: str, track_id: str) -> np.ndarray:
+        """A track's rows of per-frame array `name` (a read-only view of the mapped file)."""
+        return self.memmap(name)[self.span(track_id)]
+
+    def skipped(self) -> dict[str, str]:
+        """Track id -> cause, for the tracks of this bucket that cannot be used."""
+        return {t: c for t, c in zip(self.track_ids, self.text["skipped"], strict=True) if c}
+
+    def usable(self) -> list[str]:
+        return [t for t, c in zip(self.track_ids, self.text["skipped"], strict=True) if not c]
+
+    def column(self, name: str, track_id: str) -> Any:
+        if name in self.text:
+            return self.text[name][self.position(track_id)]
+        return float(self.values[name][self.position(track_id)])
+
+
+def _layout(data: h5py.Dataset) -> tuple[int | None, tuple[int, ...], np.dtype]:
+    if data.chunks is not None or data.compression is not None:
+        raise MirkdError(f"{data.file.filename}: {data.name} is not contiguous")
+    return data.id.get_offset(), data.shape, data.dtype
+
+
+def feature_attrs(params: CQTParams) -> dict[str, Any]:
+    """The attributes every features bucket carries: how its features were computed."""
+    return {"kind": "features", "feature_params": json.dumps(params.to_dict(), sort_keys=True)}
+
+
+def feature_params(bucket: BucketFile) -> CQTParams:
+    return CQTParams.from_dict(json.loads(bucket.attrs["feature_params"]))
+
+
+def read_track_features(path: str | Path, track_id: str) -> np.ndarray:
+    """A track's whole [T, n_bins] log-CQT from a features bucket, as float32."""
+    return BucketFile(path).frames("cqt", track_id).astype(np.float32)
 
 
 @dataclass(frozen=True)
 class FrameGrid:
-    """The time axis of a feature file: its frame period, frame count and audio duration."""
+    """The time axis of a track's features: frame period, frame count and audio duration."""
 
     frame_period: float
     n_frames: int
     duration: float
 
 
-def feature_grid(path: str | Path) -> FrameGrid:
-    """The frame grid a feature file's frames sit on (labels and predictions use the same)."""
-    attrs = read_feature_attrs(path)
-    period = CQTParams.from_dict(attrs["feature_params"]).frame_period
-    return FrameGrid(period, int(attrs["n_frames"]), float(attrs["duration"]))
+def feature_grid(path: str | Path, track_id: str) -> FrameGrid:
+    """The frame grid a track's features sit on (labels and predictions use the same)."""
+    bucket = BucketFile(path)
+    span = bucket.span(track_id)
+    return FrameGrid(
+        feature_params(bucket).frame_period,
+        span.stop - span.start,
+        bucket.column("duration", track_id),
+    )
 
 
-def skipped_cause(path: str | Path) -> str | None:
-    """Why a feature file stands for a skipped track, or None for a usable one."""
-    return read_feature_attrs(path).get("skipped")
+def feature_moments(bucket: BucketFile, track_ids: Sequence[str]) -> np.ndarray:
+    """[n, 3] (count, mean, M2) of the log-CQT values of each track (stored at pack time)."""
+    rows = [bucket.position(t) for t in track_ids]
+    return np.stack([bucket.values[k][rows] for k in ("count", "mean", "m2")], axis=1)
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
+def moments(values: np.ndarray) -> dict[str, float]:
+    """count, mean and M2 (sum of squared deviations) of an array, in float64."""
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    if flat.size == 0:
+        return {"count": 0.0, "mean": 0.0, "m2": 0.0}
+    mean = float(flat.mean())
+    return {"count": float(flat.size), "mean": mean, "m2": float(((flat - mean) ** 2).sum())}
 
 
-class WindowReader:
-    """Random access to windows of HDF5 datasets, with files opened once per process.
-
-    Safe inside DataLoader workers: handles are keyed by process id, so a forked worker
-    opens its own files instead of sharing the parent's. At most `max_open` files stay
-    open (least recently used closed first), so corpora of any size stay under the
-    process's file-descriptor limit.
-    """
-
-    def __init__(self, max_open: int = 128) -> None:
-        self.max_open = max_open
-        self._pid = os.getpid()
-        self._files: OrderedDict[str, h5py.File] = OrderedDict()
-
-    def _file(self, path: str | Path) -> h5py.File:
-        if os.getpid() != self._pid:
-            self._pid, self._files = os.getpid(), OrderedDict()
-        key = str(path)
-        if key in self._files:
-            self._files.move_to_end(key)
-            return self._files[key]
-        if len(self._files) >= self.max_open:
-            self._files.popitem(last=False)[1].close()
-        self._files[key] = _open(key)
-        return self._files[key]
-
-    def n_frames(self, path: str | Path, dataset: str = "cqt") -> int:
-        return int(self._file(path)[dataset].shape[0])
-
-    def window(self, path: str | Path, start: int, length: int, dataset: str = "cqt") -> np.ndarray:
-        """Rows [start, start+length) of `dataset` as float32, zero-padded past the end."""
-        data = self._file(path)[dataset]
-        part = data[start : min(start + length, data.shape[0])].astype(np.float32)
-        if len(part) == length:
-            return part
-        out = np.zeros((length, *data.shape[1:]), dtype=np.float32)
-        out[: len(part)] = part
-        return out
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"max_open": self.max_open, "_pid": -1, "_files": OrderedDict()}
+def merged_mean_std(rows: np.ndarray) -> tuple[float, float]:
+    """Mean and population std of the union of sets given as (count, mean, M2) rows, exactly
+    (the parallel form of Chan et al.), in float64."""
+    counts, means, m2 = rows[:, 0], rows[:, 1], rows[:, 2]
+    total = counts.sum()
+    if total == 0:
+        raise MirkdError("no feature frames to compute the normalisation from")
+    mean = float((counts * means).sum() / total)
+    return mean, math.sqrt(float(m2.sum() + (counts * (means - mean) ** 2).sum()) / total)
 
 
-def write_shard(
-    path: str | Path,
-    tracks: dict[str, TeacherOutput],
-    teacher: dict[str, str],
-    vocab_name: str,
-    params: CQTParams,
-    track_attrs: dict[str, dict[str, Any]] | None = None,
-    skipped: dict[str, dict[str, str]] | None = None,
-) -> None:
-    """Store teacher outputs of several tracks in one HDF5 shard, stamped with the teacher.
-
-    `skipped` (track id -> {"audio", "cause"}) records the shard's tracks that could not be used.
-    """
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["teacher_kind"] = teacher["kind"]
-        f.attrs["teacher_name"] = teacher["name"]
-        f.attrs["teacher_fingerprint"] = teacher["fingerprint"]
-        f.attrs["vocab"] = vocab_name
-        f.attrs["sr"] = params.sr
-        f.attrs["hop_length"] = params.hop_length
-        f.attrs["frame_period"] = params.frame_period
-        f.attrs["n_tracks"] = len(tracks)
-        f.attrs["skipped"] = json.dumps(skipped or {}, sort_keys=True)
-        f.attrs["mirkd_version"] = __version__
-        f.attrs["created"] = _now()
-        group = f.create_group("tracks")
-        for track_id, out in sorted(tracks.items()):
-            g = group.create_group(track_id)
-            n_classes = out.probs.shape[1]
-            chunk = min(len(out.labels), CHUNK_FRAMES)
-            g.create_dataset("labels", data=out.labels.astype(np.int16), **_COMPRESSION)
-            g.create_dataset(
-                "probs",
-                data=out.probs.astype(np.float16),
-                chunks=(chunk, n_classes),
-                **_COMPRESSION,
-            )
-            g.create_dataset("confidence", data=out.confidence.astype(np.float16), **_COMPRESSION)
-            for key, value in (track_attrs or {}).get(track_id, {}).items():
-                g.attrs[key] = value
+def teacher_attrs(teacher: Mapping[str, str], vocab_name: str, params: CQTParams) -> dict[str, Any]:
+    """The attributes every teacher bucket carries: which teacher, vocabulary and grid."""
+    return {
+        "kind": "teacher",
+        "teacher_kind": teacher["kind"],
+        "teacher_name": teacher["name"],
+        "teacher_fingerprint": teacher["fingerprint"],
+        "vocab": vocab_name,
+        "sr": params.sr,
+        "hop_length": params.hop_length,
+        "frame_period": params.frame_period,
+    }
 
 
-def read_shard_attrs(path: str | Path) -> dict[str, Any]:
-    with _open(path) as f:
-        return {k: _plain(v) for k, v in f.attrs.items()}
+def teacher_part(
+    track_id: str,
+    fingerprint: str,
+    source: str,
+    output: TeacherOutput | None,
+    cause: str,
+    n_classes: int,
+) -> TrackPart:
+    """A teacher bucket's part for one track (zero frames with the cause when skipped)."""
+    if output is None:
+        output = TeacherOutput(
+            np.zeros(0, np.int16), np.zeros((0, n_classes), np.float16), np.zeros(0, np.float16)
+        )
+    frames = {"labels": output.labels, "probs": output.probs, "confidence": output.confidence}
+    return TrackPart(track_id, fingerprint, source, cause, frames, {})
 
 
-def shard_skipped(path: str | Path) -> dict[str, dict[str, str]]:
-    """The tracks a shard left out: track id -> {"audio", "cause"} (none in older shards)."""
-    return json.loads(read_shard_attrs(path).get("skipped", "{}"))
+def read_teacher_output(path: str | Path, track_id: str) -> TeacherOutput:
+    """A track's teacher outputs (labels, probabilities, confidence) from a teacher bucket."""
+    bucket = BucketFile(path)
+    return TeacherOutput(*(np.array(bucket.frames(n, track_id)) for n in TEACHER_FRAMES))
 
 
-def shard_track_ids(path: str | Path) -> list[str]:
-    with _open(path) as f:
-        return sorted(f["tracks"].keys())
-
-
-def shard_dataset(track_id: str, name: str) -> str:
-    """HDF5 path of one of a track's teacher datasets (labels, probs, confidence) in a shard."""
-    return f"tracks/{track_id}/{name}"
-
-
-def _read_shard_datasets(path: str | Path, track_id: str, names: tuple[str, ...]) -> list:
-    with _open(path) as f:
-        keys = [shard_dataset(track_id, name) for name in names]
-        if any(key not in f for key in keys):
-            raise MirkdError(f"{path}: no track {track_id!r} in this shard")
-        return [f[key][:] for key in keys]
-
-
-def read_shard_labels(path: str | Path, track_id: str) -> np.ndarray:
-    """Only the hard labels of a track (small: stage 1 keeps them all in memory)."""
-    return _read_shard_datasets(path, track_id, ("labels",))[0]
-
-
-def read_shard_track(path: str | Path, track_id: str) -> TeacherOutput:
-    """A track's teacher outputs (labels, probabilities, confidence) from a shard."""
-    return TeacherOutput(*_read_shard_datasets(path, track_id, ("labels", "probs", "confidence")))
-
-
-def check_shards_compatible(paths: list[str | Path]) -> dict[str, Any]:
-    """The common identity (teacher, vocabulary, grid) of shards; raises naming an odd one."""
+def check_teacher_compatible(paths: Sequence[str | Path]) -> dict[str, Any]:
+    """The common identity (teacher, vocabulary, grid) of teacher buckets; raises naming an odd
+    one."""
     reference: dict[str, Any] | None = None
     first: str | Path | None = None
     for path in paths:
-        attrs = read_shard_attrs(path)
-        identity = {k: attrs.get(k) for k in SHARD_IDENTITY_KEYS}
+        attrs = BucketFile(path).attrs
+        identity = {k: attrs.get(k) for k in TEACHER_IDENTITY_KEYS}
         if reference is None:
             reference, first = identity, path
             continue
-        diff = [k for k in SHARD_IDENTITY_KEYS if identity[k] != reference[k]]
+        diff = [k for k in TEACHER_IDENTITY_KEYS if identity[k] != reference[k]]
         if diff:
             detail = ", ".join(f"{k}={identity[k]!r} vs {reference[k]!r}" for k in diff)
-            raise MirkdError(f"{path}: shard does not match {first} ({detail})")
+            raise MirkdError(f"{path}: teacher bucket does not match {first} ({detail})")
     if reference is None:
-        raise MirkdError("no pseudo-label shards given")
+        raise MirkdError("no teacher buckets given")
     return reference

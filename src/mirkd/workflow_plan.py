@@ -1,26 +1,36 @@
-"""The plan of one pipeline run: which tracks, in which split and shard, made into which files.
+"""The plan of one pipeline run: which tracks, in which split and bucket, made into which files.
 
 The Snakefile builds one RunPlan from the validated config and wires rules from it; the
-plan itself knows nothing about Snakemake. Every decision is a function of a track's id,
-so adding files only adds entries.
+plan itself knows nothing about Snakemake. Splits are a function of a track's id, buckets of
+the ids and durations of its split (mirkd.buckets), so adding files only adds entries or
+splits the bucket they land in.
+
+Planning walks the data folders and reads each new file once (content hash and duration,
+cached). The head process writes what it found to a manifest file; Snakemake re-parses the
+workflow inside every cluster job, and those jobs read the manifest instead of walking the
+data again (`plan_run(..., reuse_manifest=True)`).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mirkd.demo import song_name
+from mirkd.atomic import atomic_write_text
+from mirkd.buckets import assign_buckets
 from mirkd.errors import ConfigError
 from mirkd.manifest import (
+    AudioFacts,
+    BucketFiles,
     Track,
     TrackFiles,
-    content_fingerprints,
+    audio_facts,
     ensure_split,
     scan_audio,
-    shard_of,
     split_of,
     track_id,
 )
@@ -28,17 +38,27 @@ from mirkd.variants import Variant, budget_only, expand_variants, model_owners
 
 SETS = ("unlabeled", "labeled", "test")
 MODELS = ("stage1", "stage2", "baseline")
+UNLABELED_GROUPS = ("unlabeled-train", "unlabeled-val")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BucketRef:
+    """A bucket of a group of tracks: group "<set>-<split>", name "b" + hash bits."""
+
+    group: str
+    name: str
 
 
 @dataclass
 class RunPlan:
-    """Tracks per set, their splits and shards, and the paths of every per-track file."""
+    """Tracks per set, their splits and buckets, and the paths of every file made from them."""
 
     results: str
     tracks: dict[str, dict[str, Track]]
     splits: dict[str, dict[str, str]]
-    n_shards: int
-    fingerprints: dict[str, str] = field(default_factory=dict)
+    facts: dict[str, AudioFacts] = field(default_factory=dict)
+    buckets: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     demo: bool = False
     variants: list[Variant] = field(default_factory=list)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -123,32 +143,65 @@ class RunPlan:
         except KeyError as exc:
             raise ConfigError(f"unknown track {set_name}/{tid}") from exc
 
-    def features_path(self, set_name: str, tid: str) -> str:
-        return f"{self.results}/features/{set_name}/{tid}.h5"
+    def features_path(self, group: str, bucket: str) -> str:
+        """Features bucket file (or the rules' pattern, with "{group}" and "{bucket}")."""
+        return f"{self.results}/features/{group}/{bucket}.h5"
 
-    def teacher_path(self, set_name: str, tid: str) -> str:
-        return f"{self.results}/teacher/{set_name}/{tid}.h5"
+    def teacher_path(self, group: str, bucket: str) -> str:
+        """Teacher bucket file (or the rules' pattern, with "{group}" and "{bucket}")."""
+        return f"{self.results}/teacher/{group}/{bucket}.h5"
 
-    def shard_path(self, shard: int | str) -> str:
-        """Pseudo-label shard `shard` (a number, or the rule's wildcard "{shard}")."""
-        name = f"{shard:03d}" if isinstance(shard, int) else shard
-        return f"{self.results}/pseudo/shard_{name}.h5"
+    def bucket_work(self, kind: str, group: str, bucket: str) -> str:
+        """Finished tracks of a running bucket job (not a rule output: a killed job resumes)."""
+        return f"{self.results}/work/{kind}/{group}/{bucket}"
+
+    def group_of(self, track: Track) -> str:
+        return f"{track.set_name}-{self.splits[track.set_name][track.track_id]}"
+
+    def bucket_of(self, track: Track) -> BucketRef:
+        group = self.group_of(track)
+        for name, ids in self.buckets[group].items():
+            if track.track_id in ids:
+                return BucketRef(group, name)
+        raise ConfigError(f"track {track.track_id} is in no bucket of {group}")
+
+    def group_buckets(self, groups: Iterable[str]) -> list[BucketRef]:
+        """Every bucket of the given groups."""
+        return [BucketRef(g, b) for g in groups for b in self.buckets.get(g, {})]
+
+    def buckets_of(self, tracks: Iterable[Track]) -> list[BucketRef]:
+        """The buckets holding `tracks`, each once, sorted."""
+        refs = {self.bucket_of(t) for t in tracks}
+        return sorted(refs, key=lambda r: (r.group, r.name))
+
+    def bucket_tracks(self, group: str, bucket: str) -> list[Track]:
+        set_name = group.split("-")[0]
+        try:
+            ids = self.buckets[group][bucket]
+        except KeyError as exc:
+            raise ConfigError(f"no bucket {group}/{bucket} in this run") from exc
+        return [self.tracks[set_name][tid] for tid in ids]
+
+    def bucket_seconds(self, group: str, bucket: str) -> float:
+        return sum(self.facts[t.audio].seconds for t in self.bucket_tracks(group, bucket))
+
+    def bucket_files(self, groups: Iterable[str]) -> list[BucketFiles]:
+        """The features and teacher files of every bucket of the given groups."""
+        return [
+            BucketFiles(self.features_path(r.group, r.name), self.teacher_path(r.group, r.name))
+            for r in self.group_buckets(groups)
+        ]
+
+    def feature_files(self, tracks: Iterable[Track]) -> list[str]:
+        return [self.features_path(r.group, r.name) for r in self.buckets_of(tracks)]
+
+    def teacher_files(self, tracks: Iterable[Track]) -> list[str]:
+        return [self.teacher_path(r.group, r.name) for r in self.buckets_of(tracks)]
 
     def in_split(self, set_name: str, split: str) -> list[Track]:
         return [
             t for tid, t in self.tracks[set_name].items() if self.splits[set_name][tid] == split
         ]
-
-    def shard_of(self, tid: str) -> int:
-        return shard_of(tid, self.n_shards)
-
-    def shard_tracks(self, shard: int) -> list[Track]:
-        return [t for tid, t in self.tracks["unlabeled"].items() if self.shard_of(tid) == shard]
-
-    @property
-    def shards(self) -> list[int]:
-        """Shards that hold at least one track (empty buckets make no file)."""
-        return sorted({self.shard_of(tid) for tid in self.tracks["unlabeled"]})
 
     @property
     def test_tracks(self) -> list[Track]:
@@ -156,21 +209,22 @@ class RunPlan:
             return list(self.tracks["test"].values())
         return self.in_split("labeled", "test")
 
-    def fingerprint(self, track: Track) -> str:
-        return self.fingerprints[track.audio]
-
     def track_files(self, tracks: Iterable[Track]) -> list[TrackFiles]:
-        """Each track with its features path and content fingerprint, for the steps."""
-        return [
-            TrackFiles(
-                t.track_id,
-                t.audio,
-                self.features_path(t.set_name, t.track_id),
-                t.lab,
-                self.fingerprint(t),
+        """Each track with its bucket files and content fingerprint, for the steps."""
+        files = []
+        for t in tracks:
+            ref = self.bucket_of(t)
+            files.append(
+                TrackFiles(
+                    t.track_id,
+                    t.audio,
+                    self.features_path(ref.group, ref.name),
+                    self.teacher_path(ref.group, ref.name),
+                    t.lab,
+                    self.facts[t.audio].sha1,
+                )
             )
-            for t in tracks
-        ]
+        return files
 
     def split_rows(self) -> list[tuple[str, str, str, str]]:
         """(set, track id, split, audio path) for every track, for results/splits.tsv."""
@@ -183,6 +237,8 @@ class RunPlan:
 
 def demo_tracks(root: str, demo: dict[str, Any]) -> dict[str, list[Track]]:
     """The tracks the demo rule will write under `root` (known before they exist)."""
+    from mirkd.demo import song_name  # only here: the corpus generator is heavy to import
+
     found: dict[str, list[Track]] = {}
     for part in SETS:
         names = [song_name(part, i) for i in range(demo[f"n_{part}"])]
@@ -214,21 +270,70 @@ def _folder_tracks(data: dict[str, Any]) -> dict[str, list[Track]]:
     }
 
 
-def plan_run(config: dict[str, Any], results: str = "results") -> RunPlan:
-    """Build the run plan from a config validated with its defaults filled in."""
-    data = config["data"]
-    split_cfg = config["split"]
-    demo = data.get("demo")
+def manifest_file(results: str) -> str:
+    """Where the head process leaves the tracks it found for the jobs to read."""
+    return f"{results}/.plan/tracks.json"
+
+
+def _found_tracks(
+    config: dict[str, Any], results: str
+) -> tuple[dict[str, list[Track]], dict[str, AudioFacts]]:
+    """The tracks of every set and their facts: walked and read (new files only) here."""
+    demo = config["data"].get("demo")
     if demo:
         found = demo_tracks(f"{results}/demo", demo)
-        fingerprints = {
-            t.audio: f"demo:{demo['seed']}:{t.audio}" for ts in found.values() for t in ts
+        # not rendered yet: no duration to read, so each demo group is one bucket
+        facts = {
+            t.audio: AudioFacts(f"demo:{demo['seed']}:{t.audio}", 0.0)
+            for ts in found.values()
+            for t in ts
         }
-    else:
-        found = _folder_tracks(data)
-        fingerprints = content_fingerprints(
-            [t.audio for ts in found.values() for t in ts], Path(results) / ".fingerprints.json"
-        )
+        return found, facts
+    found = _folder_tracks(config["data"])
+    paths = [t.audio for ts in found.values() for t in ts]
+    return found, audio_facts(paths, Path(results) / ".fingerprints.json")
+
+
+def _write_manifest(path: str, found: dict[str, list[Track]], facts: dict[str, AudioFacts]) -> None:
+    """The tracks and facts as JSON, rewritten only when they changed."""
+    text = json.dumps(
+        {
+            "tracks": {s: [asdict(t) for t in ts] for s, ts in found.items()},
+            "facts": {p: asdict(f) for p, f in facts.items()},
+        },
+        sort_keys=True,
+    )
+    old = Path(path).read_text() if Path(path).is_file() else None
+    if text != old:
+        atomic_write_text(path, text)
+
+
+def _read_manifest(path: str) -> tuple[dict[str, list[Track]], dict[str, AudioFacts]] | None:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    found = {s: [Track(**t) for t in ts] for s, ts in data["tracks"].items()}
+    return found, {p: AudioFacts(**f) for p, f in data["facts"].items()}
+
+
+def plan_run(
+    config: dict[str, Any], results: str = "results", reuse_manifest: bool = False
+) -> RunPlan:
+    """Build the run plan from a config validated with its defaults filled in.
+
+    The head process (`reuse_manifest` False) walks the data and writes the manifest; a job
+    (`reuse_manifest` True) reads it, and walks only if it is missing.
+    """
+    manifest = manifest_file(results)
+    read = _read_manifest(manifest) if reuse_manifest else None
+    if read is None:
+        if reuse_manifest:
+            log.warning("%s missing: walking the data folders again in this job", manifest)
+        read = _found_tracks(config, results)
+        _write_manifest(manifest, *read)
+    found, facts = read
+    split_cfg = config["split"]
     has_test = bool(found["test"])
     val_l = split_cfg["labeled_val_fraction"]
     test_l = 0.0 if has_test else split_cfg["labeled_test_fraction"]
@@ -243,14 +348,23 @@ def plan_run(config: dict[str, Any], results: str = "results") -> RunPlan:
         results=results,
         tracks={s: {t.track_id: t for t in found[s]} for s in SETS},
         splits=splits,
-        n_shards=config["teacher"]["n_shards"],
-        fingerprints=fingerprints,
-        demo=bool(demo),
+        facts=facts,
+        demo=bool(config["data"].get("demo")),
     )
+    plan.buckets = _assign(plan, config["data"]["bucket_hours"] * 3600.0)
     _check_splits(plan)
     plan.variants = expand_variants(config, [t.track_id for t in plan.in_split("labeled", "train")])
     plan.owners = model_owners(plan.variants)
     return plan
+
+
+def _assign(plan: RunPlan, max_seconds: float) -> dict[str, dict[str, list[str]]]:
+    """Buckets of every group of tracks (one set, one split)."""
+    groups: dict[str, dict[str, float]] = {}
+    for set_name in SETS:
+        for t in plan.tracks[set_name].values():
+            groups.setdefault(plan.group_of(t), {})[t.track_id] = plan.facts[t.audio].seconds
+    return {g: assign_buckets(durations, max_seconds) for g, durations in sorted(groups.items())}
 
 
 def _check_splits(plan: RunPlan) -> None:

@@ -1,50 +1,63 @@
-"""Data steps: the demo corpus, per-track features, the split table."""
+"""Data steps: features of a bucket of tracks, the split table."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+
+import numpy as np
+from tqdm import tqdm
 
 from mirkd.atomic import atomic_write_text
 from mirkd.audio import load_audio
-from mirkd.demo import write_demo_corpus
 from mirkd.errors import AudioError
 from mirkd.features import CQTParams, log_cqt
+from mirkd.manifest import TrackFiles
 from mirkd.steps import log
-from mirkd.store import write_features, write_skipped_features
+from mirkd.steps.buckets import BucketWork
+from mirkd.store import TrackPart, feature_attrs, moments
 
 
-def make_demo(out_dir: str | Path, demo: dict[str, Any]) -> None:
-    corpus = write_demo_corpus(out_dir, **demo)
-    log.info("demo corpus: %d songs under %s", len(corpus["songs"]), out_dir)
+def feature_part(
+    track: TrackFiles, params: CQTParams = CQTParams(), skip_undecodable: bool = False
+) -> TrackPart:
+    """Decode and log-CQT one track into its bucket part (float16, as stored).
 
-
-def extract_features(
-    audio: str,
-    out: str,
-    track_id: str,
-    fingerprint: str,
-    params: CQTParams = CQTParams(),
-    skip_undecodable: bool = False,
-) -> None:
-    """Decode, log-CQT and store one track.
-
-    With `skip_undecodable` (unlabeled tracks) a file that cannot be decoded becomes a skipped
-    marker (store.write_skipped_features) naming the cause, instead of failing the job.
+    With `skip_undecodable` (unlabeled tracks) a file that cannot be decoded becomes a part with
+    no frames and the cause, instead of failing the job.
     """
-    meta = {"track_id": track_id, "source": str(audio), "fingerprint": fingerprint}
     try:
-        y = load_audio(audio, sr=params.sr)
+        y = load_audio(track.audio, sr=params.sr)
     except AudioError as exc:
         if not skip_undecodable:
             raise
-        write_skipped_features(out, params, meta, exc.cause)
-        log.warning("%s: skipped, %s", track_id, exc)
-        return
-    cqt = log_cqt(y, params)
-    write_features(out, cqt, params, {**meta, "duration": len(y) / params.sr})
-    log.info("%s: %d frames from %s", track_id, len(cqt), audio)
+        log.warning("%s: skipped, %s", track.track_id, exc)
+        empty = np.zeros((0, params.n_bins), dtype=np.float16)
+        return TrackPart(
+            track.track_id,
+            track.fingerprint,
+            track.audio,
+            exc.cause,
+            {"cqt": empty},
+            {"duration": 0.0, **moments(empty)},
+        )
+    cqt = log_cqt(y, params).astype(np.float16)
+    values = {"duration": len(y) / params.sr, **moments(cqt)}
+    return TrackPart(track.track_id, track.fingerprint, track.audio, "", {"cqt": cqt}, values)
+
+
+def extract_bucket_features(
+    out: str,
+    work: str,
+    tracks: Sequence[TrackFiles],
+    skip_undecodable: bool = False,
+    params: CQTParams = CQTParams(),
+) -> None:
+    """Features of every track of a bucket, one resumable part per track, packed into `out`."""
+    job = BucketWork.open(work, {"features": params.to_dict()})
+    for track in tqdm(job.todo(tracks), desc=f"features {out}"):
+        job.save(feature_part(track, params, skip_undecodable))
+    job.finish(out, tracks, feature_attrs(params))
+    log.info("%s: %d tracks", out, len(tracks))
 
 
 def write_splits(out: str, rows: Sequence[Sequence[str]]) -> None:

@@ -18,7 +18,7 @@ from mirkd.inference import bundle_logits, select_device
 from mirkd.labels import frames_to_segments, read_annotation, write_annotation
 from mirkd.manifest import TrackFiles
 from mirkd.steps import log
-from mirkd.store import feature_grid, read_features, read_shard_track
+from mirkd.store import feature_grid, read_teacher_output, read_track_features
 from mirkd.vocab import LARGE
 
 
@@ -28,7 +28,7 @@ def _song_pairs(
     """{track id: (reference segments, estimated segments)} on each feature file's grid."""
     songs = {}
     for track in tracks:
-        grid = feature_grid(track.features)
+        grid = feature_grid(track.features, track.track_id)
         estimate = frames_to_segments(
             frame_indices[track.track_id], grid.frame_period, LARGE, duration=grid.duration
         )
@@ -50,7 +50,7 @@ def _score_tracks(
     songs = _song_pairs(tracks, frame_indices)
     for track in tracks:
         path = Path(predictions_dir) / f"{track.track_id}.{prediction_format}"
-        duration = feature_grid(track.features).duration
+        duration = feature_grid(track.features, track.track_id).duration
         write_annotation(path, songs[track.track_id][1], duration, annotator)
     return evaluate_songs(songs)
 
@@ -59,9 +59,9 @@ def _log_posteriors(
     bundle: ModelBundle, tracks: Sequence[TrackFiles], device: Any, desc: str
 ) -> dict[str, np.ndarray]:
     return {
-        t.track_id: log_softmax(bundle_logits(bundle, read_features(t.features), device)).astype(
-            np.float32
-        )
+        t.track_id: log_softmax(
+            bundle_logits(bundle, read_track_features(t.features, t.track_id), device)
+        ).astype(np.float32)
         for t in tqdm(tracks, desc=desc)
     }
 
@@ -127,24 +127,17 @@ def _val_score(
 
 
 def evaluate_teacher(
-    teacher_outputs: Sequence[str],
     tracks: Sequence[TrackFiles],
     out_metrics: str,
     predictions_dir: str,
     prediction_format: str = "lab",
 ) -> None:
     """Score the teacher's stored argmax on the test tracks."""
-    frames = {
-        t.track_id: read_shard_track(path, t.track_id).labels
-        for path, t in zip(teacher_outputs, tracks, strict=True)
-    }
-    annotator = {
-        "name": "teacher",
-        "teacher_outputs": sorted(set(teacher_outputs)),
-        **decoding_identity(None),
-    }
+    frames = {t.track_id: read_teacher_output(t.teacher, t.track_id).labels for t in tracks}
+    teacher_outputs = sorted({t.teacher for t in tracks})
+    annotator = {"name": "teacher", "teacher_outputs": teacher_outputs, **decoding_identity(None)}
     scores = _score_tracks(tracks, predictions_dir, frames, prediction_format, annotator)
-    _write_metrics(out_metrics, scores, {"teacher_outputs": list(teacher_outputs)})
+    _write_metrics(out_metrics, scores, {"teacher_outputs": teacher_outputs})
 
 
 def _write_metrics(out: str, scores: dict[str, Any], source: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Teacher step: pseudo-label shards (and per-track teacher outputs) in HDF5."""
+"""Teacher step: the teacher's outputs for a bucket of tracks, and the report of skipped tracks."""
 
 from __future__ import annotations
 
@@ -13,21 +13,23 @@ from mirkd.errors import AudioError, MirkdError
 from mirkd.features import CQTParams
 from mirkd.manifest import TrackFiles
 from mirkd.steps import log
-from mirkd.store import read_features, shard_skipped, skipped_cause, write_shard
+from mirkd.steps.buckets import BucketWork
+from mirkd.store import BucketFile, teacher_attrs, teacher_part
 from mirkd.teachers import build_teacher, teacher_output
 from mirkd.vocab import LARGE
 
 
-def run_teacher(
+def run_teacher_bucket(
     out: str,
+    work: str,
     teacher_cfg: dict[str, Any],
     tracks: Sequence[TrackFiles],
     skip_undecodable: bool = False,
 ) -> None:
-    """Teacher probabilities for each track, stored as one pseudo-label shard.
+    """Teacher probabilities for each track of a bucket, one resumable part per track.
 
-    With `skip_undecodable` (unlabeled shards) tracks whose features are a skipped marker or
-    whose audio the teacher cannot decode are left out and recorded in the shard's attributes.
+    With `skip_undecodable` (unlabeled buckets) tracks whose features were skipped or whose
+    audio the teacher cannot decode get a part with no frames and the cause.
     """
     teacher = build_teacher(
         teacher_cfg["kind"],
@@ -35,47 +37,54 @@ def run_teacher(
         teacher_cfg["device"],
         teacher_cfg["precision"],
     )
-    outputs, attrs, skipped = {}, {}, {}
-    for track in tqdm(tracks, desc=f"teacher {Path(out).name}"):
-        tid, audio = track.track_id, track.audio
-        cause = skipped_cause(track.features) if skip_undecodable else None
-        if cause is None:
+    params = CQTParams()
+    job = BucketWork.open(work, {"teacher": teacher.fingerprint, "features": params.to_dict()})
+    features = {path: BucketFile(path) for path in {t.features for t in tracks}}
+    for track in tqdm(job.todo(tracks), desc=f"teacher {Path(out).name}"):
+        bucket = features[track.features]
+        cause = bucket.skipped().get(track.track_id, "")
+        output = None
+        if not cause:
             try:
-                probs = teacher.frame_probs(Path(audio), read_features(track.features))
+                cqt = bucket.frames("cqt", track.track_id).astype("float32")
+                output = teacher_output(teacher.frame_probs(Path(track.audio), cqt))
             except AudioError as exc:
                 if not skip_undecodable:
                     raise
                 cause = exc.cause
-        if cause is not None:
-            skipped[tid] = {"audio": str(audio), "cause": cause}
-            log.warning("%s: skipped (%s): %s", tid, audio, cause)
-            continue
-        outputs[tid] = teacher_output(probs)
-        attrs[tid] = {"audio_fingerprint": track.fingerprint, "source": str(audio)}
+        if cause:
+            log.warning("%s: skipped (%s): %s", track.track_id, track.audio, cause)
+        job.save(
+            teacher_part(track.track_id, track.fingerprint, track.audio, output, cause, LARGE.size)
+        )
     identity = {"kind": teacher.kind, "name": teacher.name, "fingerprint": teacher.fingerprint}
-    write_shard(out, outputs, identity, LARGE.name, CQTParams(), attrs, skipped)
-    log.info("%s: %d tracks by %s, %d skipped", out, len(outputs), teacher.name, len(skipped))
+    job.finish(out, tracks, teacher_attrs(identity, LARGE.name, params))
+    log.info("%s: %d tracks by %s", out, len(tracks), teacher.name)
 
 
 def write_skipped_report(
-    out: str, shards: Sequence[str], n_unlabeled: int, max_fraction: float
+    out: str, buckets: Sequence[str], n_unlabeled: int, max_fraction: float
 ) -> None:
     """results/skipped.tsv (set, track id, audio, cause) of the unlabeled tracks left out.
 
     Raises MirkdError when more than `max_fraction` of the `n_unlabeled` tracks were left out:
     then something is wrong with the data (a bad copy, a codec), not with a few files.
     """
-    skipped = {tid: info for shard in shards for tid, info in shard_skipped(shard).items()}
-    rows = [("unlabeled", tid, i["audio"], i["cause"]) for tid, i in sorted(skipped.items())]
+    rows = []
+    for path in buckets:
+        bucket = BucketFile(path)
+        for tid, cause in bucket.skipped().items():
+            rows.append(("unlabeled", tid, bucket.column("source", tid), cause))
+    rows.sort()
     for row in rows:
         log.warning("skipped %s (%s): %s", *row[1:])
-    if len(skipped) > max_fraction * n_unlabeled:
+    if len(rows) > max_fraction * n_unlabeled:
         examples = "; ".join(f"{audio}: {cause}" for _, _, audio, cause in rows[:3])
         raise MirkdError(
-            f"{len(skipped)} of {n_unlabeled} unlabeled tracks cannot be used, more than "
+            f"{len(rows)} of {n_unlabeled} unlabeled tracks cannot be used, more than "
             f"data.max_skipped_fraction = {max_fraction:g} allows (e.g. {examples}); fix or "
             "remove those files, or raise data.max_skipped_fraction"
         )
     lines = ["set\ttrack_id\taudio\tcause"] + ["\t".join(r) for r in rows]
     atomic_write_text(out, "\n".join(lines) + "\n")
-    log.info("%s: %d of %d unlabeled tracks skipped", out, len(skipped), n_unlabeled)
+    log.info("%s: %d of %d unlabeled tracks skipped", out, len(rows), n_unlabeled)

@@ -7,9 +7,8 @@ Resumable state lives in a work folder keyed by a fingerprint of the run's prove
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import shutil
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,35 +21,31 @@ from mirkd.checkpoints import load_checkpoint
 from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
 from mirkd.inference import select_device
-from mirkd.labels import ChordSegment, read_annotation, segments_to_frames
-from mirkd.manifest import TrackFiles
+from mirkd.labels import read_annotation, segments_to_frames
+from mirkd.manifest import BucketFiles, TrackFiles
 from mirkd.models.registry import build_model
 from mirkd.steps import log
-from mirkd.store import check_shards_compatible, feature_grid, read_shard_track, shard_skipped
+from mirkd.steps.buckets import keyed_work_dir, settings_key
+from mirkd.store import BucketFile, check_teacher_compatible, feature_grid, read_teacher_output
 from mirkd.training.datasets import (
     LabeledDataset,
     LabeledTrack,
     PseudoLabelDataset,
-    ShardTrack,
     compute_mean_std,
 )
 from mirkd.training.trainer import TrainConfig, train
-from mirkd.training.validation import ReferenceTrack, frame_agreement, validation_wcsr
+from mirkd.training.validation import (
+    ReferenceTrack,
+    agreement_tracks,
+    frame_agreement,
+    validation_wcsr,
+)
 from mirkd.vocab import LARGE
 
 
-def _fingerprint(obj: Any) -> str:
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _work_paths(work: str | Path, run_key: str) -> tuple[Path, Path]:
+def _work_paths(work: str | Path, provenance: Any) -> tuple[Path, Path]:
     """best/last checkpoints of this exact run; state of any other run in `work` is removed."""
-    work_dir = Path(work) / run_key[:16]
-    if Path(work).is_dir():
-        for other in Path(work).iterdir():
-            if other != work_dir:
-                shutil.rmtree(other, ignore_errors=True)
-    work_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = keyed_work_dir(work, settings_key(provenance))
     return work_dir / "best.pt", work_dir / "last.pt"
 
 
@@ -61,22 +56,39 @@ def _finish(best: Path, out_checkpoint: str, out_history: str, history: list[dic
 
 
 def _frame_labels(track: TrackFiles) -> np.ndarray:
-    """Ground-truth class per frame of a track, on its feature file's grid."""
-    grid = feature_grid(track.features)
+    """Ground-truth class per frame of a track, on its features' grid."""
+    grid = feature_grid(track.features, track.track_id)
     segments = read_annotation(track.annotation, LARGE, duration=grid.duration)
     return segments_to_frames(segments, grid.n_frames, grid.frame_period, LARGE)
 
 
-def _reference(track: TrackFiles) -> list[ChordSegment]:
-    """A track's ground truth, checked against and trimmed to its audio's duration."""
-    return read_annotation(track.annotation, LARGE, duration=feature_grid(track.features).duration)
+def _features(track: TrackFiles) -> np.ndarray:
+    """A track's [T, n_bins] float16 features: a view of its mapped features bucket."""
+    return BucketFile(track.features).frames("cqt", track.track_id)
 
 
-def _teacher_probs(teacher_outputs: dict[str, str], track_id: str) -> np.ndarray | None:
-    """The teacher's probabilities [T, C] of a track, if the stage distils from them."""
-    if track_id not in teacher_outputs:
-        return None
-    return read_shard_track(teacher_outputs[track_id], track_id).probs.astype(np.float32)
+def _reference_track(track: TrackFiles) -> ReferenceTrack:
+    """A validation song with its ground truth, checked against and trimmed to its duration."""
+    grid = feature_grid(track.features, track.track_id)
+    reference = read_annotation(track.annotation, LARGE, duration=grid.duration)
+    return ReferenceTrack(track.track_id, _features(track), grid, reference)
+
+
+def _labeled_track(track: TrackFiles, distil: bool) -> LabeledTrack:
+    """A training song: features, frame labels and, when the stage distils, the teacher's
+    probabilities [T, C]."""
+    probs = None
+    if distil:
+        probs = read_teacher_output(track.teacher, track.track_id).probs.astype(np.float32)
+    return LabeledTrack(track.track_id, _features(track), _frame_labels(track), probs)
+
+
+def _by_bucket(tracks: Sequence[TrackFiles]) -> dict[str, list[str]]:
+    """Features bucket path -> the ids of `tracks` it holds."""
+    found: dict[str, list[str]] = defaultdict(list)
+    for t in tracks:
+        found[t.features].append(t.track_id)
+    return dict(found)
 
 
 def _bundle_meta(arch: str, hparams: dict, mean: float, std: float, provenance: dict) -> dict:
@@ -108,55 +120,67 @@ def _data_identity(tracks: Sequence[TrackFiles]) -> dict[str, str]:
     return {t.track_id: t.fingerprint for t in tracks}
 
 
+def _bucket_identity(buckets: Sequence[BucketFiles]) -> dict[str, str]:
+    """Track id -> content fingerprint of the usable tracks of teacher buckets."""
+    identity = {}
+    for files in buckets:
+        teacher = BucketFile(files.teacher)
+        identity.update({t: teacher.column("fingerprint", t) for t in teacher.usable()})
+    return identity
+
+
+def _skipped(buckets: Sequence[BucketFiles]) -> int:
+    return sum(len(BucketFile(b.teacher).skipped()) for b in buckets)
+
+
 def train_stage1(
     common: dict[str, Any],
     train_cfg: dict[str, Any],
-    shards: dict[str, str],
-    train_tracks: Sequence[TrackFiles],
-    val_tracks: Sequence[TrackFiles],
+    train_buckets: Sequence[BucketFiles],
+    val_buckets: Sequence[BucketFiles],
     work: str,
     out_checkpoint: str,
     out_history: str,
 ) -> None:
     """Student on teacher pseudo-labels only; early stopping on agreement with the teacher.
 
-    `shards` maps each unlabeled track id to the shard holding its teacher outputs. Tracks a
-    shard left out (undecodable audio) are ignored.
+    Reads the unlabeled train and validation buckets (features + teacher files); tracks a
+    bucket job skipped (undecodable audio) are left out.
     """
-    identity = check_shards_compatible(sorted(set(shards.values())))
-    skipped = {tid for shard in set(shards.values()) for tid in shard_skipped(shard)}
-    train_tracks = [t for t in train_tracks if t.track_id not in skipped]
-    val_tracks = [t for t in val_tracks if t.track_id not in skipped]
-    for split, rows in (("train", train_tracks), ("val", val_tracks)):
-        if not rows:
+    identity = check_teacher_compatible([b.teacher for b in [*train_buckets, *val_buckets]])
+    train_data, val_data = _bucket_identity(train_buckets), _bucket_identity(val_buckets)
+    skipped = _skipped(train_buckets) + _skipped(val_buckets)
+    for split, found in (("train", train_data), ("val", val_data)):
+        if not found:
             raise MirkdError(
-                f"stage 1: no usable unlabeled '{split}' track left ({len(skipped)} skipped, see "
+                f"stage 1: no usable unlabeled '{split}' track left ({skipped} skipped, see "
                 "results/skipped.tsv): add unlabeled audio or fix the skipped files"
             )
-    train_rows = [ShardTrack(t.track_id, t.features, shards[t.track_id]) for t in train_tracks]
-    val_rows = [ShardTrack(t.track_id, t.features, shards[t.track_id]) for t in val_tracks]
-    mean, std = compute_mean_std([t.features for t in train_tracks])
+    usable = {b.features: BucketFile(b.teacher).usable() for b in train_buckets}
+    mean, std = compute_mean_std(usable)
     config = TrainConfig.from_settings(train_cfg, common["device"])
     model, arch, hparams = _new_student(common["student"], config.seed)
     config.check_window(model.window, "stage1")
     provenance = {
         "stage": "stage1",
         "teacher": identity,
-        "train_data": _data_identity(train_tracks),
-        "val_data": _data_identity(val_tracks),
+        "train_data": train_data,
+        "val_data": val_data,
         "config": {"student": common["student"], "train": train_cfg},
     }
     meta = _bundle_meta(arch, hparams, mean, std, provenance)
     data = PseudoLabelDataset(
-        train_rows, seq_len=model.window, stride=config.stride, with_probs=config.use_kd
+        train_buckets, seq_len=model.window, stride=config.stride, with_probs=config.use_kd
     )
+    val_rows = agreement_tracks(val_buckets)
     device = select_device(config.device)
-    best, last = _work_paths(work, _fingerprint(provenance))
+    best, last = _work_paths(work, provenance)
     log.info(
-        "stage 1: %d windows from %d tracks (%d skipped), mean %.3f std %.3f",
+        "stage 1: %d windows from %d tracks in %d buckets (%d skipped), mean %.3f std %.3f",
         len(data),
-        len(train_rows),
-        len(skipped),
+        len(train_data),
+        len(train_buckets),
+        skipped,
         mean,
         std,
     )
@@ -184,20 +208,16 @@ def train_supervised(
     out_checkpoint: str,
     out_history: str,
     init_checkpoint: str | None = None,
-    teacher_outputs: dict[str, str] | None = None,
+    distil: bool = False,
 ) -> None:
     """Stage 2 (from the stage-1 student, with selective KD) or the from-scratch baseline.
 
     `train_cfg` is the stage's validated settings (every default filled in); `common` holds
-    the student and the run's device. `teacher_outputs` maps a train track id to its teacher
-    output file when the stage distils.
+    the student and the run's device. With `distil`, the teacher's outputs of the train tracks
+    (their teacher buckets) are read for KD.
     """
-    teacher_outputs = teacher_outputs or {}
-    rows = [
-        LabeledTrack(t.features, _frame_labels(t), _teacher_probs(teacher_outputs, t.track_id))
-        for t in train_tracks
-    ]
-    val_rows = [ReferenceTrack(t.features, _reference(t)) for t in val_tracks]
+    rows = [_labeled_track(t, distil) for t in train_tracks]
+    val_rows = [_reference_track(t) for t in val_tracks]
     provenance = {
         "stage": stage,
         "init": init_checkpoint,
@@ -213,7 +233,7 @@ def train_supervised(
         provenance["init_provenance"] = bundle.provenance
     else:
         model, arch, hparams = _new_student(common["student"], config.seed)
-        mean, std = compute_mean_std([t.features for t in train_tracks])
+        mean, std = compute_mean_std(_by_bucket(train_tracks))
     config.check_window(model.window, stage)
     meta = _bundle_meta(arch, hparams, mean, std, provenance)
     data = LabeledDataset(
@@ -221,7 +241,7 @@ def train_supervised(
     )
     device = select_device(config.device)
     metric = config.val_metric
-    best, last = _work_paths(work, _fingerprint(provenance))
+    best, last = _work_paths(work, provenance)
     log.info(
         "%s: %d windows from %d songs (KD %s)",
         stage,

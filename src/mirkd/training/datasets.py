@@ -7,15 +7,16 @@ Items are dicts of tensors:
     probs float32 [L, C]       teacher probabilities (only when the dataset has them)
 Frames past the end of a track are left as the reader pads them; the trainer sets them to 0
 *after* normalisation (using ``mask``), as the models pad windows at inference time.
-Files are opened lazily per process (store.WindowReader), so DataLoader workers are safe.
+Stage 1 reads memory-mapped bucket files (store.BucketFile), mapped lazily in each process, so
+forked DataLoader workers map their own; labeled datasets hold read-only views of the same maps.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,7 +24,8 @@ from torch.utils.data import Dataset
 
 from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
-from mirkd.store import WindowReader, read_features, read_shard_labels, shard_dataset
+from mirkd.manifest import BucketFiles
+from mirkd.store import BucketFile, feature_moments, merged_mean_std
 from mirkd.vocab import IGNORE_INDEX, LARGE, Vocabulary
 
 LOG_FLOOR = math.log(CQTParams().log_eps)
@@ -31,20 +33,13 @@ BINS_PER_SEMITONE = CQTParams().bins_per_octave // 12
 
 
 @dataclass(frozen=True)
-class ShardTrack:
-    """A track's features and the pseudo-label shard that holds its teacher outputs."""
-
-    track_id: str
-    features: str
-    shard: str
-
-
-@dataclass(frozen=True)
 class LabeledTrack:
-    """A track's features with its ground truth per frame (int64 [T] in the dataset's
-    vocabulary) and, for distillation, the teacher's probabilities [T, C]."""
+    """A track's features [T, n_bins] (float16, a view of its mapped bucket) with its ground
+    truth per frame (int64 [T] in the dataset's vocabulary) and, for distillation, the
+    teacher's probabilities [T, C]."""
 
-    features: str
+    name: str
+    features: np.ndarray
     labels: np.ndarray
     probs: np.ndarray | None = None
 
@@ -98,61 +93,97 @@ def shift_probs(probs: np.ndarray, semitones: int, vocab: Vocabulary) -> np.ndar
     return out
 
 
+def _padded_window(frames: np.ndarray, start: int, n_real: int, length: int) -> np.ndarray:
+    """Rows [start, start + n_real) of `frames` as float32, zero-padded to `length` rows."""
+    out = np.zeros((length, *frames.shape[1:]), dtype=np.float32)
+    out[:n_real] = frames[start : start + n_real]
+    return out
+
+
+@dataclass(frozen=True)
+class _MappedBucket:
+    """One bucket's per-frame arrays as this process maps them."""
+
+    cqt: np.ndarray
+    labels: np.ndarray
+    probs: np.ndarray | None
+
+
 class PseudoLabelDataset(Dataset):
-    """Stage-1 windows: features + teacher argmax (+ teacher probabilities for optional KD).
+    """Stage-1 windows: features + teacher argmax (+ teacher probabilities for optional KD),
+    sliced from the memory-mapped features and teacher files of the given buckets.
 
     ``seq_len`` is the model's window (``model.window``), ``stride`` the step between windows.
-    Teacher labels are used as targets as they are (an X argmax is a class to imitate); only
-    padding is ignored.
+    Every usable track of the buckets is used (tracks skipped by the features or the teacher
+    job are left out). Teacher labels are used as targets as they are (an X argmax is a class
+    to imitate); only padding is ignored. The window index is three flat arrays, so 15,000
+    tracks cost a few MB and forked workers share it.
     """
 
     def __init__(
         self,
-        tracks: Sequence[ShardTrack],
+        buckets: Sequence[BucketFiles],
         seq_len: int,
         stride: int,
         with_probs: bool = False,
     ) -> None:
-        self.tracks = list(tracks)
+        self.buckets = list(buckets)
         self.seq_len = seq_len
         self.with_probs = with_probs
-        self._features = WindowReader()
-        self.index: list[tuple[int, int]] = []
-        self.labels: list[np.ndarray] = []
-        for i, track in enumerate(self.tracks):
-            n = self._features.n_frames(track.features)
-            labels = read_shard_labels(track.shard, track.track_id)
-            if len(labels) != n:
-                raise MirkdError(
-                    f"{track.shard}: track {track.track_id} has {len(labels)} teacher frames "
-                    f"but {track.features} has {n}"
-                )
-            self.labels.append(labels.astype(np.int64))
-            self.index.extend((i, start) for start in window_starts(n, seq_len, stride))
+        self.track_ids: list[str] = []
+        index: list[np.ndarray] = []
+        for b, files in enumerate(self.buckets):
+            features, teacher = BucketFile(files.features), BucketFile(files.teacher)
+            for tid in teacher.usable():
+                f_span, t_span = features.span(tid), teacher.span(tid)
+                n = f_span.stop - f_span.start
+                if n != t_span.stop - t_span.start:
+                    raise MirkdError(
+                        f"{files.teacher}: track {tid} has {t_span.stop - t_span.start} teacher "
+                        f"frames but {files.features} has {n}"
+                    )
+                starts = np.array(window_starts(n, seq_len, stride), dtype=np.int64)
+                rows = np.empty((len(starts), 4), dtype=np.int64)
+                rows[:, 0] = b
+                rows[:, 1] = f_span.start + starts
+                rows[:, 2] = t_span.start + starts
+                rows[:, 3] = np.minimum(seq_len, n - starts)
+                index.append(rows)
+                self.track_ids.append(tid)
+        self.index = np.concatenate(index) if index else np.zeros((0, 4), dtype=np.int64)
+        self._pid = -1
+        self._maps: dict[int, _MappedBucket] = {}
+
+    def _mapped(self, b: int) -> _MappedBucket:
+        if self._pid != os.getpid():
+            self._pid, self._maps = os.getpid(), {}
+        if b not in self._maps:
+            files = self.buckets[b]
+            features, teacher = BucketFile(files.features), BucketFile(files.teacher)
+            probs = teacher.memmap("probs") if self.with_probs else None
+            self._maps[b] = _MappedBucket(features.memmap("cqt"), teacher.memmap("labels"), probs)
+        return self._maps[b]
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
-        i, start = self.index[item]
-        track, labels = self.tracks[i], self.labels[i]
-        end = min(start + self.seq_len, len(labels))
-        n_real = end - start
-        x = self._features.window(track.features, start, self.seq_len)
+        b, f_start, t_start, n_real = (int(v) for v in self.index[item])
+        mapped = self._mapped(b)
         y = np.full(self.seq_len, IGNORE_INDEX, dtype=np.int64)
-        y[:n_real] = labels[start:end]
-        mask = np.arange(self.seq_len) < n_real
+        y[:n_real] = mapped.labels[t_start : t_start + n_real]
         item_dict = {
-            "x": torch.from_numpy(x),
+            "x": torch.from_numpy(_padded_window(mapped.cqt, f_start, n_real, self.seq_len)),
             "y": torch.from_numpy(y),
-            "mask": torch.from_numpy(mask),
+            "mask": torch.from_numpy(np.arange(self.seq_len) < n_real),
         }
-        if self.with_probs:
-            probs = self._features.window(
-                track.shard, start, self.seq_len, shard_dataset(track.track_id, "probs")
-            )
+        if mapped.probs is not None:
+            probs = _padded_window(mapped.probs, t_start, n_real, self.seq_len)
             item_dict["probs"] = torch.from_numpy(probs)
         return item_dict
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_pid": -1, "_maps": {}}
 
 
 class LabeledDataset(Dataset):
@@ -176,15 +207,14 @@ class LabeledDataset(Dataset):
         self.vocab = vocab
         self.seq_len = seq_len
         self.shifts = tuple(pitch_shift) or (0,)
-        self._features = WindowReader()
         self.tracks: list[LabeledTrack] = []
         self.with_probs = all(t.probs is not None for t in tracks) and bool(tracks)
         self.index: list[tuple[int, int, int]] = []
         for i, track in enumerate(tracks):
-            n = self._features.n_frames(track.features)
+            n = len(track.features)
             self._check(track, n)
             labels = np.asarray(track.labels, dtype=np.int64)
-            self.tracks.append(LabeledTrack(track.features, labels, track.probs))
+            self.tracks.append(LabeledTrack(track.name, track.features, labels, track.probs))
             self.index.extend(
                 (i, start, shift)
                 for start in window_starts(n, seq_len, stride)
@@ -194,11 +224,11 @@ class LabeledDataset(Dataset):
     def _check(self, track: LabeledTrack, n: int) -> None:
         if len(track.labels) != n:
             raise MirkdError(
-                f"{track.features}: {n} feature frames but {len(track.labels)} frame labels"
+                f"{track.name}: {n} feature frames but {len(track.labels)} frame labels"
             )
         if track.probs is not None and track.probs.shape != (n, self.vocab.size):
             raise MirkdError(
-                f"{track.features}: teacher probabilities have shape {track.probs.shape}, "
+                f"{track.name}: teacher probabilities have shape {track.probs.shape}, "
                 f"expected ({n}, {self.vocab.size}) for vocabulary {self.vocab.name}"
             )
 
@@ -211,7 +241,7 @@ class LabeledDataset(Dataset):
         labels = track.labels
         end = min(start + self.seq_len, len(labels))
         n_real = end - start
-        x = self._features.window(track.features, start, self.seq_len)
+        x = _padded_window(track.features, start, n_real, self.seq_len)
         if shift:
             x = shift_cqt(x, shift)
         y = _targets(self.vocab.transpose(labels[start:end], shift), self.seq_len, self.vocab)
@@ -229,23 +259,11 @@ class LabeledDataset(Dataset):
         return item_dict
 
 
-def compute_mean_std(feature_paths: Iterable[str | Path]) -> tuple[float, float]:
-    """Global scalar mean and (population) std of all log-CQT values of the given files.
-
-    Streams one file at a time and merges per-file moments exactly (Chan et al.), in float64.
-    """
-    count, mean, m2 = 0, 0.0, 0.0
-    for path in feature_paths:
-        values = read_features(path).astype(np.float64).ravel()
-        if values.size == 0:
-            continue
-        n_b, mean_b = values.size, float(values.mean())
-        m2_b = float(((values - mean_b) ** 2).sum())
-        delta = mean_b - mean
-        total = count + n_b
-        mean += delta * n_b / total
-        m2 += m2_b + delta**2 * count * n_b / total
-        count = total
-    if count == 0:
-        raise MirkdError("compute_mean_std: the given feature files hold no frames")
-    return mean, math.sqrt(m2 / count)
+def compute_mean_std(tracks: Mapping[str, Sequence[str]]) -> tuple[float, float]:
+    """Global scalar mean and (population) std of all log-CQT values of the given tracks
+    (features bucket path -> track ids), merged exactly from the per-track moments each
+    features bucket stores (no feature is read)."""
+    rows = [feature_moments(BucketFile(path), ids) for path, ids in tracks.items() if ids]
+    if not rows:
+        raise MirkdError("compute_mean_std: no tracks given")
+    return merged_mean_std(np.concatenate(rows))

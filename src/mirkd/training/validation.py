@@ -18,18 +18,40 @@ import torch
 from mirkd.evaluation import song_scores, weighted_mean_scores
 from mirkd.inference import predict_logits
 from mirkd.labels import ChordSegment, frames_to_segments
+from mirkd.manifest import BucketFiles
 from mirkd.models.common import ChordModel
-from mirkd.store import feature_grid, read_features, read_shard_track
-from mirkd.training.datasets import ShardTrack
+from mirkd.store import BucketFile, FrameGrid
 from mirkd.vocab import LARGE, Vocabulary
 
 
 @dataclass(frozen=True)
 class ReferenceTrack:
-    """A validation song's features and its ground-truth segments."""
+    """A validation song: its name, features [T, n_bins], frame grid and ground truth."""
 
-    features: str
+    name: str
+    features: np.ndarray
+    grid: FrameGrid
     reference: Sequence[ChordSegment]
+
+
+@dataclass(frozen=True)
+class AgreementTrack:
+    """A stage-1 validation track: its features [T, n_bins] and the teacher's labels [T]."""
+
+    features: np.ndarray
+    teacher_labels: np.ndarray
+
+
+def agreement_tracks(buckets: Sequence[BucketFiles]) -> list[AgreementTrack]:
+    """The usable tracks of the buckets, as views of the mapped files (labels only: the
+    teacher's probabilities are never read for validation)."""
+    tracks = []
+    for files in buckets:
+        features, teacher = BucketFile(files.features), BucketFile(files.teacher)
+        cqt, labels = features.memmap("cqt"), teacher.memmap("labels")
+        for tid in teacher.usable():
+            tracks.append(AgreementTrack(cqt[features.span(tid)], labels[teacher.span(tid)]))
+    return tracks
 
 
 def predict_track(
@@ -43,16 +65,16 @@ def frame_agreement(
     model: ChordModel,
     mean: float,
     std: float,
-    tracks: Sequence[ShardTrack],
+    tracks: Sequence[AgreementTrack],
     device: torch.device,
 ) -> float:
     """Pooled fraction of frames (all frames of all tracks) where student and teacher agree."""
     agree, total = 0, 0
     for track in tracks:
-        predicted = predict_track(model, mean, std, read_features(track.features), device)
-        teacher = read_shard_track(track.shard, track.track_id).labels
-        agree += int((predicted == teacher).sum())
-        total += len(teacher)
+        features = np.asarray(track.features, dtype=np.float32)
+        predicted = predict_track(model, mean, std, features, device)
+        agree += int((predicted == track.teacher_labels).sum())
+        total += len(track.teacher_labels)
     return agree / total if total else 0.0
 
 
@@ -72,9 +94,10 @@ def validation_wcsr(
     """
     songs = {}
     for track in tracks:
-        grid = feature_grid(track.features)
-        predicted = predict_track(model, mean, std, read_features(track.features), device)
+        features = np.asarray(track.features, dtype=np.float32)
+        predicted = predict_track(model, mean, std, features, device)
+        grid = track.grid
         estimate = frames_to_segments(predicted, grid.frame_period, vocab, duration=grid.duration)
-        songs[track.features] = (track.reference, estimate)
+        songs[track.name] = (track.reference, estimate)
     score = weighted_mean_scores(song_scores(songs))[metric]
     return 0.0 if score is None else float(score)

@@ -1,0 +1,77 @@
+"""Resumable bucket jobs: each finished track is kept as a part file in a work folder, so a
+killed job loses at most the track it was on, and the bucket file is packed at the end.
+
+The work folder is keyed by what the job computes (feature parameters, teacher fingerprint):
+parts made with other settings are never reused. A part is reused only for the same audio
+content (fingerprint) and path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mirkd.manifest import TrackFiles
+from mirkd.steps import log
+from mirkd.store import TrackPart, pack_bucket, read_part, write_part
+
+
+def settings_key(settings: Any) -> str:
+    """A short stable hash of JSON-able settings."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def keyed_work_dir(work: str | Path, key: str) -> Path:
+    """`work`/`key`, created; folders of any other key in `work` (stale state) are removed."""
+    work_dir = Path(work) / key
+    if Path(work).is_dir():
+        for other in Path(work).iterdir():
+            if other != work_dir:
+                shutil.rmtree(other, ignore_errors=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    return work_dir
+
+
+@dataclass(frozen=True)
+class BucketWork:
+    """The finished tracks of one bucket job, as part files under `folder` (in `root`, the
+    job's work folder)."""
+
+    root: Path
+    folder: Path
+
+    @classmethod
+    def open(cls, work: str | Path, settings: Any) -> BucketWork:
+        return cls(Path(work), keyed_work_dir(work, settings_key(settings)))
+
+    def part_path(self, track_id: str) -> Path:
+        return self.folder / f"{track_id}.npz"
+
+    def todo(self, tracks: Sequence[TrackFiles]) -> list[TrackFiles]:
+        """The tracks without a valid part (all of them in a fresh job)."""
+        missing = [t for t in tracks if not self._done(t)]
+        if len(missing) < len(tracks):
+            done = len(tracks) - len(missing)
+            log.info("resuming: %d of %d tracks already done", done, len(tracks))
+        return missing
+
+    def _done(self, track: TrackFiles) -> bool:
+        part = read_part(self.part_path(track.track_id))
+        return part is not None and (part.fingerprint, part.source) == (
+            track.fingerprint,
+            track.audio,
+        )
+
+    def save(self, part: TrackPart) -> None:
+        write_part(self.part_path(part.track_id), part)
+
+    def finish(self, out: str, tracks: Sequence[TrackFiles], attrs: Mapping[str, Any]) -> None:
+        """Pack the parts of `tracks` (in order) into the bucket file; drop the work folder."""
+        pack_bucket(out, [self.part_path(t.track_id) for t in tracks], attrs)
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -1,0 +1,47 @@
+"""Bucket files (features, teacher outputs) written from arrays, for unit tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mirkd.features import CQTParams
+from mirkd.store import (
+    TeacherOutput,
+    TrackPart,
+    feature_attrs,
+    moments,
+    pack_bucket,
+    teacher_attrs,
+    teacher_part,
+)
+from mirkd.vocab import LARGE
+
+TEACHER = {"kind": "test", "name": "test-teacher", "fingerprint": "t0"}
+
+
+def feature_bucket(path: Path, tracks: dict[str, np.ndarray], duration: float | None = None) -> str:
+    """A features bucket holding each [T, 144] array (stored as float16) under its id; the
+    duration defaults to T frames of the default grid."""
+    params = CQTParams()
+    parts = []
+    for tid, cqt in tracks.items():
+        cqt = np.asarray(cqt, dtype=np.float16)
+        seconds = duration if duration is not None else len(cqt) * params.frame_period
+        values = {"duration": seconds, **moments(cqt)}
+        parts.append(TrackPart(tid, f"fp-{tid}", f"{tid}.wav", "", {"cqt": cqt}, values))
+    pack_bucket(path, parts, feature_attrs(params))
+    return str(path)
+
+
+def teacher_bucket(
+    path: Path, outputs: dict[str, TeacherOutput | None], teacher: dict | None = None
+) -> str:
+    """A teacher bucket holding each track's outputs (None: skipped, cause "bad audio")."""
+    parts = [
+        teacher_part(tid, f"fp-{tid}", f"{tid}.wav", out, "" if out else "bad audio", LARGE.size)
+        for tid, out in outputs.items()
+    ]
+    pack_bucket(path, parts, teacher_attrs(teacher or TEACHER, LARGE.name, CQTParams()))
+    return str(path)
