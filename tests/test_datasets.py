@@ -60,7 +60,7 @@ def test_pseudo_label_dataset_windows_and_padding(tmp_path):
     ds = PseudoLabelDataset([files], seq_len=108, stride=108, with_probs=True)
     assert len(ds) == 3 and ds.track_ids == ["a", "b"]  # c was skipped
     second = ds[1]  # track a, frames 108..149 then padding
-    assert second["x"].shape == (108, 144) and second["x"].dtype == torch.float32
+    assert second["x"].shape == (108, 144) and second["x"].dtype == torch.float16
     np.testing.assert_array_equal(second["x"][:42].numpy(), cqt1[108:].astype(np.float32))
     assert second["y"].dtype == torch.int64
     np.testing.assert_array_equal(second["y"][:42].numpy(), p1[108:].argmax(axis=1))
@@ -145,3 +145,39 @@ def test_compute_mean_std_exact_from_stored_moments(tmp_path):
     values = np.concatenate([a.ravel(), b.ravel()]).astype(np.float64)
     assert mean == pytest.approx(values.mean(), rel=1e-12)
     assert std == pytest.approx(values.std(), rel=1e-12)
+
+
+def test_pseudo_label_batch_gathers_across_buckets_like_single_items(tmp_path):
+    buckets = []
+    for b, lengths in enumerate(([150, 40], [230])):
+        names = [f"b{b}t{i}" for i in range(len(lengths))]
+        cqts = {n: _cqt(k, seed=k) for n, k in zip(names, lengths, strict=True)}
+        outs = {
+            n: TeacherOutput.from_probs(_probs(k, k)) for n, k in zip(names, lengths, strict=True)
+        }
+        buckets.append(
+            BucketFiles(
+                feature_bucket(tmp_path / f"f{b}.h5", cqts),
+                teacher_bucket(tmp_path / f"t{b}.h5", outs),
+            )
+        )
+    ds = PseudoLabelDataset(buckets, seq_len=108, stride=54, with_probs=True)
+    items = [5, 0, 3, len(ds) - 1, 2]
+    batch = ds.batch(items)
+    assert batch["x"].shape == (5, 108, 144) and batch["probs"].shape == (5, 108, 170)
+    for row, item in enumerate(items):
+        # the single-item reference: slice the track's arrays by hand
+        b, f_start, t_start, n_real = (int(v) for v in ds.index[item])
+        features = BucketFile(buckets[b].features).memmap("cqt")
+        teacher = BucketFile(buckets[b].teacher)
+        np.testing.assert_array_equal(
+            batch["x"][row, :n_real], features[f_start : f_start + n_real]
+        )
+        assert (batch["x"][row, n_real:] == 0).all()
+        labels = teacher.memmap("labels")[t_start : t_start + n_real]
+        np.testing.assert_array_equal(batch["y"][row, :n_real], labels)
+        assert (batch["y"][row, n_real:] == IGNORE_INDEX).all()
+        assert batch["mask"][row].sum() == n_real
+        probs = teacher.memmap("probs")[t_start : t_start + n_real].astype(np.float32)
+        np.testing.assert_array_equal(batch["probs"][row, :n_real], probs)
+        assert (batch["probs"][row, n_real:] == 0).all()

@@ -345,7 +345,7 @@ def _train_epoch(
         for group in optimizer.param_groups:
             group["lr"] = state.lr
         batch = {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}
-        x = ((batch["x"] - run.mean) / run.std) * batch["mask"].unsqueeze(-1)
+        x = ((batch["x"].float() - run.mean) / run.std) * batch["mask"].unsqueeze(-1)
         with _autocast(run.device, run.amp_dtype):
             logits = model(x)
         loss = loss_for_batch(logits.float(), batch, config)
