@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import Dataset
 
 from mirkd.checkpoints import load_checkpoint, read_checkpoint_state
 from mirkd.features import CQTParams
@@ -14,6 +15,7 @@ from mirkd.labels import ChordSegment
 from mirkd.models.registry import build_model
 from mirkd.store import TeacherOutput, write_features, write_shard
 from mirkd.training.datasets import LabeledDataset, LabeledTrack, PseudoLabelDataset, ShardTrack
+from mirkd.training.sampling import block_shuffled
 from mirkd.training.trainer import scheduled_lr, train
 from mirkd.training.validation import ReferenceTrack, frame_agreement, validation_wcsr
 from mirkd.vocab import LARGE
@@ -268,3 +270,58 @@ def test_resume_after_kill_gives_identical_weights(tmp_path, data):
     history = read_checkpoint_state(tmp_path / "resumed" / "last.pt")["training_state"]["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert all(math.isfinite(h["train_loss"]) for h in history)
+
+
+def _stage1_ds(tracks, shard):
+    return PseudoLabelDataset(
+        [_shard_track(tracks, shard, t) for t in sorted(tracks)], seq_len=16, stride=16
+    )
+
+
+class _Spy(Dataset):
+    """`ds` that records the items read (in-process loading)."""
+
+    def __init__(self, ds):
+        self.ds, self.seen = ds, []
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, item):
+        self.seen.append(item)
+        return self.ds[item]
+
+
+def _train_briefly(tmp_path, ds, model, log=lambda s: None, **settings):
+    """Two epochs of `model` on `ds` in batches of 4 (fixed validation score)."""
+    return train(
+        model,
+        _meta(),
+        ds,
+        lambda m: 0.5,
+        train_config(epochs=2, batch_size=4, patience=5, **settings),
+        tmp_path / "best.pt",
+        tmp_path / "last.pt",
+        device=CPU,
+        log=log,
+    )
+
+
+def test_each_epoch_reads_the_sampler_order_of_seed_plus_epoch(tmp_path, data):
+    ds = _Spy(_stage1_ds(*data))
+    _train_briefly(tmp_path, ds, _model(0), seed=11, shuffle_block=3)
+    n = len(ds)
+    assert ds.seen == block_shuffled(n, 3, 11).tolist() + block_shuffled(n, 3, 12).tolist()
+
+
+@pytest.mark.parametrize("shuffle_block", [1, 3])
+def test_loader_workers_do_not_change_the_result(tmp_path, data, shuffle_block):
+    """Two epochs with persistent workers end with the weights of the in-process loader."""
+    ds = _stage1_ds(*data)
+    models = []
+    for workers in (0, 2):
+        models.append(_model(0))
+        out = tmp_path / str(workers)
+        _train_briefly(out, ds, models[-1], num_workers=workers, shuffle_block=shuffle_block)
+    for key, value in models[0].state_dict().items():
+        assert torch.equal(value, models[1].state_dict()[key]), key

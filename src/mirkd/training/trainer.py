@@ -4,8 +4,8 @@ The loop saves a ``last`` checkpoint after every epoch with everything needed to
 (model, optimiser, epoch, best score, early-stopping counter, LR, history, RNG states) and a
 ``best`` checkpoint on every strict improvement of the validation score. A run that was killed
 restarts from ``last`` and, on CPU with a fixed seed, ends with exactly the weights of an
-uninterrupted run: shuffling uses a generator seeded per epoch, and the global RNG states
-(dropout) are restored.
+uninterrupted run: one loader serves every epoch, its sampler's order depends only on
+``seed + epoch``, and the global RNG states (dropout) are restored.
 
 Loss selection (``loss_for_batch``): focal loss alone (baseline, stage 1 default); with
 ``use_kd`` and teacher probabilities in the batch, ``alpha * KD + (1 - alpha) * focal`` where KD
@@ -33,8 +33,10 @@ from mirkd.checkpoints import ModelBundle, read_checkpoint_state, save_checkpoin
 from mirkd.errors import CheckpointError, ConfigError
 from mirkd.models.common import ChordModel
 from mirkd.training.losses import focal_loss, stage2_loss
+from mirkd.training.sampling import BlockShuffleSampler
 
 SCHEDULES = ("warmup_cosine", "plateau")
+PREFETCH_BATCHES = 4  # batches each loader worker prepares ahead
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,8 @@ class TrainConfig:
     is the end of the cosine and the floor of the plateau rule. ``stride`` is the step between
     training windows (at most the model's window); ``pitch_shift`` the semitone shifts
     enumerated besides the unshifted copy; ``val_metric`` the mir_eval metric that selects
-    supervised models (stage 1 is selected by agreement with the teacher).
+    supervised models (stage 1 is selected by agreement with the teacher); ``shuffle_block``
+    the number of consecutive dataset items shuffled as one block (1: a plain shuffle).
     """
 
     epochs: int
@@ -62,6 +65,7 @@ class TrainConfig:
     patience: int
     seed: int
     num_workers: int
+    shuffle_block: int
     device: str
     focal_gamma: float
     kd_alpha: float
@@ -292,9 +296,29 @@ class TrainState:
         return improved
 
 
+def _loader(
+    train_ds: Dataset, sampler: BlockShuffleSampler, config: TrainConfig, device: torch.device
+) -> DataLoader:
+    """The one loader of a run: workers (if any) live across epochs and prefetch; pinned
+    batches on CUDA. The order is ``sampler``'s; the loader's own generator only draws the
+    workers' base seed, so iterating never consumes the global RNG (dropout)."""
+    workers = config.num_workers
+    return DataLoader(
+        train_ds,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+
+
 @dataclass
 class _Run:
-    """The objects one training run works with (model on its device, optimiser, scaler)."""
+    """The objects one training run works with: model on its device, optimiser, scaler, and
+    the loader whose sampler is told each epoch."""
 
     model: ChordModel
     optimizer: torch.optim.Optimizer
@@ -304,10 +328,18 @@ class _Run:
     mean: float
     std: float
     config: TrainConfig
+    sampler: BlockShuffleSampler
+    loader: DataLoader
 
     @classmethod
     def start(
-        cls, model: ChordModel, config: TrainConfig, device: torch.device, mean: float, std: float
+        cls,
+        model: ChordModel,
+        config: TrainConfig,
+        device: torch.device,
+        mean: float,
+        std: float,
+        train_ds: Dataset,
     ) -> _Run:
         model.to(device)
         optimizer = torch.optim.AdamW(
@@ -315,30 +347,24 @@ class _Run:
         )
         amp_dtype = _amp_dtype(device)
         scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-        return cls(model, optimizer, scaler, device, amp_dtype, mean, std, config)
+        n_items = len(train_ds)  # type: ignore[arg-type]
+        sampler = BlockShuffleSampler(n_items, config.shuffle_block, config.seed)
+        loader = _loader(train_ds, sampler, config, device)
+        return cls(model, optimizer, scaler, device, amp_dtype, mean, std, config, sampler, loader)
 
 
-def _train_epoch(
-    run: _Run, train_ds: Dataset, state: TrainState, log: Callable[[str], None]
-) -> float:
-    """One pass over shuffled ``train_ds`` (order seeded by epoch); the mean batch loss.
+def _train_epoch(run: _Run, state: TrainState, log: Callable[[str], None]) -> float:
+    """One pass over the training set in the sampler's order for this epoch; the mean batch
+    loss.
 
     ``state.lr`` follows the warm-up + cosine schedule per batch when that is configured.
     """
     config, model, optimizer = run.config, run.model, run.optimizer
-    steps_per_epoch = math.ceil(len(train_ds) / config.batch_size)  # type: ignore[arg-type]
-    generator = torch.Generator().manual_seed(config.seed + state.epoch)
-    loader = DataLoader(
-        train_ds,
-        batch_size=config.batch_size,
-        shuffle=True,
-        generator=generator,
-        num_workers=config.num_workers,
-        pin_memory=run.device.type == "cuda",
-    )
+    steps_per_epoch = len(run.loader)
+    run.sampler.set_epoch(state.epoch)
     model.train()
     total_loss, n_batches = 0.0, 0
-    progress = tqdm(loader, desc=f"epoch {state.epoch + 1}/{config.epochs}", leave=False)
+    progress = tqdm(run.loader, desc=f"epoch {state.epoch + 1}/{config.epochs}", leave=False)
     for b, batch in enumerate(progress):
         if config.schedule == "warmup_cosine":
             state.lr = scheduled_lr(state.epoch * steps_per_epoch + b + 1, steps_per_epoch, config)
@@ -385,7 +411,8 @@ def train(
     History rows: epoch, train_loss, val_score, lr (at the end of the epoch), seconds.
     """
     out_best, out_last = Path(out_best), Path(out_last)
-    run = _Run.start(model, config, device, float(bundle_meta["mean"]), float(bundle_meta["std"]))
+    mean, std = float(bundle_meta["mean"]), float(bundle_meta["std"])
+    run = _Run.start(model, config, device, mean, std, train_ds)
     if out_last.exists():
         state = TrainState.resume(out_last, run)
         log(f"resumed from {out_last} after epoch {state.epoch} (best {state.best:.4f})")
@@ -395,7 +422,7 @@ def train(
 
     while state.epoch < config.epochs and not state.stopped:
         started = time.perf_counter()
-        train_loss = _train_epoch(run, train_ds, state, log)
+        train_loss = _train_epoch(run, state, log)
         model.eval()
         with torch.no_grad():
             score = float(validate(model))
