@@ -7,6 +7,10 @@ restarts from ``last`` and, on CPU with a fixed seed, ends with exactly the weig
 uninterrupted run: one loader serves every epoch, its sampler's order depends only on
 ``seed + epoch``, and the global RNG states (dropout) are restored.
 
+The loop reads nothing back from the device per step (the losses' boolean masks still do): a
+step whose loss or gradients are not finite is skipped by a flag on the device (fused AdamW),
+and the loss sum and skip count are read only for the progress bar and at the end of an epoch.
+
 Loss selection (``loss_for_batch``): focal loss alone (baseline, stage 1 default); with
 ``use_kd`` and teacher probabilities in the batch, ``alpha * KD + (1 - alpha) * focal`` where KD
 is selective (stage 2) or plain (stage-1 option).
@@ -37,6 +41,7 @@ from mirkd.training.sampling import BlockShuffleSampler
 
 SCHEDULES = ("warmup_cosine", "plateau")
 PREFETCH_BATCHES = 4  # batches each loader worker prepares ahead
+PROGRESS_EVERY = 50  # steps between host reads of the running loss (the progress bar)
 
 
 @dataclass(frozen=True)
@@ -255,7 +260,7 @@ class TrainState:
                 path, "no training_state to resume from (not a `last` checkpoint)"
             )
         run.model.load_state_dict(raw["model"])
-        run.optimizer.load_state_dict(raw["optimizer"])
+        _load_optimizer(run.optimizer, raw["optimizer"])
         run.scaler.load_state_dict(raw["scaler"])
         _set_rng_state(raw["rng"])
         return cls(
@@ -317,8 +322,9 @@ def _loader(
 
 @dataclass
 class _Run:
-    """The objects one training run works with: model on its device, optimiser, scaler, and
-    the loader whose sampler is told each epoch."""
+    """The objects one training run works with: model on its device, a fused AdamW (it can
+    skip a step on a device-side flag), scaler, and the loader whose sampler is told each
+    epoch."""
 
     model: ChordModel
     optimizer: torch.optim.Optimizer
@@ -343,7 +349,7 @@ class _Run:
     ) -> _Run:
         model.to(device)
         optimizer = torch.optim.AdamW(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
         )
         amp_dtype = _amp_dtype(device)
         scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
@@ -353,41 +359,112 @@ class _Run:
         return cls(model, optimizer, scaler, device, amp_dtype, mean, std, config, sampler, loader)
 
 
+def _load_optimizer(optimizer: torch.optim.Optimizer, saved: Mapping[str, Any]) -> None:
+    """Restore ``saved`` optimiser state but keep this optimiser's implementation (``fused``,
+    ``foreach``): a ``last`` checkpoint saved by an unfused AdamW resumes with the fused one,
+    its step counts moved to the parameters' device as the fused kernel wants."""
+    implementation = [{k: g[k] for k in ("fused", "foreach")} for g in optimizer.param_groups]
+    groups = [{**g, **kept} for g, kept in zip(saved["param_groups"], implementation, strict=True)]
+    optimizer.load_state_dict({**saved, "param_groups": groups})
+
+
+@dataclass
+class _EpochTotals:
+    """Sums of one epoch kept on the device, so counting a step needs no host sync; reading
+    them (a sync) is for the progress bar and the end of the epoch."""
+
+    loss: torch.Tensor  # float64: the sum of the losses of the steps taken
+    skipped: torch.Tensor  # int64: steps skipped for a non-finite loss or gradient
+    steps: int = 0
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> _EpochTotals:
+        return cls(
+            torch.zeros((), dtype=torch.float64, device=device),
+            torch.zeros((), dtype=torch.int64, device=device),
+        )
+
+    def add(self, loss: torch.Tensor, skipped: torch.Tensor) -> None:
+        """Count one step: its loss unless ``skipped`` (a device bool) is set."""
+        self.loss += torch.where(skipped, 0.0, loss.detach().double())
+        self.skipped += skipped
+        self.steps += 1
+
+    def n_skipped(self) -> int:
+        return int(self.skipped)
+
+    def mean_loss(self) -> float:
+        """The mean loss of the steps taken (0.0 if none was)."""
+        return float(self.loss) / max(1, self.steps - self.n_skipped())
+
+
+def _poisoned(loss: torch.Tensor) -> torch.Tensor:
+    """``loss`` to backpropagate: the same value and bit-identical gradients when finite;
+    when not, every gradient is NaN, so the gradient norm (and the fp16 GradScaler's own
+    check) flags the step without the host reading the loss."""
+    return loss * torch.where(torch.isfinite(loss), 1.0, math.nan)
+
+
+def _step_unless(optimizer: torch.optim.Optimizer, skip: torch.Tensor) -> None:
+    """``optimizer.step()``, a no-op (params, moments and step count untouched) where the
+    device bool ``skip`` is set: fused Adam/AdamW read it as ``found_inf``, the attribute
+    GradScaler sets for them (an unfused optimiser refuses the attribute)."""
+    optimizer.found_inf = skip.float()  # type: ignore[attr-defined]
+    try:
+        optimizer.step()
+    finally:
+        del optimizer.found_inf  # type: ignore[attr-defined]
+
+
+def _train_step(run: _Run, batch: Mapping[str, torch.Tensor], totals: _EpochTotals) -> None:
+    """One optimiser step on ``batch`` (on the device) at the param groups' LR.
+
+    A step whose loss or gradient norm is not finite changes neither the weights nor the
+    optimiser state; the test stays on the device (no host sync per step).
+    """
+    x = ((batch["x"] - run.mean) / run.std) * batch["mask"].unsqueeze(-1)
+    with _autocast(run.device, run.amp_dtype):
+        logits = run.model(x)
+    loss = loss_for_batch(logits.float(), batch, run.config)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(_poisoned(loss)).backward()
+    run.scaler.unscale_(run.optimizer)
+    norm = nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
+    skipped = ~torch.isfinite(norm)
+    if run.scaler.is_enabled():
+        run.scaler.step(run.optimizer)  # passes its own found_inf: the same non-finite grads
+        run.scaler.update()
+    else:
+        _step_unless(run.optimizer, skipped)
+    totals.add(loss, skipped)
+
+
 def _train_epoch(run: _Run, state: TrainState, log: Callable[[str], None]) -> float:
-    """One pass over the training set in the sampler's order for this epoch; the mean batch
-    loss.
+    """One pass over the training set in the sampler's order for this epoch; the mean loss
+    of the steps taken. Logs how many steps were skipped for non-finite values.
 
     ``state.lr`` follows the warm-up + cosine schedule per batch when that is configured.
     """
-    config, model, optimizer = run.config, run.model, run.optimizer
+    config = run.config
     steps_per_epoch = len(run.loader)
     run.sampler.set_epoch(state.epoch)
-    model.train()
-    total_loss, n_batches = 0.0, 0
+    run.model.train()
+    totals = _EpochTotals.zeros(run.device)
     progress = tqdm(run.loader, desc=f"epoch {state.epoch + 1}/{config.epochs}", leave=False)
     for b, batch in enumerate(progress):
         if config.schedule == "warmup_cosine":
             state.lr = scheduled_lr(state.epoch * steps_per_epoch + b + 1, steps_per_epoch, config)
-        for group in optimizer.param_groups:
+        for group in run.optimizer.param_groups:
             group["lr"] = state.lr
-        batch = {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}
-        x = ((batch["x"] - run.mean) / run.std) * batch["mask"].unsqueeze(-1)
-        with _autocast(run.device, run.amp_dtype):
-            logits = model(x)
-        loss = loss_for_batch(logits.float(), batch, config)
-        optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
-            log(f"epoch {state.epoch + 1} batch {b}: non-finite loss, step skipped")
-            continue
-        run.scaler.scale(loss).backward()
-        run.scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        run.scaler.step(optimizer)
-        run.scaler.update()
-        total_loss += float(loss.detach())
-        n_batches += 1
-        progress.set_postfix(loss=f"{total_loss / n_batches:.4f}", lr=f"{state.lr:.2e}")
-    return total_loss / max(1, n_batches)
+        _train_step(run, {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}, totals)
+        if (b + 1) % PROGRESS_EVERY == 0:
+            progress.set_postfix(loss=f"{totals.mean_loss():.4f}", lr=f"{state.lr:.2e}")
+    if skipped := totals.n_skipped():
+        log(
+            f"epoch {state.epoch + 1}: {skipped} of {totals.steps} steps skipped "
+            "(non-finite loss or gradients)"
+        )
+    return totals.mean_loss()
 
 
 def train(
