@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from bucket_helpers import feature_bucket, teacher_bucket
+from torch.utils.data import DataLoader
 
 from mirkd.checkpoints import load_checkpoint, read_checkpoint_state
 from mirkd.features import CQTParams
@@ -15,8 +16,23 @@ from mirkd.labels import ChordSegment
 from mirkd.manifest import BucketFiles
 from mirkd.models.registry import build_model
 from mirkd.store import BucketFile, FrameGrid, TeacherOutput
-from mirkd.training.datasets import LabeledDataset, LabeledTrack, PseudoLabelDataset
-from mirkd.training.trainer import scheduled_lr, train
+from mirkd.training.datasets import (
+    LabeledDataset,
+    LabeledTrack,
+    PseudoLabelDataset,
+    WindowDataset,
+)
+from mirkd.training.sampling import block_shuffled
+from mirkd.training.trainer import (
+    _EpochTotals,
+    _load_optimizer,
+    _poisoned,
+    _Run,
+    _train_step,
+    loss_for_batch,
+    scheduled_lr,
+    train,
+)
 from mirkd.training.validation import (
     AgreementTrack,
     ReferenceTrack,
@@ -273,3 +289,159 @@ def test_resume_after_kill_gives_identical_weights(tmp_path, data):
     history = read_checkpoint_state(tmp_path / "resumed" / "last.pt")["training_state"]["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert all(math.isfinite(h["train_loss"]) for h in history)
+
+
+def _stage1_ds(tracks, files):
+    return PseudoLabelDataset([files], seq_len=16, stride=16)
+
+
+def _steps(ds, batches, config):
+    """A fresh tiny model and fused AdamW after one `_train_step` per (batch, dropout seed);
+    the totals."""
+    run = _Run.start(_model(0), config, CPU, -5.5, 1.5, ds)
+    run.model.train()
+    totals = _EpochTotals.zeros(CPU)
+    for batch, seed in batches:
+        torch.manual_seed(seed)
+        _train_step(run, batch, totals)
+    return run, totals
+
+
+def _assert_same_state(a, b):
+    for key, value in a.model.state_dict().items():
+        assert torch.equal(value, b.model.state_dict()[key]), key
+    state_a, state_b = a.optimizer.state_dict()["state"], b.optimizer.state_dict()["state"]
+    assert state_a.keys() == state_b.keys()
+    for i in state_a:
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(state_a[i][key], state_b[i][key]), (i, key)
+
+
+def test_a_non_finite_loss_leaves_weights_and_optimiser_untouched(data):
+    """Steps b1, NaN, b2 end exactly where b1, b2 do; the NaN step is counted, not averaged."""
+    ds = _stage1_ds(*data)
+    b1, b2 = list(DataLoader(ds, batch_size=4))[:2]
+    bad = {**b1, "x": b1["x"].clone()}
+    bad["x"][0, 3, 7] = math.nan
+    config = train_config(batch_size=4, weight_decay=0.1)
+    with_nan, totals_nan = _steps(ds, [(b1, 1), (bad, 3), (b2, 2)], config)
+    without, totals = _steps(ds, [(b1, 1), (b2, 2)], config)
+    _assert_same_state(with_nan, without)
+    assert (totals_nan.n_skipped(), totals_nan.steps, totals.n_skipped()) == (1, 3, 0)
+    assert totals_nan.mean_loss() == totals.mean_loss() > 0
+    assert all(torch.isfinite(p).all() for p in with_nan.model.parameters())
+
+
+def test_a_finite_step_is_the_plain_adamw_update(data):
+    """The fused, flag-guarded step moves the weights as torch's default AdamW step does."""
+    ds = _stage1_ds(*data)
+    batches = list(DataLoader(ds, batch_size=4))[:2]
+    config = train_config(batch_size=4, weight_decay=0.1, grad_clip=0.5)
+    fused, _ = _steps(ds, [(b, seed) for seed, b in enumerate(batches)], config)
+    model = _model(0).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.1)
+    for seed, batch in enumerate(batches):
+        torch.manual_seed(seed)
+        x = ((batch["x"].float() + 5.5) / 1.5) * batch["mask"].unsqueeze(-1)
+        optimizer.zero_grad()
+        loss_for_batch(model(x), batch, config).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        optimizer.step()
+    initial = _model(0).state_dict()
+    moved = "output_layer.output_projection.weight"
+    assert not torch.equal(model.state_dict()[moved], initial[moved])  # the steps did move it
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(fused.model.state_dict()[key], value, rtol=1e-5, atol=1e-7)
+
+
+class _Spy(WindowDataset):
+    """`ds` that records the items read (in-process loading) and has NaN features in item
+    `bad`."""
+
+    def __init__(self, ds, bad=None):
+        self.ds, self.bad, self.seen = ds, bad, []
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, item):
+        self.seen.append(item)
+        window = self.ds[item]
+        if item == self.bad:
+            window["x"] = torch.full_like(window["x"], math.nan)
+        return window
+
+
+def _train_briefly(tmp_path, ds, model, log=lambda s: None, **settings):
+    """Two epochs of `model` on `ds` in batches of 4 (fixed validation score)."""
+    return train(
+        model,
+        _meta(),
+        ds,
+        lambda m: 0.5,
+        train_config(epochs=2, batch_size=4, patience=5, **settings),
+        tmp_path / "best.pt",
+        tmp_path / "last.pt",
+        device=CPU,
+        log=log,
+    )
+
+
+def test_each_epoch_reads_the_sampler_order_of_seed_plus_epoch(tmp_path, data):
+    ds = _Spy(_stage1_ds(*data))
+    _train_briefly(tmp_path, ds, _model(0), seed=11, shuffle_block=3)
+    n = len(ds)
+    assert ds.seen == block_shuffled(n, 3, 11).tolist() + block_shuffled(n, 3, 12).tolist()
+
+
+def test_training_skips_and_reports_a_non_finite_batch(tmp_path, data):
+    ds = _Spy(_stage1_ds(*data), bad=5)
+    logged = []
+    model = _model(0)
+    history = _train_briefly(tmp_path, ds, model, log=logged.append)
+    steps = math.ceil(len(ds) / 4)
+    assert [line for line in logged if "skipped" in line] == [
+        f"epoch {e}: 1 of {steps} steps skipped (non-finite loss or gradients)" for e in (1, 2)
+    ]
+    assert all(math.isfinite(h["train_loss"]) for h in history)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("shuffle_block", [1, 3])
+def test_loader_workers_do_not_change_the_result(tmp_path, data, shuffle_block):
+    """Two epochs with persistent workers end with the weights of the in-process loader."""
+    ds = _stage1_ds(*data)
+    models = []
+    for workers in (0, 2):
+        models.append(_model(0))
+        out = tmp_path / str(workers)
+        _train_briefly(out, ds, models[-1], num_workers=workers, shuffle_block=shuffle_block)
+    for key, value in models[0].state_dict().items():
+        assert torch.equal(value, models[1].state_dict()[key]), key
+
+
+def test_an_unfused_optimiser_state_resumes_into_the_fused_one(data):
+    """A `last` checkpoint of the unfused AdamW loads; the flag-guarded step then works."""
+    ds = _stage1_ds(*data)
+    batch = next(iter(DataLoader(ds, batch_size=4)))
+    config = train_config(batch_size=4)
+    model = _model(0)
+    unfused = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    loss_for_batch(model(batch["x"].float()), batch, config).backward()
+    unfused.step()
+    run = _Run.start(model, config, CPU, -5.5, 1.5, ds)
+    _load_optimizer(run.optimizer, unfused.state_dict())
+    assert all(g["fused"] for g in run.optimizer.param_groups)
+    _train_step(run, batch, _EpochTotals.zeros(CPU))  # an unfused AdamW refuses the flag
+    steps = [s["step"] for s in run.optimizer.state_dict()["state"].values()]
+    assert steps and all(step == 2 for step in steps)
+
+
+def test_a_poisoned_loss_keeps_finite_gradients_and_spoils_the_others():
+    """A non-finite loss whose gradients would be finite still flags its step."""
+    w = torch.tensor([1.0, -2.0], requires_grad=True)
+    _poisoned((w**2).sum()).backward()
+    assert torch.equal(w.grad, 2 * w.detach())
+    w.grad = None
+    _poisoned((w**2).sum() + math.inf).backward()
+    assert torch.isnan(w.grad).all()

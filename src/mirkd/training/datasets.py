@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
@@ -94,6 +94,18 @@ def shift_probs(probs: np.ndarray, semitones: int, vocab: Vocabulary) -> np.ndar
     return out
 
 
+class WindowDataset(Dataset):
+    """A dataset of training windows that can also hand out a whole batch at once (the
+    trainer's loader asks for batches: one call per batch, not per window)."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def batch(self, items: Sequence[int]) -> dict[str, torch.Tensor]:
+        """Windows `items` stacked into one batch (datasets with a faster gather override)."""
+        return default_collate([self[i] for i in items])
+
+
 def _padded_window(frames: np.ndarray, start: int, n_real: int, length: int) -> np.ndarray:
     """Rows [start, start + n_real) of `frames` as float32, zero-padded to `length` rows."""
     out = np.zeros((length, *frames.shape[1:]), dtype=np.float32)
@@ -110,7 +122,7 @@ class _MappedBucket:
     probs: np.ndarray | None
 
 
-class PseudoLabelDataset(Dataset):
+class PseudoLabelDataset(WindowDataset):
     """Stage-1 windows: features + teacher argmax (+ teacher probabilities for optional KD),
     sliced from the memory-mapped features and teacher files of the given buckets.
 
@@ -221,7 +233,7 @@ class PseudoLabelDataset(Dataset):
         return {**self.__dict__, "_pid": -1, "_maps": {}}
 
 
-class LabeledDataset(Dataset):
+class LabeledDataset(WindowDataset):
     """Stage-2 / baseline windows: features + ground-truth frame labels (+ teacher probabilities).
 
     ``seq_len`` is the model's window (``model.window``), ``stride`` the step between windows.

@@ -4,8 +4,12 @@ The loop saves a ``last`` checkpoint after every epoch with everything needed to
 (model, optimiser, epoch, best score, early-stopping counter, LR, history, RNG states) and a
 ``best`` checkpoint on every strict improvement of the validation score. A run that was killed
 restarts from ``last`` and, on CPU with a fixed seed, ends with exactly the weights of an
-uninterrupted run: shuffling uses a generator seeded per epoch, and the global RNG states
-(dropout) are restored.
+uninterrupted run: one loader serves every epoch, its sampler's order depends only on
+``seed + epoch``, and the global RNG states (dropout) are restored.
+
+The loop reads nothing back from the device per step (the losses' boolean masks still do): a
+step whose loss or gradients are not finite is skipped by a flag on the device (fused AdamW),
+and the loss sum and skip count are read only for the progress bar and at the end of an epoch.
 
 Loss selection (``loss_for_batch``): focal loss alone (baseline, stage 1 default); with
 ``use_kd`` and teacher probabilities in the batch, ``alpha * KD + (1 - alpha) * focal`` where KD
@@ -26,15 +30,19 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset
 from tqdm import tqdm
 
 from mirkd.checkpoints import ModelBundle, read_checkpoint_state, save_checkpoint
 from mirkd.errors import CheckpointError, ConfigError
 from mirkd.models.common import ChordModel
+from mirkd.training.datasets import WindowDataset
 from mirkd.training.losses import focal_loss, stage2_loss
+from mirkd.training.sampling import BlockShuffleSampler
 
 SCHEDULES = ("warmup_cosine", "plateau")
+PREFETCH_BATCHES = 4  # batches each loader worker prepares ahead
+PROGRESS_EVERY = 50  # steps between host reads of the running loss (the progress bar)
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,8 @@ class TrainConfig:
     is the end of the cosine and the floor of the plateau rule. ``stride`` is the step between
     training windows (at most the model's window); ``pitch_shift`` the semitone shifts
     enumerated besides the unshifted copy; ``val_metric`` the mir_eval metric that selects
-    supervised models (stage 1 is selected by agreement with the teacher).
+    supervised models (stage 1 is selected by agreement with the teacher); ``shuffle_block``
+    the number of consecutive dataset items shuffled as one block (1: a plain shuffle).
     """
 
     epochs: int
@@ -62,6 +71,7 @@ class TrainConfig:
     patience: int
     seed: int
     num_workers: int
+    shuffle_block: int
     device: str
     focal_gamma: float
     kd_alpha: float
@@ -251,7 +261,7 @@ class TrainState:
                 path, "no training_state to resume from (not a `last` checkpoint)"
             )
         run.model.load_state_dict(raw["model"])
-        run.optimizer.load_state_dict(raw["optimizer"])
+        _load_optimizer(run.optimizer, raw["optimizer"])
         run.scaler.load_state_dict(raw["scaler"])
         _set_rng_state(raw["rng"])
         return cls(
@@ -292,9 +302,47 @@ class TrainState:
         return improved
 
 
+class _Batches(Dataset):
+    """A window dataset indexed by lists of windows: each loader fetch is one whole batch
+    (``WindowDataset.batch``), so per-window Python overhead and collation disappear."""
+
+    def __init__(self, windows: WindowDataset) -> None:
+        self.windows = windows
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, items: list[int]) -> dict[str, torch.Tensor]:
+        return self.windows.batch(items)
+
+
+def _loader(
+    train_ds: WindowDataset,
+    sampler: BlockShuffleSampler,
+    config: TrainConfig,
+    device: torch.device,
+) -> DataLoader:
+    """The one loader of a run: workers (if any) live across epochs and prefetch; pinned
+    batches on CUDA. The order is ``sampler``'s, cut into batches; the loader's own generator
+    only draws the workers' base seed, so iterating never consumes the global RNG (dropout)."""
+    workers = config.num_workers
+    return DataLoader(
+        _Batches(train_ds),
+        batch_size=None,
+        sampler=BatchSampler(sampler, config.batch_size, drop_last=False),
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        prefetch_factor=PREFETCH_BATCHES if workers > 0 else None,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+
+
 @dataclass
 class _Run:
-    """The objects one training run works with (model on its device, optimiser, scaler)."""
+    """The objects one training run works with: model on its device, a fused AdamW (it can
+    skip a step on a device-side flag), scaler, and the loader whose sampler is told each
+    epoch."""
 
     model: ChordModel
     optimizer: torch.optim.Optimizer
@@ -304,70 +352,143 @@ class _Run:
     mean: float
     std: float
     config: TrainConfig
+    sampler: BlockShuffleSampler
+    loader: DataLoader
 
     @classmethod
     def start(
-        cls, model: ChordModel, config: TrainConfig, device: torch.device, mean: float, std: float
+        cls,
+        model: ChordModel,
+        config: TrainConfig,
+        device: torch.device,
+        mean: float,
+        std: float,
+        train_ds: WindowDataset,
     ) -> _Run:
         model.to(device)
         optimizer = torch.optim.AdamW(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
         )
         amp_dtype = _amp_dtype(device)
         scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-        return cls(model, optimizer, scaler, device, amp_dtype, mean, std, config)
+        n_items = len(train_ds)
+        sampler = BlockShuffleSampler(n_items, config.shuffle_block, config.seed)
+        loader = _loader(train_ds, sampler, config, device)
+        return cls(model, optimizer, scaler, device, amp_dtype, mean, std, config, sampler, loader)
 
 
-def _train_epoch(
-    run: _Run, train_ds: Dataset, state: TrainState, log: Callable[[str], None]
-) -> float:
-    """One pass over shuffled ``train_ds`` (order seeded by epoch); the mean batch loss.
+def _load_optimizer(optimizer: torch.optim.Optimizer, saved: Mapping[str, Any]) -> None:
+    """Restore ``saved`` optimiser state but keep this optimiser's implementation (``fused``,
+    ``foreach``): a ``last`` checkpoint saved by an unfused AdamW resumes with the fused one,
+    its step counts moved to the parameters' device as the fused kernel wants."""
+    implementation = [{k: g[k] for k in ("fused", "foreach")} for g in optimizer.param_groups]
+    groups = [{**g, **kept} for g, kept in zip(saved["param_groups"], implementation, strict=True)]
+    optimizer.load_state_dict({**saved, "param_groups": groups})
+
+
+@dataclass
+class _EpochTotals:
+    """Sums of one epoch kept on the device, so counting a step needs no host sync; reading
+    them (a sync) is for the progress bar and the end of the epoch."""
+
+    loss: torch.Tensor  # float64: the sum of the losses of the steps taken
+    skipped: torch.Tensor  # int64: steps skipped for a non-finite loss or gradient
+    steps: int = 0
+
+    @classmethod
+    def zeros(cls, device: torch.device) -> _EpochTotals:
+        return cls(
+            torch.zeros((), dtype=torch.float64, device=device),
+            torch.zeros((), dtype=torch.int64, device=device),
+        )
+
+    def add(self, loss: torch.Tensor, skipped: torch.Tensor) -> None:
+        """Count one step: its loss unless ``skipped`` (a device bool) is set."""
+        self.loss += torch.where(skipped, 0.0, loss.detach().double())
+        self.skipped += skipped
+        self.steps += 1
+
+    def n_skipped(self) -> int:
+        return int(self.skipped)
+
+    def mean_loss(self) -> float:
+        """The mean loss of the steps taken (0.0 if none was)."""
+        return float(self.loss) / max(1, self.steps - self.n_skipped())
+
+
+def _poisoned(loss: torch.Tensor) -> torch.Tensor:
+    """``loss`` to backpropagate: the same value and bit-identical gradients when finite;
+    when not, every gradient is NaN, so the gradient norm (and the fp16 GradScaler's own
+    check) flags the step without the host reading the loss."""
+    return loss * torch.where(torch.isfinite(loss), 1.0, math.nan)
+
+
+def _step_unless(optimizer: torch.optim.Optimizer, skip: torch.Tensor) -> None:
+    """``optimizer.step()``, a no-op (params, moments and step count untouched) where the
+    device bool ``skip`` is set: fused Adam/AdamW read it as ``found_inf``, the attribute
+    GradScaler sets for them (an unfused optimiser refuses the attribute)."""
+    optimizer.found_inf = skip.float()  # type: ignore[attr-defined]
+    try:
+        optimizer.step()
+    finally:
+        del optimizer.found_inf  # type: ignore[attr-defined]
+
+
+def _train_step(run: _Run, batch: Mapping[str, torch.Tensor], totals: _EpochTotals) -> None:
+    """One optimiser step on ``batch`` (on the device) at the param groups' LR.
+
+    A step whose loss or gradient norm is not finite changes neither the weights nor the
+    optimiser state; the test stays on the device (no host sync per step).
+    """
+    x = ((batch["x"].float() - run.mean) / run.std) * batch["mask"].unsqueeze(-1)
+    with _autocast(run.device, run.amp_dtype):
+        logits = run.model(x)
+    loss = loss_for_batch(logits.float(), batch, run.config)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(_poisoned(loss)).backward()
+    run.scaler.unscale_(run.optimizer)
+    norm = nn.utils.clip_grad_norm_(run.model.parameters(), run.config.grad_clip)
+    skipped = ~torch.isfinite(norm)
+    if run.scaler.is_enabled():
+        run.scaler.step(run.optimizer)  # passes its own found_inf: the same non-finite grads
+        run.scaler.update()
+    else:
+        _step_unless(run.optimizer, skipped)
+    totals.add(loss, skipped)
+
+
+def _train_epoch(run: _Run, state: TrainState, log: Callable[[str], None]) -> float:
+    """One pass over the training set in the sampler's order for this epoch; the mean loss
+    of the steps taken. Logs how many steps were skipped for non-finite values.
 
     ``state.lr`` follows the warm-up + cosine schedule per batch when that is configured.
     """
-    config, model, optimizer = run.config, run.model, run.optimizer
-    steps_per_epoch = math.ceil(len(train_ds) / config.batch_size)  # type: ignore[arg-type]
-    generator = torch.Generator().manual_seed(config.seed + state.epoch)
-    loader = DataLoader(
-        train_ds,
-        batch_size=config.batch_size,
-        shuffle=True,
-        generator=generator,
-        num_workers=config.num_workers,
-        pin_memory=run.device.type == "cuda",
-    )
-    model.train()
-    total_loss, n_batches = 0.0, 0
-    progress = tqdm(loader, desc=f"epoch {state.epoch + 1}/{config.epochs}", leave=False)
+    config = run.config
+    steps_per_epoch = len(run.loader)
+    run.sampler.set_epoch(state.epoch)
+    run.model.train()
+    totals = _EpochTotals.zeros(run.device)
+    progress = tqdm(run.loader, desc=f"epoch {state.epoch + 1}/{config.epochs}", leave=False)
     for b, batch in enumerate(progress):
         if config.schedule == "warmup_cosine":
             state.lr = scheduled_lr(state.epoch * steps_per_epoch + b + 1, steps_per_epoch, config)
-        for group in optimizer.param_groups:
+        for group in run.optimizer.param_groups:
             group["lr"] = state.lr
-        batch = {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}
-        x = ((batch["x"].float() - run.mean) / run.std) * batch["mask"].unsqueeze(-1)
-        with _autocast(run.device, run.amp_dtype):
-            logits = model(x)
-        loss = loss_for_batch(logits.float(), batch, config)
-        optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
-            log(f"epoch {state.epoch + 1} batch {b}: non-finite loss, step skipped")
-            continue
-        run.scaler.scale(loss).backward()
-        run.scaler.unscale_(optimizer)
-        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        run.scaler.step(optimizer)
-        run.scaler.update()
-        total_loss += float(loss.detach())
-        n_batches += 1
-        progress.set_postfix(loss=f"{total_loss / n_batches:.4f}", lr=f"{state.lr:.2e}")
-    return total_loss / max(1, n_batches)
+        _train_step(run, {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}, totals)
+        if (b + 1) % PROGRESS_EVERY == 0:
+            progress.set_postfix(loss=f"{totals.mean_loss():.4f}", lr=f"{state.lr:.2e}")
+    if skipped := totals.n_skipped():
+        log(
+            f"epoch {state.epoch + 1}: {skipped} of {totals.steps} steps skipped "
+            "(non-finite loss or gradients)"
+        )
+    return totals.mean_loss()
 
 
 def train(
     model: ChordModel,
     bundle_meta: Mapping[str, Any],
-    train_ds: Dataset,
+    train_ds: WindowDataset,
     validate: Callable[[ChordModel], float],
     config: TrainConfig,
     out_best: str | Path,
@@ -385,7 +506,8 @@ def train(
     History rows: epoch, train_loss, val_score, lr (at the end of the epoch), seconds.
     """
     out_best, out_last = Path(out_best), Path(out_last)
-    run = _Run.start(model, config, device, float(bundle_meta["mean"]), float(bundle_meta["std"]))
+    mean, std = float(bundle_meta["mean"]), float(bundle_meta["std"])
+    run = _Run.start(model, config, device, mean, std, train_ds)
     if out_last.exists():
         state = TrainState.resume(out_last, run)
         log(f"resumed from {out_last} after epoch {state.epoch} (best {state.best:.4f})")
@@ -395,7 +517,7 @@ def train(
 
     while state.epoch < config.epochs and not state.stopped:
         started = time.perf_counter()
-        train_loss = _train_epoch(run, train_ds, state, log)
+        train_loss = _train_epoch(run, state, log)
         model.eval()
         with torch.no_grad():
             score = float(validate(model))
