@@ -29,6 +29,15 @@ include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 
+# Seconds of work each, reading small files: on a cluster they run on the head node
+# instead of waiting in the queue.
+localrules:
+    splits,
+    skipped,
+    summary,
+    plots,
+
+
 rule all:
     default_target: True
     input:

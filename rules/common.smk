@@ -12,13 +12,15 @@ RES = config["resources"]  # every default is in config.schema.yaml
 THREADS = RES["threads"]
 
 
-def gpu_resources():
-    """GPU request for teacher/training jobs, from config (none on CPU-only clusters)."""
+def gpu_resources(threads):
+    """GPU request for teacher/training jobs, from config (none on CPU-only clusters); the
+    job's threads are asked for per GPU (SLURM: --cpus-per-gpu), to feed it."""
     if not RES["gpu"]:
         return {}
+    request = {"gpu": RES["gpu"], "cpus_per_gpu": threads}
     if RES["gpu_model"]:
-        return {"gpu": RES["gpu"], "gpu_model": RES["gpu_model"]}
-    return {"gpu": RES["gpu"]}
+        request["gpu_model"] = RES["gpu_model"]
+    return request
 
 
 def track_params(tracks):

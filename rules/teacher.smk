@@ -26,7 +26,7 @@ rule teacher:
         "../envs/mirkd.yaml"
     threads: RES["teacher_threads"]
     resources:
-        **gpu_resources(),
+        **gpu_resources(RES["teacher_threads"]),
         mem_mb=RES["teacher_mem_mb"],
         runtime=RES["teacher_runtime"],
     params:

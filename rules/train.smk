@@ -24,7 +24,7 @@ rule stage1:
         "../envs/mirkd.yaml"
     threads: THREADS
     resources:
-        **gpu_resources(),
+        **gpu_resources(THREADS),
         mem_mb=RES["train_mem_mb"],
         runtime=RES["train_runtime"],
     params:
@@ -51,7 +51,7 @@ rule stage2:
         "../envs/mirkd.yaml"
     threads: THREADS
     resources:
-        **gpu_resources(),
+        **gpu_resources(THREADS),
         mem_mb=RES["train_mem_mb"],
         runtime=RES["train_runtime"],
     params:
@@ -79,7 +79,7 @@ rule baseline:
         "../envs/mirkd.yaml"
     threads: THREADS
     resources:
-        **gpu_resources(),
+        **gpu_resources(THREADS),
         mem_mb=RES["train_mem_mb"],
         runtime=RES["train_runtime"],
     params:
