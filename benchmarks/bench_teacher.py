@@ -19,34 +19,26 @@ import torch
 
 from mirkd.demo import synthesize_song
 from mirkd.features import CQTParams, log_cqt
-from mirkd.teachers.lvchordia import CQTV2, LV_HOP, LV_SR, DataEntry, LvChordiaTeacher, io
+from mirkd.teachers.lvchordia import LvChordiaTeacher, package_spec
 
 SECONDS = 60.0
 
 
-def package_cqt(y: np.ndarray) -> np.ndarray:
-    """The package's hybrid CQT of a signal, as LvChordiaTeacher.component_probs computes it."""
-    entry = DataEntry()
-    entry.prop.set("sr", LV_SR)
-    entry.prop.set("hop_length", LV_HOP)
-    entry.append_data(np.asarray(y, dtype=np.float32), io.MusicIO, "music")
-    return CQTV2().extract(entry)
-
-
-def precision_table(fp32: LvChordiaTeacher, cqt: torch.Tensor, y: np.ndarray, n: int) -> str:
+def precision_table(fp32: LvChordiaTeacher, spec: np.ndarray, n: int) -> str:
     """fp32 vs bf16 ensemble time (interleaved repeats, medians) and frame-argmax agreement."""
     bf16 = LvChordiaTeacher(precision="bf16")
+    band = torch.from_numpy(spec)
     times: dict[str, list[float]] = {"fp32": [], "bf16": []}
     for _ in range(benchlib.REPEATS):
         for name, teacher in (("fp32", fp32), ("bf16", bf16)):
             times[name].append(
-                benchlib.timed(lambda t=teacher: [t._net_probs(m, cqt) for m in t.nets])
+                benchlib.timed(lambda t=teacher: [t._net_probs(m, band) for m in t.nets])
             )
     t32, t16 = (float(np.median(times[k])) for k in ("fp32", "bf16"))
     agree = float(
         np.mean(
-            fp32.grid_probs(fp32.component_probs(y), n).argmax(axis=1)
-            == bf16.grid_probs(bf16.component_probs(y), n).argmax(axis=1)
+            fp32.grid_probs(fp32.component_probs(spec), n).argmax(axis=1)
+            == bf16.grid_probs(bf16.component_probs(spec), n).argmax(axis=1)
         )
     )
     return benchlib.table(
@@ -66,16 +58,10 @@ def main() -> str:
         audio = Path(tmp) / "song.flac"
         sf.write(audio, y, params.sr, format="FLAC", subtype="PCM_16")
         t_total = benchlib.median_time(lambda: teacher.frame_probs(audio, features))
-    cqt = torch.from_numpy(package_cqt(y))
-    t_cqt = benchlib.median_time(lambda: package_cqt(y))
-
-    def ensemble() -> None:
-        with torch.no_grad():
-            for net in teacher.nets:
-                net.inference(cqt)
-
-    t_nets = benchlib.median_time(ensemble)
-    comps = teacher.component_probs(y)
+    spec = package_spec(y)
+    t_cqt = benchlib.median_time(lambda: package_spec(y))
+    t_nets = benchlib.median_time(lambda: teacher.component_probs(spec))
+    comps = teacher.component_probs(spec)
     t_grid = benchlib.median_time(lambda: teacher.grid_probs(comps, len(features)))
     rows = [
         ("frame_probs end to end", t_total, SECONDS / t_total),
@@ -85,7 +71,7 @@ def main() -> str:
     ]
     body = benchlib.table(("part", "seconds", "audio s per s"), rows) + (
         f"\n\nLoading the teacher (5 weight files, templates, fingerprint) once per job: "
-        f"{t_init:.2f} s.\n\n" + precision_table(teacher, cqt, y, len(features))
+        f"{t_init:.2f} s.\n\n" + precision_table(teacher, spec, len(features))
     )
     intro = (
         f"`LvChordiaTeacher.frame_probs` on one {SECONDS:.0f}-s synthesized song (flac), "
