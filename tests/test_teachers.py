@@ -22,6 +22,7 @@ from mirkd.teachers.lvchordia import (
     LvChordiaTeacher,
     average_onto_grid,
     label_class,
+    package_spec,
     pool_classes,
     template_probs,
 )
@@ -123,7 +124,7 @@ def test_lvchordia_agrees_with_package_decoding(lv_teacher: LvChordiaTeacher, so
     for i, (path, y, segments) in enumerate(songs):
         n = n_frames(len(y), PARAMS)
         start = time.perf_counter()
-        comps = lv_teacher.component_probs(y)
+        comps = lv_teacher.component_probs(package_spec(y))
         probs = lv_teacher.grid_probs(comps, n)
         seconds += time.perf_counter() - start
         if i == 0:

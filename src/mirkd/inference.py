@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -49,21 +50,37 @@ def predict_logits(
     autocast on CUDA). The model is moved to `device`. Used for evaluation, transcription,
     teachers and the validation scores during training alike.
     """
+    return predict_logits_many(model, mean, std, [features], device, batch_windows)[0]
+
+
+def predict_logits_many(
+    model: ChordModel,
+    mean: float,
+    std: float,
+    tracks: Sequence[np.ndarray],
+    device: torch.device,
+    batch_windows: int = 16,
+) -> list[np.ndarray]:
+    """`predict_logits` of several tracks at once: each track is padded to whole windows on its
+    own, then the windows of all tracks share the batches, so a batch can be full (on a GPU)
+    even when the tracks are short. Windows never see each other, so each track's logits are
+    those `predict_logits` gives it alone (up to the float rounding of another batch size)."""
     model = model.to(device)
-    (n_frames, n_bins), window = features.shape, int(model.window)
-    n_windows = -(-n_frames // window)
-    padded = np.zeros((n_windows * window, n_bins), dtype=np.float32)
-    padded[:n_frames] = (features - mean) / std
-    windows = torch.from_numpy(padded).view(n_windows, window, n_bins)
-    outputs = []
+    window = int(model.window)
+    counts = [-(-len(f) // window) for f in tracks]
+    n_bins = tracks[0].shape[1] if tracks else 0
+    padded = np.zeros((sum(counts) * window, n_bins), dtype=np.float32)
+    starts = np.concatenate([[0], np.cumsum(counts)]) * window
+    for features, start in zip(tracks, starts[:-1], strict=True):
+        padded[start : start + len(features)] = (features - mean) / std
+    windows = torch.from_numpy(padded).view(sum(counts), window, n_bins)
+    outputs = [torch.zeros((0, model.num_classes))]
     with torch.inference_mode(), torch.autocast(device.type, enabled=device.type == "cuda"):
-        for start in range(0, n_windows, batch_windows):
+        for start in range(0, len(windows), batch_windows):
             batch = windows[start : start + batch_windows].to(device)
-            outputs.append(model(batch).float().cpu())
-    if not outputs:
-        return np.zeros((0, model.num_classes), dtype=np.float32)
-    logits = torch.cat(outputs).reshape(n_windows * window, -1)[:n_frames]
-    return logits.numpy()
+            outputs.append(model(batch).float().cpu().reshape(-1, model.num_classes))
+    logits = torch.cat(outputs).numpy()
+    return [logits[start : start + len(f)] for f, start in zip(tracks, starts[:-1], strict=True)]
 
 
 def bundle_logits(

