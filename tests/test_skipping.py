@@ -25,17 +25,23 @@ from model_helpers import TINY_BTC, stage_settings
 STUB = {"kind": "stub", "checkpoint": None, "device": "cpu", "precision": "fp32"}
 
 
+def _stub_front_end(audio_path: Path, features: np.ndarray) -> int:
+    """Refuses audio whose name contains 'undecodable'; hands the frame count on."""
+    if "undecodable" in Path(audio_path).name:
+        raise AudioError(audio_path, "cannot decode audio: teacher's decoder lost sync")
+    return len(features)
+
+
 class StubTeacher:
-    """Uniform-ish probabilities; refuses audio whose name contains 'undecodable'."""
+    """Uniform-ish probabilities; its front end refuses audio named 'undecodable'."""
 
     kind, name, fingerprint = "stub", "stub", "0" * 64
+    tracks_per_pass = 1
+    front_end = staticmethod(_stub_front_end)
 
-    def frame_probs(self, audio_path: Path, features: np.ndarray) -> np.ndarray:
-        if "undecodable" in audio_path.name:
-            raise AudioError(audio_path, "cannot decode audio: teacher's decoder lost sync")
-        rng = np.random.default_rng(len(features))
-        probs = rng.random((len(features), LARGE.size)).astype(np.float32)
-        return probs / probs.sum(axis=1, keepdims=True)
+    def infer(self, inputs: list[int]) -> list[np.ndarray]:
+        probs = [np.random.default_rng(n).random((n, LARGE.size)) for n in inputs]
+        return [(p / p.sum(axis=1, keepdims=True)).astype(np.float32) for p in probs]
 
 
 @pytest.fixture

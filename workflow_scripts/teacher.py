@@ -10,4 +10,5 @@ run_teacher_bucket(
     snakemake.params.teacher,
     TrackFiles.from_params(snakemake.params.tracks),
     skip_undecodable=snakemake.params.skip_undecodable,
+    workers=snakemake.threads - 1,
 )

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from mirkd.atomic import atomic_write_text
@@ -14,9 +15,15 @@ from mirkd.features import CQTParams
 from mirkd.manifest import TrackFiles
 from mirkd.steps import log
 from mirkd.steps.buckets import BucketWork
-from mirkd.store import BucketFile, teacher_attrs, teacher_part
+from mirkd.store import BucketFile, TeacherOutput, read_track_features, teacher_attrs, teacher_part
 from mirkd.teachers import build_teacher, teacher_output
+from mirkd.teachers.stream import teacher_results
 from mirkd.vocab import LARGE
+
+
+def track_features(track: TrackFiles) -> np.ndarray:
+    """A track's [T, n_bins] log-CQT from its features bucket (picklable: loader workers)."""
+    return read_track_features(track.features, track.track_id)
 
 
 def run_teacher_bucket(
@@ -25,11 +32,14 @@ def run_teacher_bucket(
     teacher_cfg: dict[str, Any],
     tracks: Sequence[TrackFiles],
     skip_undecodable: bool = False,
+    workers: int = 0,
 ) -> None:
     """Teacher probabilities for each track of a bucket, one resumable part per track.
 
-    With `skip_undecodable` (unlabeled buckets) tracks whose features were skipped or whose
-    audio the teacher cannot decode get a part with no frames and the cause.
+    `workers` DataLoader workers decode audio and compute the teacher's front end while the
+    main process runs its networks (on the GPU when there is one). With `skip_undecodable`
+    (unlabeled buckets) tracks whose features were skipped or whose audio the teacher cannot
+    decode get a part with no frames and the cause.
     """
     teacher = build_teacher(
         teacher_cfg["kind"],
@@ -39,27 +49,33 @@ def run_teacher_bucket(
     )
     params = CQTParams()
     job = BucketWork.open(work, {"teacher": teacher.fingerprint, "features": params.to_dict()})
-    features = {path: BucketFile(path) for path in {t.features for t in tracks}}
-    for track in tqdm(job.todo(tracks), desc=f"teacher {Path(out).name}"):
-        bucket = features[track.features]
-        cause = bucket.skipped().get(track.track_id, "")
-        output = None
-        if not cause:
-            try:
-                cqt = bucket.frames("cqt", track.track_id).astype("float32")
-                output = teacher_output(teacher.frame_probs(Path(track.audio), cqt))
-            except AudioError as exc:
-                if not skip_undecodable:
-                    raise
-                cause = exc.cause
-        if cause:
-            log.warning("%s: skipped (%s): %s", track.track_id, track.audio, cause)
-        job.save(
-            teacher_part(track.track_id, track.fingerprint, track.audio, output, cause, LARGE.size)
-        )
+    skipped_features = {
+        tid: cause
+        for path in {t.features for t in tracks}
+        for tid, cause in BucketFile(path).skipped().items()
+    }
+    todo = job.todo(tracks)
+    for track in todo:  # no teacher pass over features the features job could not make
+        if track.track_id in skipped_features:
+            _save(job, track, None, skipped_features[track.track_id])
+    usable = [t for t in todo if t.track_id not in skipped_features]
+    results = teacher_results(teacher, usable, track_features, num_workers=workers)
+    for result in tqdm(results, total=len(usable), desc=f"teacher {Path(out).name}"):
+        if result.cause is not None and not skip_undecodable:
+            raise AudioError(result.item.audio, result.cause)
+        output = None if result.probs is None else teacher_output(result.probs)
+        _save(job, result.item, output, result.cause or "")
     identity = {"kind": teacher.kind, "name": teacher.name, "fingerprint": teacher.fingerprint}
     job.finish(out, tracks, teacher_attrs(identity, LARGE.name, params))
     log.info("%s: %d tracks by %s", out, len(tracks), teacher.name)
+
+
+def _save(job: BucketWork, track: TrackFiles, output: TeacherOutput | None, cause: str) -> None:
+    if cause:
+        log.warning("%s: skipped (%s): %s", track.track_id, track.audio, cause)
+    job.save(
+        teacher_part(track.track_id, track.fingerprint, track.audio, output, cause, LARGE.size)
+    )
 
 
 def write_skipped_report(
