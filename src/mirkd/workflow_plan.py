@@ -60,6 +60,7 @@ class RunPlan:
     facts: dict[str, AudioFacts] = field(default_factory=dict)
     buckets: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     demo: bool = False
+    bucket_index: dict[str, BucketRef] = field(default_factory=dict)  # "<set>/<id>" -> bucket
     variants: list[Variant] = field(default_factory=list)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -159,11 +160,10 @@ class RunPlan:
         return f"{track.set_name}-{self.splits[track.set_name][track.track_id]}"
 
     def bucket_of(self, track: Track) -> BucketRef:
-        group = self.group_of(track)
-        for name, ids in self.buckets[group].items():
-            if track.track_id in ids:
-                return BucketRef(group, name)
-        raise ConfigError(f"track {track.track_id} is in no bucket of {group}")
+        try:
+            return self.bucket_index[f"{track.set_name}/{track.track_id}"]
+        except KeyError as exc:
+            raise ConfigError(f"track {track.set_name}/{track.track_id} is in no bucket") from exc
 
     def group_buckets(self, groups: Iterable[str]) -> list[BucketRef]:
         """Every bucket of the given groups."""
@@ -352,6 +352,12 @@ def plan_run(
         demo=bool(config["data"].get("demo")),
     )
     plan.buckets = _assign(plan, config["data"]["bucket_hours"] * 3600.0)
+    plan.bucket_index = {
+        f"{group.split('-')[0]}/{tid}": BucketRef(group, name)
+        for group, buckets in plan.buckets.items()
+        for name, ids in buckets.items()
+        for tid in ids
+    }
     _check_splits(plan)
     plan.variants = expand_variants(config, [t.track_id for t in plan.in_split("labeled", "train")])
     plan.owners = model_owners(plan.variants)
