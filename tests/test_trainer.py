@@ -148,6 +148,7 @@ class _Constant(torch.nn.Module):
     """Predicts one class on every frame."""
 
     window = 16
+    num_classes = LARGE.size
 
     def __init__(self, index: int) -> None:
         super().__init__()
