@@ -128,9 +128,11 @@ elif POINT.startswith("bucket-part:"):
 '''
 
 
-def _corpus(workdir: Path, **stage_overrides) -> dict:
+def _corpus(workdir: Path, bucket_hours: float | None = None, **stage_overrides) -> dict:
     write_demo_corpus(workdir / "data", 4, 5, 1, seed=3, min_seconds=12, max_seconds=16)
     config = tiny_config(workdir / "data")
+    if bucket_hours is not None:
+        config["data"]["bucket_hours"] = bucket_hours
     for stage, values in stage_overrides.items():
         config[stage].update(values)
     write_config(workdir, config)
@@ -245,7 +247,7 @@ def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor])
 def corpus(tmp_path_factory) -> tuple[Path, RunPlan]:
     """A workdir with data and config (nothing run yet) and its run plan."""
     workdir = tmp_path_factory.mktemp("atomic")
-    config = _corpus(workdir)
+    config = _corpus(workdir, bucket_hours=1.0)  # one bucket per group: several tracks each
     return workdir, plan_run(config, results=str(workdir / "results"))
 
 
