@@ -6,6 +6,9 @@ The KD terms take an optional boolean ``mask [N]`` of real (non-padding) frames;
 the mask contribute nothing and are not counted in the mean. Teacher outputs arrive as stored
 probabilities, so ``softmax(log(p) / T)`` recovers the teacher's temperature-``T`` distribution
 exactly (``log p`` differs from the teacher logits only by a per-frame constant).
+
+Frames are left out by zero weights in masked sums, never by boolean indexing: indexing by a
+mask makes a GPU wait for the host to learn the result's size, on every step.
 """
 
 from __future__ import annotations
@@ -24,12 +27,11 @@ def focal_loss(logits: torch.Tensor, targets: torch.Tensor, gamma: float = 2.0) 
     A batch without any valid target gives a zero loss that still carries a graph.
     """
     keep = targets != IGNORE_INDEX
-    if not bool(keep.any()):
-        return logits.sum() * 0.0
-    log_p = F.log_softmax(logits[keep].float(), dim=-1)
-    log_p_y = log_p.gather(1, targets[keep].long().unsqueeze(1)).squeeze(1)
+    safe_targets = torch.where(keep, targets, 0).long()
+    log_p = F.log_softmax(logits.float(), dim=-1)
+    log_p_y = log_p.gather(1, safe_targets.unsqueeze(1)).squeeze(1)
     p_y = log_p_y.exp()
-    return ((1.0 - p_y).pow(gamma) * -log_p_y).mean()
+    return _masked_mean((1.0 - p_y).pow(gamma) * -log_p_y, keep)
 
 
 def teacher_distribution(teacher_probs: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -49,8 +51,12 @@ def _frame_kl(
     return kl, q.max(dim=-1).values
 
 
-def _masked(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    return values if mask is None else values[mask]
+def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of `values` over the frames in `mask` (all if None); 0 with a graph if none."""
+    if mask is None:
+        return values.mean() if values.numel() else values.sum() * 0.0
+    weights = mask.to(values.dtype)
+    return torch.where(mask, values, 0.0).sum() / weights.sum().clamp_min(1.0)
 
 
 def kd_loss(
@@ -61,10 +67,7 @@ def kd_loss(
 ) -> torch.Tensor:
     """``T^2 * mean_frames KL(q_T || s_T)`` over the frames in ``mask`` (all if None)."""
     kl, _ = _frame_kl(student_logits, teacher_probs, temperature)
-    kl = _masked(kl, mask)
-    if kl.numel() == 0:
-        return student_logits.sum() * 0.0
-    return temperature**2 * kl.mean()
+    return temperature**2 * _masked_mean(kl, mask)
 
 
 def selective_kd_weights(
@@ -95,11 +98,8 @@ def selective_kd_loss(
     is the one that acts.
     """
     kl, confidence = _frame_kl(student_logits, teacher_probs, temperature)
-    kl, confidence = _masked(kl, mask), _masked(confidence, mask)
-    if kl.numel() == 0:
-        return student_logits.sum() * 0.0
     weights = selective_kd_weights(confidence, upper, lower)
-    return temperature**2 * (weights * kl).sum() / kl.numel()
+    return temperature**2 * _masked_mean(weights * kl, mask)
 
 
 def stage2_loss(
