@@ -182,9 +182,6 @@ class RunPlan:
             raise ConfigError(f"no bucket {group}/{bucket} in this run") from exc
         return [self.tracks[set_name][tid] for tid in ids]
 
-    def bucket_seconds(self, group: str, bucket: str) -> float:
-        return sum(self.facts[t.audio].seconds for t in self.bucket_tracks(group, bucket))
-
     def bucket_files(self, groups: Iterable[str]) -> list[BucketFiles]:
         """The features and teacher files of every bucket of the given groups."""
         return [
