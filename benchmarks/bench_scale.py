@@ -18,8 +18,9 @@ whatever the venv's editable install points at) is dry-run in a fresh results di
    command again under `srun` (local executor), which starts the rule's script in a third
    Python process. We time that remote-mode command for one features job in dry-run form
    (`-n`: parse the Snakefile, plan the run, build the one-job DAG) and a fresh Python importing
-   what features.py imports (`snakemake.script` to unpickle its `snakemake` object,
-   `mirkd.steps`, `mirkd.steps.data`). Per job = 2 x remote-mode command + script imports.
+   what features.py loads before it reads the track (Snakemake's script preamble, `mirkd.steps`,
+   `mirkd.steps.data`, librosa's lazily loaded `cqt`). Per job = 2 x remote-mode command +
+   script imports.
 
     .venv/bin/python benchmarks/bench_scale.py
     MIRKD_BENCH_SCALE_TRACKS=1000 .venv/bin/python benchmarks/bench_scale.py   # ~1 min
@@ -62,6 +63,10 @@ SIZES = tuple(
 ROOT = Path(os.environ.get("MIRKD_BENCH_DIR", "/work/bench-scale"))
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 FEATURES_RULE = "features"
+PROFILE_AT = tuple(
+    int(n) for n in os.environ.get("MIRKD_BENCH_SCALE_PROFILE", "").split(",") if n.strip()
+)
+PROFILE_TOP = 20
 TARGETS = {"tracks": 15000, "jobs": 500, "dry_run_s": 15.0, "per_job_s": 2.0}
 
 
@@ -287,9 +292,52 @@ def remote_job_command(workdir: Path, config: Path, rule: str, wildcards: str, w
     ]
 
 
+PROFILE_CODE = """
+import cProfile, io, pstats, runpy, sys, time
+out, sys.argv = sys.argv[1], ["snakemake", *sys.argv[2:]]
+profiler = cProfile.Profile(time.process_time)
+code = 0
+profiler.enable()
+try:
+    runpy.run_module("snakemake", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+profiler.disable()
+sections = []
+for key, *restrictions in (("cumulative",), ("cumulative", "mirkd|Snakefile|smk"), ("tottime",)):
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats(key).print_stats(*restrictions, PROFILE_TOP)
+    sections.append(text.getvalue())
+open(out, "w").write("\\n=====\\n".join(sections))
+sys.exit(code)
+"""
+PROFILE_TITLES = (
+    "by cumulative time",
+    "this project's code (mirkd, Snakefile, rules) by cumulative time",
+    "by own time (tottime)",
+)
+
+
+def profile_dry_run(workdir: Path, config: Path) -> str:
+    """Top entries of a CPU-time cProfile of one warm `-n --quiet rules`."""
+    out = workdir / "profile.txt"
+    code = PROFILE_CODE.replace("PROFILE_TOP", str(PROFILE_TOP))
+    args = [*workflow_args(workdir, config), "--cores", "2", "-n", "--quiet", "rules"]
+    run([sys.executable, "-c", code, str(out), *args])
+    parts = []
+    for title, section in zip(PROFILE_TITLES, out.read_text().split("\n=====\n"), strict=True):
+        table = section[section.index("   ncalls") :] if "   ncalls" in section else "(none)"
+        rows = [line for line in table.splitlines() if line.strip()][: PROFILE_TOP + 1]
+        parts.append(f"-- {title}\n" + "\n".join(rows))
+    return "\n\n".join(parts)
+
+
+# What workflow_scripts/features.py loads before its track: Snakemake's script preamble (to
+# unpickle the `snakemake` object), the step module, and librosa's lazily loaded CQT.
 SCRIPT_IMPORTS = (
-    "import snakemake.script; from mirkd.steps import start_job; "
-    "from mirkd.steps.data import extract_features"
+    "from snakemake.logging import logger; from snakemake.iocontainers import Snakemake; "
+    "from mirkd.steps import start_job; from mirkd.steps.data import extract_features; "
+    "import librosa; librosa.cqt"
 )
 
 
@@ -310,6 +358,7 @@ def measure(n: int, root: Path, base: list[Path], sets: Path, version_s: Timing)
         printed_s, wildcards, wait = one_job(workdir, config, FEATURES_RULE)
         command = remote_job_command(workdir, config, FEATURES_RULE, wildcards, wait)
         remote_s = median_run(command)
+        profile = profile_dry_run(workdir, config) if n in PROFILE_AT else ""
     return {
         "tracks": n,
         "hours": n * TRACK_SECONDS / 3600,
@@ -320,6 +369,7 @@ def measure(n: int, root: Path, base: list[Path], sets: Path, version_s: Timing)
         "remote": remote_s,
         "wildcards": wildcards,
         "command": command,
+        "profile": profile,
     }
 
 
@@ -348,6 +398,7 @@ def main() -> str:
     version_s = median_run([str(SNAKEMAKE), "--version"], warmup=1)
     script_s = python_import_seconds(SCRIPT_IMPORTS)
     data_s = python_import_seconds("import mirkd.steps.data")
+    plan_s = python_import_seconds("import mirkd.workflow_plan")
     results = [measure(n, ROOT, base, sets, version_s) for n in SIZES]
     rows = [
         (
@@ -403,12 +454,22 @@ def main() -> str:
         f"minus the median `snakemake --version` ({version_s}). Remote-mode job start: the "
         "command a SLURM job runs for one features job (below), in dry-run form, Snakemake "
         "start-up included. Script imports: a fresh Python running "
-        f"`{SCRIPT_IMPORTS}` takes {script_s} (`import mirkd.steps.data` alone {data_s}). "
+        f"`{SCRIPT_IMPORTS}` takes {script_s} (`import mirkd.steps.data` alone {data_s}; "
+        f"`import mirkd.workflow_plan`, which every Snakemake call pays when it reads the "
+        f"Snakefile, {plan_s}). "
         "Per-job overhead = 2 x remote-mode job start (the sbatch-level Snakemake with "
         "`--executor slurm-jobstep`, then the same command under `srun`) + script imports.\n\n"
         f"Planned jobs per rule:\n\n{per_rule}\n\n"
         f"The remote-mode command at {last['tracks']} tracks:\n\n```\n{shown}\n```\n"
     )
+    for r in results:
+        if r["profile"]:
+            body += (
+                f"\nWhere a warm dry run at {r['tracks']} tracks spends its time (`cProfile` "
+                "with a CPU-time clock, which slows the run several-fold; "
+                "MIRKD_BENCH_SCALE_PROFILE lists the sizes profiled):\n\n"
+                f"```\n{r['profile']}\n```\n"
+            )
     intro = (
         f"Placeholder corpora of {', '.join(str(n) for n in SIZES)} unlabeled 4-minute tracks "
         f"(symlinks, {PER_FOLDER} per album folder, to {N_BASE} near-silent 22.05 kHz FLACs of "
