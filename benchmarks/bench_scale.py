@@ -10,7 +10,8 @@ whatever the venv's editable install points at) is dry-run in a fresh results di
 
 1. planned jobs: the "Job stats" table of `snakemake -n --quiet rules`;
 2. dry run cold (empty results/: no fingerprint or other caches) and warm (the same directory
-   again), each minus the median wall time of `snakemake --version` (Snakemake's own start-up);
+   again), each minus the median `snakemake --version` (Snakemake's own start-up); every time
+   in wall and CPU seconds (user + sys, children included: robust to the load of a shared box);
 3. per-job overhead: what a SLURM job pays before its step does any work. The SLURM executor
    submits `python -m snakemake --target-jobs <job> --allowed-rules <rule> ... --mode remote
    --executor slurm-jobstep` (snakemake/spawn_jobs.py, snakemake_interface_executor_plugins
@@ -24,6 +25,9 @@ whatever the venv's editable install points at) is dry-run in a fresh results di
 
     .venv/bin/python benchmarks/bench_scale.py
     MIRKD_BENCH_SCALE_TRACKS=1000 .venv/bin/python benchmarks/bench_scale.py   # ~1 min
+    MIRKD_BENCH_SCALE_PROFILE=5000 ...   # also a CPU-time cProfile of a warm dry run at 5000
+
+MIRKD_BENCH_SCALE_RULE names the rule whose first planned job is timed per job (features).
 
 `scontrol` is shadowed by a stub that fails at once (set MIRKD_BENCH_REAL_SCONTROL=1 to keep the
 real one): the SLURM executor plugin runs `scontrol show config` when Snakemake starts, and where
@@ -49,7 +53,8 @@ import numpy as np
 import soundfile as sf
 import yaml
 
-from mirkd.demo import write_demo_corpus
+sys.path.insert(0, str(benchlib.REPO / "src"))  # this tree's mirkd, like the Snakemake calls
+from mirkd.demo import write_demo_corpus  # noqa: E402
 
 SR = 22050
 TRACK_SECONDS = 240
@@ -62,7 +67,7 @@ SIZES = tuple(
 )
 ROOT = Path(os.environ.get("MIRKD_BENCH_DIR", "/work/bench-scale"))
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
-FEATURES_RULE = "features"
+FEATURES_RULE = os.environ.get("MIRKD_BENCH_SCALE_RULE", "features")  # the job timed per job
 PROFILE_AT = tuple(
     int(n) for n in os.environ.get("MIRKD_BENCH_SCALE_PROFILE", "").split(",") if n.strip()
 )
