@@ -28,6 +28,7 @@ from mirkd.workflow_plan import RunPlan, plan_run
 from workflow_helpers import (
     snakemake,
     snakemake_command,
+    snakemake_env,
     tiny_config,
     write_config,
 )
@@ -151,7 +152,7 @@ def _hook_env(workdir: Path, point: str) -> dict[str, str]:
 
 def _run_until_frozen_then_kill(workdir: Path, target: str, point: str) -> None:
     """Start Snakemake on `target` in its own process group; SIGKILL the group once frozen."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **_hook_env(workdir, point)}
+    env = {**snakemake_env(), **_hook_env(workdir, point)}
     cmd = snakemake_command(workdir, target)
     out = workdir / "killed_run.out"
     marker = Path(env["MIRKD_CRASH_MARKER"])

@@ -114,6 +114,7 @@ def slurm_run(slurm_cluster, tmp_path_factory):
         "2",
         "--slurm-keep-successful-logs",
         timeout=900,
+        real_slurm=True,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     logs = workdir / ".snakemake/slurm_logs"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -72,10 +74,36 @@ def snakemake_command(workdir: Path, *args: str) -> list[str]:
     ]
 
 
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+@functools.cache
+def _failing_scontrol_dir() -> Path:
+    """A folder holding an `scontrol` that fails at once.
+
+    Snakemake imports the installed SLURM executor plugin at every start, and the plugin runs
+    `scontrol show config`; on a machine with slurm-client but no running controller (here,
+    after the SLURM test stopped its cluster) that call waits for a 10-s timeout. Local runs
+    in the tests put this stub first on PATH; the SLURM test uses the real one.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="mirkd-no-slurm-"))
+    stub = folder / "scontrol"
+    stub.write_text("#!/bin/sh\nexit 1\n")
+    stub.chmod(0o755)
+    return folder
+
+
+def snakemake_env(real_slurm: bool = False) -> dict[str, str]:
+    """The environment the tests run Snakemake in (see _failing_scontrol_dir)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if not real_slurm:
+        env["PATH"] = f"{_failing_scontrol_dir()}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def snakemake(
+    workdir: Path, *args: str, timeout: int = 900, real_slurm: bool = False
+) -> subprocess.CompletedProcess:
     """Run the repository's Snakefile with `workdir` as working directory."""
     cmd = snakemake_command(workdir, *args)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = snakemake_env(real_slurm)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
