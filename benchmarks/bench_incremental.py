@@ -1,9 +1,11 @@
 """Incremental rerun after adding one labeled song, as a fraction of a full run.
 
 The tests' tiny configuration (tests/workflow_helpers.tiny_config: 4 unlabeled, 5 labeled and
-2 test songs of 12-16 s, a 1-layer BTC of width 16, two epochs) runs end to end in a temp
-dir; then one labeled song is added and the same command is timed again. Per-rule job times
-come from the rules' own Snakemake benchmark files. Runs once (it takes minutes).
+2 test songs of 12-16 s, a 1-layer BTC of width 16, two epochs, buckets of ~29 s of audio) runs
+end to end in a temp dir; then one labeled song is added and the same command is timed again:
+only the bucket it hashes into (split in two if it outgrows the size) has its features and
+teacher jobs redone. Per-rule job times come from the rules' own Snakemake benchmark files.
+Runs once (it takes minutes).
 """
 
 from __future__ import annotations
@@ -27,10 +29,8 @@ from workflow_helpers import planned_jobs, snakemake, tiny_config, write_config 
 def rule_of(benchmark: Path, root: Path) -> str:
     """The rule that wrote a results/benchmarks file, from its place in the tree."""
     parts = benchmark.relative_to(root).with_suffix("").parts
-    if parts[0] == "features":
-        return "features"
-    if parts[0] == "teacher":
-        return "teacher_shard" if len(parts) == 2 else "teacher_track"
+    if parts[0] in ("features", "teacher"):
+        return parts[0]  # one job per bucket: <rule>/<group>/<bucket>.tsv
     if parts[0] == "evaluate":
         return "evaluate_teacher" if parts[1] == "teacher" else "evaluate_model"
     return parts[0]
@@ -124,7 +124,9 @@ def main() -> str:
     intro = (
         "The whole DAG on `tests/workflow_helpers.tiny_config` in a temp dir with "
         "`snakemake --cores 2` (one run each: it takes minutes), then one labeled 12-14-s "
-        "song added and the same command rerun. Jobs use 1 thread each (config `resources`)."
+        "song added and the same command rerun. `data.bucket_hours` 0.008 (~29 s of audio per "
+        "bucket), so each group spans several `features` and `teacher` jobs, one per bucket. "
+        "Jobs use 1 thread each (config `resources`)."
     )
     return benchlib.section("Incremental rerun after adding one labeled song", machine, intro, body)
 

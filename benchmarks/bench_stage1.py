@@ -1,8 +1,9 @@
 """A stage-1 epoch per hour of unlabeled audio, extrapolated from timed training epochs.
 
-`mirkd.training.trainer.train` runs single epochs (real DataLoader, focal loss, AdamW, clipping,
-checkpoint saves; validation replaced by a constant) over a PseudoLabelDataset at stride 108;
-the wall time per window, times the windows in one hour of 4-minute songs, gives the figure.
+`mirkd.training.trainer.train` runs single epochs (its own loader of whole batches, focal loss,
+AdamW, clipping, checkpoint saves; validation replaced by a constant) over a PseudoLabelDataset
+of bucket files at stride 108; the wall time per window, times the windows in one hour of
+4-minute songs, gives the figure.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import benchlib  # first: limits threads and silences tqdm before torch loads
 import torch
 
 from mirkd.features import CQTParams, n_frames
+from mirkd.manifest import BucketFiles
 from mirkd.models.registry import build_model
 from mirkd.training.datasets import PseudoLabelDataset, window_starts
 from mirkd.training.trainer import train
 from mirkd.vocab import LARGE
 
-N_TRACKS, SECONDS = 4, 120.0  # 12 windows each at stride 108
+N_TRACKS, SECONDS = 4, 120.0  # one bucket; 12 windows per track at stride 108
 SONG_SECONDS = 240.0
 STRIDE = 108
 REFERENCE_BTC = {"num_chords": LARGE.size}  # BTC defaults: 8 layers x 128, the paper's size
@@ -32,15 +34,16 @@ def windows_per_hour(stride: int) -> int:
     return round(3600 / SONG_SECONDS * per_song)
 
 
-def epoch_seconds(rows: list, hparams: dict, arch: str, steps: int, threads: int) -> float:
-    """Median wall seconds of one training epoch of `steps` batches (config.yaml's stage 1)."""
+def epoch_seconds(
+    buckets: list[BucketFiles], hparams: dict, arch: str, steps: int, threads: int
+) -> tuple[float, int]:
+    """Median wall seconds per window of one training epoch of `steps` batches (config.yaml's
+    stage 1), and the batch size; `buckets` are listed as often as `steps` batches need."""
     window = build_model(arch, hparams).window
     config = benchlib.stage_config("stage1", epochs=1, warmup_epochs=1, use_kd=False, seed=0)
     batch = config.batch_size
-    per_track = len(PseudoLabelDataset(rows[:1], window, STRIDE))
-    dataset = PseudoLabelDataset(
-        rows * math.ceil(steps * batch / per_track / len(rows)), window, STRIDE
-    )
+    per_listing = len(PseudoLabelDataset(buckets, window, STRIDE))
+    dataset = PseudoLabelDataset(buckets * math.ceil(steps * batch / per_listing), window, STRIDE)
     dataset.index = dataset.index[: steps * batch]
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,10 +89,10 @@ def main() -> str:
     ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        cache = benchlib.write_training_cache(Path(tmp), N_TRACKS, SECONDS)
+        buckets = benchlib.write_training_buckets(Path(tmp), N_TRACKS, SECONDS, N_TRACKS)
         for name, arch_, hp, steps, threads in cases:
             n_params = sum(p.numel() for p in build_model(arch_, hp).parameters())
-            per_window, batch = epoch_seconds(cache, hp, arch_, steps, threads)
+            per_window, batch = epoch_seconds(buckets, hp, arch_, steps, threads)
             rows.append(
                 (
                     name,
@@ -123,7 +126,8 @@ def main() -> str:
     )
     intro = (
         "`trainer.train` for one epoch (config.yaml stage-1 batch size and LR, focal loss, "
-        f"no KD) over stride-{STRIDE} windows of cached features, median of "
+        f"no KD) over stride-{STRIDE} windows of one features + teacher bucket ({N_TRACKS} "
+        f"synthesized {SECONDS:.0f}-s songs, listed as often as the steps need), median of "
         f"{benchlib.REPEATS} epochs; the time per window is extrapolated to one hour of "
         "unlabeled audio."
     )

@@ -19,10 +19,14 @@ import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from importlib.metadata import version  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
 import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+if TYPE_CHECKING:
+    from mirkd.manifest import BucketFiles
 
 REPO = Path(__file__).resolve().parents[1]
 REPEATS = int(os.environ.get("MIRKD_BENCH_REPEATS", "3"))
@@ -113,37 +117,61 @@ def stage_config(stage: str, **overrides):
     return dataclasses.replace(TrainConfig.from_settings(config[stage], "cpu"), **overrides)
 
 
-def write_training_cache(folder: Path, n_tracks: int, seconds: float) -> list:
-    """Feature files of synthesized songs plus one pseudo-label shard; PseudoLabelDataset rows.
+def write_training_buckets(
+    folder: Path, n_tracks: int, seconds: float, tracks_per_bucket: int, distinct: int = 8
+) -> list[BucketFiles]:
+    """Features and teacher buckets of `n_tracks` tracks of `seconds` each, `tracks_per_bucket`
+    per bucket (files features_NNNN.h5 / teacher_NNNN.h5 in `folder`); stage 1's BucketFiles.
 
-    Features are real log-CQTs (so HDF5 compression behaves as on music); teacher outputs are
-    peaked random distributions over LARGE that change every ~2 s (running the real teacher
-    would take minutes and does not change how fast windows are read).
+    Features are real log-CQTs of `distinct` synthesized songs, reused cyclically: reading a
+    window costs the same whichever song it holds, and 15,000 CQTs would take minutes. Teacher
+    outputs are peaked random distributions over LARGE that change every ~2 s (running the real
+    teacher would take hours and does not change how fast windows are read). A bucket whose two
+    files exist is kept (`pack_bucket` writes atomically), so a cache folder makes reruns
+    skip the writing; its name must then say what it holds.
     """
     import numpy as np
 
     from mirkd.demo import synthesize_song
     from mirkd.features import CQTParams, log_cqt
-    from mirkd.store import TeacherOutput, write_features, write_shard
-    from mirkd.training.datasets import ShardTrack
+    from mirkd.manifest import BucketFiles
+    from mirkd.store import (
+        TeacherOutput,
+        TrackPart,
+        feature_attrs,
+        moments,
+        pack_bucket,
+        teacher_attrs,
+        teacher_part,
+    )
     from mirkd.vocab import LARGE
 
     params = CQTParams()
     rng = np.random.default_rng(0)
-    shard = folder / "shard_000.h5"
-    rows, outputs = [], {}
-    for i in range(n_tracks):
-        track = f"track{i:03d}"
-        y, _ = synthesize_song([7, 0, i], seconds, params.sr)
-        cqt = log_cqt(y, params)
-        path = folder / f"{track}.h5"
-        meta = {"track_id": track, "source": "synth", "fingerprint": track, "duration": seconds}
-        write_features(path, cqt, params, meta)
+    songs = []
+    for s in range(min(distinct, n_tracks)):
+        y, _ = synthesize_song([7, 0, s], seconds, params.sr)
+        cqt = log_cqt(y, params).astype(np.float16)
         chords = np.repeat(rng.integers(0, LARGE.size, len(cqt) // 20 + 1), 20)[: len(cqt)]
         logits = rng.normal(size=(len(cqt), LARGE.size)) + 8.0 * np.eye(LARGE.size)[chords]
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-        outputs[track] = TeacherOutput.from_probs(probs / probs.sum(axis=1, keepdims=True))
-        rows.append(ShardTrack(track, str(path), str(shard)))
+        output = TeacherOutput.from_probs(probs / probs.sum(axis=1, keepdims=True))
+        songs.append((cqt, {"duration": seconds, **moments(cqt)}, output))
     identity = {"kind": "synthetic", "name": "synthetic", "fingerprint": "0"}
-    write_shard(shard, outputs, identity, LARGE.name, params)
-    return rows
+    folder.mkdir(parents=True, exist_ok=True)
+    buckets = []
+    for b, first in enumerate(range(0, n_tracks, tracks_per_bucket)):
+        files = BucketFiles(
+            str(folder / f"features_{b:04d}.h5"), str(folder / f"teacher_{b:04d}.h5")
+        )
+        buckets.append(files)
+        if Path(files.features).exists() and Path(files.teacher).exists():
+            continue
+        features, teacher = [], []
+        for i in range(first, min(first + tracks_per_bucket, n_tracks)):
+            tid, (cqt, values, output) = f"track{i:05d}", songs[i % len(songs)]
+            features.append(TrackPart(tid, tid, "synth", "", {"cqt": cqt}, values))
+            teacher.append(teacher_part(tid, tid, "synth", output, "", LARGE.size))
+        pack_bucket(files.features, features, feature_attrs(params))
+        pack_bucket(files.teacher, teacher, teacher_attrs(identity, LARGE.name, params))
+    return buckets
