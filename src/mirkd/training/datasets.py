@@ -5,7 +5,8 @@ Items are dicts of tensors:
                                converts and normalises on the device)
     y     int64   [L]          class targets; padding and X frames are IGNORE_INDEX
     mask  bool    [L]          True on real frames, False on padding past the end of the track
-    probs float32 [L, C]       teacher probabilities (only when the dataset has them)
+    probs float16 or float32 [L, C]  teacher probabilities (only when the dataset has them;
+                               the losses compute in float32)
 Frames past the end of a track are left as the reader pads them; the trainer sets them to 0
 *after* normalisation (using ``mask``), as the models pad windows at inference time.
 Stage 1 reads memory-mapped bucket files (store.BucketFile), mapped lazily in each process, so
@@ -208,8 +209,8 @@ class PseudoLabelDataset(WindowDataset):
             x[sel] = np.take(mapped.cqt, rows[sel, 1:2] + frames, axis=0)
             y[sel] = np.take(mapped.labels, rows[sel, 2:3] + frames, axis=0)
             if mapped.probs is not None:
-                if probs is None:
-                    probs = np.zeros((len(rows), self.seq_len, mapped.probs.shape[1]), np.float32)
+                if probs is None:  # float16 as stored, like x
+                    probs = np.empty((len(rows), self.seq_len, mapped.probs.shape[1]), np.float16)
                 probs[sel] = np.take(mapped.probs, rows[sel, 2:3] + frames, axis=0)
         padding = ~real
         if padding.any():
