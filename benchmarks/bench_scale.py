@@ -341,7 +341,7 @@ def profile_dry_run(workdir: Path, config: Path) -> str:
 # unpickle the `snakemake` object), the step module, and librosa's lazily loaded CQT.
 SCRIPT_IMPORTS = (
     "from snakemake.logging import logger; from snakemake.iocontainers import Snakemake; "
-    "from mirkd.steps import start_job; from mirkd.steps.data import extract_features; "
+    "from mirkd.steps import start_job; from mirkd.steps.data import extract_bucket_features; "
     "import librosa; librosa.cqt"
 )
 
