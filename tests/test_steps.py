@@ -82,3 +82,15 @@ def test_parallel_first_use_of_librosa_on_an_empty_numba_cache(tmp_path):
     compiled = [log for log in logs if "numba cache: compiling" in log.read_text()]
     assert len(compiled) == 1
     assert any(cache.rglob("*.nbi")) and any(cache.rglob("*.nbc"))
+
+
+def test_planning_and_feature_jobs_import_no_heavy_modules():
+    """A features job and every Snakemake parse (each cluster job re-reads the workflow) must
+    not pay for the demo generator, mir_eval or torch."""
+    code = (
+        "import sys, mirkd.workflow_plan, mirkd.steps.data; "
+        "print(sorted(m for m in ('mirkd.demo', 'mir_eval', 'torch') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -159,6 +159,27 @@ def test_changing_a_stage2_parameter_reruns_stage2_only(finished_run: Path) -> N
     assert result.returncode == 0, result.stderr[-4000:]
 
 
+def test_changing_the_teacher_reruns_teacher_buckets_not_features(finished_run: Path) -> None:
+    assert planned_jobs(finished_run) == Counter()
+    teacher_buckets = len(list((finished_run / "results/teacher").glob("*/b*.h5")))
+    config = yaml.safe_load((finished_run / "config.yaml").read_text())
+    config["teacher"]["precision"] = "bf16"  # part of the teacher's fingerprint
+    write_config(finished_run, config)
+    assert planned_jobs(finished_run) == Counter(
+        teacher=teacher_buckets,
+        skipped=1,
+        stage1=1,
+        stage2=1,
+        evaluate_model=2,
+        evaluate_teacher=1,
+        summary=1,
+        plots=1,
+    )  # no features job: they do not depend on the teacher
+    config["teacher"]["precision"] = "fp32"
+    write_config(finished_run, config)
+    assert planned_jobs(finished_run) == Counter()
+
+
 def test_variants_share_features_teacher_and_stage1(finished_run: Path) -> None:
     assert planned_jobs(finished_run) == Counter()
     config = yaml.safe_load((finished_run / "config.yaml").read_text())
