@@ -13,7 +13,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ class TrackFiles:
         return self.lab
 
     def to_param(self) -> dict[str, str | None]:
-        return asdict(self)
+        return dict(vars(self))  # flat fields: a shallow copy (asdict deep-copies, 10x slower)
 
     @classmethod
     def from_params(cls, params: Iterable[Mapping[str, Any]]) -> list[TrackFiles]:
@@ -74,7 +74,7 @@ class BucketFiles:
     teacher: str
 
     def to_param(self) -> dict[str, str]:
-        return asdict(self)
+        return dict(vars(self))
 
     @classmethod
     def from_params(cls, params: Iterable[Mapping[str, Any]]) -> list[BucketFiles]:

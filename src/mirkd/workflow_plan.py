@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -295,8 +295,8 @@ def _write_manifest(path: str, found: dict[str, list[Track]], facts: dict[str, A
     """The tracks and facts as JSON, rewritten only when they changed."""
     text = json.dumps(
         {
-            "tracks": {s: [asdict(t) for t in ts] for s, ts in found.items()},
-            "facts": {p: asdict(f) for p, f in facts.items()},
+            "tracks": {s: [vars(t) for t in ts] for s, ts in found.items()},
+            "facts": {p: vars(f) for p, f in facts.items()},
         },
         sort_keys=True,
     )
