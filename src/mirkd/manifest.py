@@ -220,8 +220,11 @@ def audio_facts(paths: list[str], cache_file: str | Path) -> dict[str, AudioFact
         st = os.stat(path)
         key = f"{st.st_size}:{st.st_mtime_ns}"
         entry = cache.get(path)
-        if entry is None or entry.get("key") != key or "seconds" not in entry:
+        if entry is None or entry.get("key") != key:
             entry = {"key": key, "sha1": file_sha1(path), "seconds": _seconds(path)}
+        elif "seconds" not in entry:  # a cache from before durations: read the header only
+            entry = {**entry, "seconds": _seconds(path)}
+        if cache.get(path) is not entry:
             cache[path] = entry
             changed = True
         result[path] = AudioFacts(entry["sha1"], entry["seconds"])
