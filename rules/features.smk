@@ -7,7 +7,7 @@ rule features:
     input:
         audio=bucket_audio,
     output:
-        PLAN.features_path("{group}", "{bucket}"),
+        update(PLAN.features_path("{group}", "{bucket}")),  # kept until replaced: its tracks are reused
     log:
         "results/logs/features/{group}/{bucket}.log",
     benchmark:

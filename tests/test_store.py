@@ -54,10 +54,31 @@ def test_bucket_work_resumes_only_matching_parts(tmp_path):
     job.save(_part("b", 2, fingerprint="old content"))
     assert [t.track_id for t in job.todo(tracks)] == ["b", "c"]
     other = BucketWork.open(tmp_path / "work", {"params": 2})  # changed settings: start afresh
-    assert [t.track_id for t in other.todo(tracks)] == ["a", "b", "c"]
+    assert [t.track_id for t in other.todo(tracks)] == ["a", "b", "c", "s"]
     assert not job.folder.exists()
     for t in tracks:
         other.save(_part(t.track_id, 3, fingerprint=t.fingerprint))
     other.finish(tracks[0].features, tracks, {"kind": "test"})
     assert BucketFile(tracks[0].features).track_ids == ["a", "b", "c"]
     assert not (tmp_path / "work").exists()
+
+
+def test_a_redone_bucket_carries_over_the_tracks_made_the_same_way(tmp_path):
+    previous = tmp_path / "b.h5"
+    parts = [_part("a", 3, "fp-a"), _part("b", 2, "fp-b"), _part("s", 0, "fp-s", skipped="bad")]
+    pack_bucket(previous, parts, {"kind": "test"})
+    tracks = [
+        TrackFiles(t, f"{t}.wav", str(previous), "", None, fp)
+        for t, fp in (("a", "fp-a"), ("b", "new content"), ("c", "fp-c"), ("s", "fp-s"))
+    ]
+    job = BucketWork.open(tmp_path / "work", {"params": 1})
+    job.reuse(str(previous), tracks, {"kind": "test"})
+    assert [t.track_id for t in job.todo(tracks)] == ["b", "c", "s"]  # a carried over; s retried
+    carried = read_part(job.part_path("a"))
+    assert carried is not None and carried.values == {"duration": 0.3}
+    np.testing.assert_array_equal(carried.frames["cqt"], _part("a", 3).frames["cqt"])
+
+    other = BucketWork.open(tmp_path / "work2", {"params": 1})
+    other.reuse(str(previous), tracks, {"kind": "made otherwise"})
+    assert [t.track_id for t in other.todo(tracks)] == ["a", "b", "c", "s"]
+    other.reuse(str(tmp_path / "missing.h5"), tracks, {"kind": "test"})  # first run: nothing

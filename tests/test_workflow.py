@@ -148,6 +148,14 @@ def test_adding_a_labeled_song_reruns_only_what_it_touches(finished_run: Path, m
     result = snakemake(finished_run)
     assert result.returncode == 0, result.stderr[-4000:]
     assert planned_jobs(finished_run) == Counter()
+    ref = after.bucket_of(after.tracks["labeled"][tid])
+    old = before.buckets[ref.group].get(ref.name)
+    if old is not None:  # the bucket grew (did not split): its other songs are not redone
+        rules = ("features", "teacher") if split == "train" else ("features",)
+        for rule in rules:
+            log = finished_run / f"results/logs/{rule}/{ref.group}/{ref.name}.log"
+            carried = f"{len(old)} of {len(old) + 1} tracks carried over from the previous file"
+            assert carried in log.read_text(), log
 
 
 def test_changing_a_stage2_parameter_reruns_stage2_only(finished_run: Path) -> None:

@@ -211,6 +211,19 @@ class BucketFile:
     def usable(self) -> list[str]:
         return [t for t, c in zip(self.track_ids, self.text["skipped"], strict=True) if not c]
 
+    def part(self, track_id: str) -> TrackPart:
+        """A track as the part it was packed from (to carry it into a new version of the
+        bucket without computing it again)."""
+        frames = {n: np.array(self.frames(n, track_id)) for n in self._layout if n != "offsets"}
+        return TrackPart(
+            track_id,
+            self.column("fingerprint", track_id),
+            self.column("source", track_id),
+            self.column("skipped", track_id),
+            frames,
+            {n: self.column(n, track_id) for n in self.values},
+        )
+
     def column(self, name: str, track_id: str) -> Any:
         if name in self.text:
             return self.text[name][self.position(track_id)]

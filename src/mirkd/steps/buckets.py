@@ -3,7 +3,10 @@ killed job loses at most the track it was on, and the bucket file is packed at t
 
 The work folder is keyed by what the job computes (feature parameters, teacher fingerprint):
 parts made with other settings are never reused. A part is reused only for the same audio
-content (fingerprint) and path.
+content (fingerprint) and path. When a bucket is redone because a track was added, the tracks
+of its previous file that were made the same way are carried over (the rules mark bucket files
+`update`, so Snakemake keeps the old file until the job replaces it): one new song costs one
+song's work, not a bucket's.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mirkd.errors import MirkdError
 from mirkd.manifest import TrackFiles
 from mirkd.steps import log
-from mirkd.store import TrackPart, pack_bucket, read_part, write_part
+from mirkd.store import BucketFile, TrackPart, pack_bucket, read_part, write_part
 
 
 def settings_key(settings: Any) -> str:
@@ -66,6 +70,34 @@ class BucketWork:
         return part is not None and (part.fingerprint, part.source) == (
             track.fingerprint,
             track.audio,
+        )
+
+    def reuse(self, previous: str, tracks: Sequence[TrackFiles], attrs: Mapping[str, Any]) -> None:
+        """Carry over the tracks of `previous` (the bucket file being replaced) that were made
+        with the same `attrs` from the same audio; nothing if it is missing or unreadable.
+        Skipped tracks are tried again (a failure is quick, and a strict job must see it)."""
+        if not Path(previous).is_file():
+            return
+        try:
+            old = BucketFile(previous)
+        except MirkdError as exc:
+            log.warning("%s: not reused (%s)", previous, exc)
+            return
+        if any(old.attrs.get(k) != v for k, v in attrs.items()):
+            return
+        carried = 0
+        for track in self.todo(tracks):
+            if track.track_id not in old.index or old.column("skipped", track.track_id):
+                continue
+            made = (old.column("fingerprint", track.track_id), old.column("source", track.track_id))
+            if made == (track.fingerprint, track.audio):
+                self.save(old.part(track.track_id))
+                carried += 1
+        log.info(
+            "%s: %d of %d tracks carried over from the previous file",
+            previous,
+            carried,
+            len(tracks),
         )
 
     def save(self, part: TrackPart) -> None:

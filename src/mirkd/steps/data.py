@@ -53,10 +53,12 @@ def extract_bucket_features(
     params: CQTParams = CQTParams(),
 ) -> None:
     """Features of every track of a bucket, one resumable part per track, packed into `out`."""
+    attrs = feature_attrs(params)
     job = BucketWork.open(work, {"features": params.to_dict()})
+    job.reuse(out, tracks, attrs)
     for track in tqdm(job.todo(tracks), desc=f"features {out}"):
         job.save(feature_part(track, params, skip_undecodable))
-    job.finish(out, tracks, feature_attrs(params))
+    job.finish(out, tracks, attrs)
     log.info("%s: %d tracks", out, len(tracks))
 
 

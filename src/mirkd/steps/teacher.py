@@ -48,7 +48,10 @@ def run_teacher_bucket(
         teacher_cfg["precision"],
     )
     params = CQTParams()
+    identity = {"kind": teacher.kind, "name": teacher.name, "fingerprint": teacher.fingerprint}
+    attrs = teacher_attrs(identity, LARGE.name, params)
     job = BucketWork.open(work, {"teacher": teacher.fingerprint, "features": params.to_dict()})
+    job.reuse(out, tracks, attrs)
     skipped_features = {
         tid: cause
         for path in {t.features for t in tracks}
@@ -65,8 +68,7 @@ def run_teacher_bucket(
             raise AudioError(result.item.audio, result.cause)
         output = None if result.probs is None else teacher_output(result.probs)
         _save(job, result.item, output, result.cause or "")
-    identity = {"kind": teacher.kind, "name": teacher.name, "fingerprint": teacher.fingerprint}
-    job.finish(out, tracks, teacher_attrs(identity, LARGE.name, params))
+    job.finish(out, tracks, attrs)
     log.info("%s: %d tracks by %s", out, len(tracks), teacher.name)
 
 
