@@ -32,7 +32,6 @@ from mirkd.atomic import atomic_path
 from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
 
-FEATURE_FRAMES = ("cqt",)
 TEACHER_FRAMES = ("labels", "probs", "confidence")
 TEACHER_IDENTITY_KEYS = ("teacher_kind", "teacher_fingerprint", "vocab", "sr", "hop_length")
 _TEXT_COLUMNS = ("track_id", "fingerprint", "source", "skipped")

@@ -65,12 +65,6 @@ def _targets(labels: np.ndarray, length: int, vocab: Vocabulary) -> np.ndarray:
     return y
 
 
-def _padded_probs(probs: np.ndarray, length: int) -> np.ndarray:
-    out = np.zeros((length, probs.shape[1]), dtype=np.float32)
-    out[: len(probs)] = probs
-    return out
-
-
 def shift_cqt(x: np.ndarray, semitones: int) -> np.ndarray:
     """Transpose a [T, bins] log-CQT by rolling ``BINS_PER_SEMITONE`` bins per semitone.
 
@@ -130,8 +124,9 @@ class PseudoLabelDataset(WindowDataset):
     ``seq_len`` is the model's window (``model.window``), ``stride`` the step between windows.
     Every usable track of the buckets is used (tracks skipped by the features or the teacher
     job are left out). Teacher labels are used as targets as they are (an X argmax is a class
-    to imitate); only padding is ignored. The window index is three flat arrays, so 15,000
-    tracks cost a few MB and forked workers share it.
+    to imitate); only padding is ignored. The window index is one [windows, 4] integer array
+    (bucket, first feature row, first teacher row, real frames), so 15,000 tracks cost a few
+    MB and forked workers share it.
     """
 
     def __init__(
@@ -199,7 +194,7 @@ class PseudoLabelDataset(WindowDataset):
         offsets = np.arange(self.seq_len)
         real = offsets[None, :] < rows[:, 3:4]  # [B, L]
         x = np.empty((len(rows), self.seq_len, self._n_bins(rows)), dtype=np.float16)
-        y = np.full((len(rows), self.seq_len), IGNORE_INDEX, dtype=np.int64)
+        y = np.empty((len(rows), self.seq_len), dtype=np.int64)  # every row gathered below
         probs = None
         for b in np.unique(rows[:, 0]):
             mapped = self._mapped(int(b))
@@ -303,7 +298,9 @@ class LabeledDataset(WindowDataset):
             window = np.asarray(track.probs[start:end], dtype=np.float32)
             if shift:
                 window = shift_probs(window, shift, self.vocab)
-            item_dict["probs"] = torch.from_numpy(_padded_probs(window, self.seq_len))
+            item_dict["probs"] = torch.from_numpy(
+                _padded_window(window, 0, len(window), self.seq_len)
+            )
         return item_dict
 
 
