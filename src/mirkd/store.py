@@ -332,21 +332,20 @@ def read_teacher_output(path: str | Path, track_id: str) -> TeacherOutput:
     return TeacherOutput(*(np.array(bucket.frames(n, track_id)) for n in TEACHER_FRAMES))
 
 
-def check_teacher_compatible(paths: Sequence[str | Path]) -> dict[str, Any]:
+def check_teacher_compatible(buckets: Sequence[BucketFile]) -> dict[str, Any]:
     """The common identity (teacher, vocabulary, grid) of teacher buckets; raises naming an odd
     one."""
     reference: dict[str, Any] | None = None
-    first: str | Path | None = None
-    for path in paths:
-        attrs = BucketFile(path).attrs
-        identity = {k: attrs.get(k) for k in TEACHER_IDENTITY_KEYS}
+    first = ""
+    for bucket in buckets:
+        identity = {k: bucket.attrs.get(k) for k in TEACHER_IDENTITY_KEYS}
         if reference is None:
-            reference, first = identity, path
+            reference, first = identity, bucket.path
             continue
         diff = [k for k in TEACHER_IDENTITY_KEYS if identity[k] != reference[k]]
         if diff:
             detail = ", ".join(f"{k}={identity[k]!r} vs {reference[k]!r}" for k in diff)
-            raise MirkdError(f"{path}: teacher bucket does not match {first} ({detail})")
+            raise MirkdError(f"{bucket.path}: teacher bucket does not match {first} ({detail})")
     if reference is None:
         raise MirkdError("no teacher buckets given")
     return reference

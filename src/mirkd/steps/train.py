@@ -120,17 +120,9 @@ def _data_identity(tracks: Sequence[TrackFiles]) -> dict[str, str]:
     return {t.track_id: t.fingerprint for t in tracks}
 
 
-def _bucket_identity(buckets: Sequence[BucketFiles]) -> dict[str, str]:
+def _usable_fingerprints(teachers: Sequence[BucketFile]) -> dict[str, str]:
     """Track id -> content fingerprint of the usable tracks of teacher buckets."""
-    identity = {}
-    for files in buckets:
-        teacher = BucketFile(files.teacher)
-        identity.update({t: teacher.column("fingerprint", t) for t in teacher.usable()})
-    return identity
-
-
-def _skipped(buckets: Sequence[BucketFiles]) -> int:
-    return sum(len(BucketFile(b.teacher).skipped()) for b in buckets)
+    return {t: b.column("fingerprint", t) for b in teachers for t in b.usable()}
 
 
 def train_stage1(
@@ -147,16 +139,19 @@ def train_stage1(
     Reads the unlabeled train and validation buckets (features + teacher files); tracks a
     bucket job skipped (undecodable audio) are left out.
     """
-    identity = check_teacher_compatible([b.teacher for b in [*train_buckets, *val_buckets]])
-    train_data, val_data = _bucket_identity(train_buckets), _bucket_identity(val_buckets)
-    skipped = _skipped(train_buckets) + _skipped(val_buckets)
+    train_teachers = [BucketFile(b.teacher) for b in train_buckets]
+    val_teachers = [BucketFile(b.teacher) for b in val_buckets]
+    identity = check_teacher_compatible([*train_teachers, *val_teachers])
+    train_data = _usable_fingerprints(train_teachers)
+    val_data = _usable_fingerprints(val_teachers)
+    skipped = sum(len(b.skipped()) for b in [*train_teachers, *val_teachers])
     for split, found in (("train", train_data), ("val", val_data)):
         if not found:
             raise MirkdError(
                 f"stage 1: no usable unlabeled '{split}' track left ({skipped} skipped, see "
                 "results/skipped.tsv): add unlabeled audio or fix the skipped files"
             )
-    usable = {b.features: BucketFile(b.teacher).usable() for b in train_buckets}
+    usable = {b.features: t.usable() for b, t in zip(train_buckets, train_teachers, strict=True)}
     mean, std = compute_mean_std(usable)
     config = TrainConfig.from_settings(train_cfg, common["device"])
     model, arch, hparams = _new_student(common["student"], config.seed)
