@@ -17,6 +17,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,10 @@ class BucketRef:
     group: str
     name: str
 
+    @property
+    def set_name(self) -> str:
+        return self.group.split("-")[0]
+
 
 @dataclass
 class RunPlan:
@@ -60,7 +65,6 @@ class RunPlan:
     facts: dict[str, AudioFacts] = field(default_factory=dict)
     buckets: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     demo: bool = False
-    bucket_index: dict[str, BucketRef] = field(default_factory=dict)  # "<set>/<id>" -> bucket
     variants: list[Variant] = field(default_factory=list)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -159,9 +163,16 @@ class RunPlan:
     def group_of(self, track: Track) -> str:
         return f"{track.set_name}-{self.splits[track.set_name][track.track_id]}"
 
+    @cached_property
+    def _bucket_index(self) -> dict[tuple[str, str], BucketRef]:
+        """(set, track id) -> its bucket, derived once from `buckets` (a lookup per track;
+        scanning the buckets for each of 15,000 tracks would be quadratic)."""
+        refs = (BucketRef(g, name) for g, named in self.buckets.items() for name in named)
+        return {(r.set_name, tid): r for r in refs for tid in self.buckets[r.group][r.name]}
+
     def bucket_of(self, track: Track) -> BucketRef:
         try:
-            return self.bucket_index[f"{track.set_name}/{track.track_id}"]
+            return self._bucket_index[(track.set_name, track.track_id)]
         except KeyError as exc:
             raise ConfigError(f"track {track.set_name}/{track.track_id} is in no bucket") from exc
 
@@ -175,12 +186,11 @@ class RunPlan:
         return sorted(refs, key=lambda r: (r.group, r.name))
 
     def bucket_tracks(self, group: str, bucket: str) -> list[Track]:
-        set_name = group.split("-")[0]
         try:
             ids = self.buckets[group][bucket]
         except KeyError as exc:
             raise ConfigError(f"no bucket {group}/{bucket} in this run") from exc
-        return [self.tracks[set_name][tid] for tid in ids]
+        return [self.tracks[BucketRef(group, bucket).set_name][tid] for tid in ids]
 
     def bucket_files(self, groups: Iterable[str]) -> list[BucketFiles]:
         """The features and teacher files of every bucket of the given groups."""
@@ -349,12 +359,6 @@ def plan_run(
         demo=bool(config["data"].get("demo")),
     )
     plan.buckets = _assign(plan, config["data"]["bucket_hours"] * 3600.0)
-    plan.bucket_index = {
-        f"{group.split('-')[0]}/{tid}": BucketRef(group, name)
-        for group, buckets in plan.buckets.items()
-        for name, ids in buckets.items()
-        for tid in ids
-    }
     _check_splits(plan)
     plan.variants = expand_variants(config, [t.track_id for t in plan.in_split("labeled", "train")])
     plan.owners = model_owners(plan.variants)
