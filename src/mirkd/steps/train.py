@@ -35,9 +35,9 @@ from mirkd.training.datasets import (
 )
 from mirkd.training.trainer import TrainConfig, train
 from mirkd.training.validation import (
-    ReferenceTrack,
     agreement_tracks,
     frame_agreement,
+    reference_track,
     validation_wcsr,
 )
 from mirkd.vocab import LARGE
@@ -65,13 +65,6 @@ def _frame_labels(track: TrackFiles) -> np.ndarray:
 def _features(track: TrackFiles) -> np.ndarray:
     """A track's [T, n_bins] float16 features: a view of its mapped features bucket."""
     return BucketFile(track.features).frames("cqt", track.track_id)
-
-
-def _reference_track(track: TrackFiles) -> ReferenceTrack:
-    """A validation song with its ground truth, checked against and trimmed to its duration."""
-    grid = feature_grid(track.features, track.track_id)
-    reference = read_annotation(track.annotation, LARGE, duration=grid.duration)
-    return ReferenceTrack(track.track_id, _features(track), grid, reference)
 
 
 def _labeled_track(track: TrackFiles, distil: bool) -> LabeledTrack:
@@ -212,7 +205,7 @@ def train_supervised(
     (their teacher buckets) are read for KD.
     """
     rows = [_labeled_track(t, distil) for t in train_tracks]
-    val_rows = [_reference_track(t) for t in val_tracks]
+    val_rows = [reference_track(t) for t in val_tracks]
     provenance = {
         "stage": stage,
         "init": init_checkpoint,
