@@ -16,7 +16,6 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import benchlib  # first: limits threads and silences tqdm before torch loads
 import torch
@@ -33,7 +32,7 @@ from mirkd.training.trainer import _loader, loss_for_batch
 N_TRACKS = int(os.environ.get("MIRKD_BENCH_LOADING_TRACKS", "15000"))
 SECONDS = 20.0  # per track: keeps 15,000 tracks at ~2 GB of files
 TRACKS_PER_BUCKET = 500
-CACHE = Path(os.environ.get("MIRKD_BENCH_DIR", "/work/bench-loading"))
+CACHE = benchlib.CACHE_ROOT / "loading"
 BATCH = 64
 TARGET = 20_000  # windows/s on one core
 SEED = 0

@@ -3,7 +3,8 @@
 Placeholder corpora of 1,000 / 5,000 / 15,000 unlabeled 4-minute tracks (symlinks, 100 per
 album folder, to a few real 4-minute 22.05 kHz mono FLACs of near-silence, ~20 kB each) plus 40
 labeled and 20 test songs (synthesized, 10-15 s, with exact .lab files). They are made once under
-$MIRKD_BENCH_DIR (default /work/bench-scale, outside the repository) and reused.
+benchlib.CACHE_ROOT / "scale" ($MIRKD_BENCH_DIR, default <temp dir>/mirkd-bench; outside the
+repository) and reused.
 
 For each corpus, the repository's Snakefile (and its src/ on PYTHONPATH: this tree's code, not
 whatever the venv's editable install points at) is dry-run in a fresh results directory:
@@ -65,7 +66,7 @@ N_LABELED, N_TEST = 40, 20
 SIZES = tuple(
     int(n) for n in os.environ.get("MIRKD_BENCH_SCALE_TRACKS", "1000,5000,15000").split(",")
 )
-ROOT = Path(os.environ.get("MIRKD_BENCH_DIR", "/work/bench-scale"))
+ROOT = benchlib.CACHE_ROOT / "scale"
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 FEATURES_RULE = os.environ.get("MIRKD_BENCH_SCALE_RULE", "features")  # the job timed per job
 PROFILE_AT = tuple(

@@ -15,6 +15,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 import platform  # noqa: E402
 import statistics  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from importlib.metadata import version  # noqa: E402
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 REPEATS = int(os.environ.get("MIRKD_BENCH_REPEATS", "3"))
+# Generated corpora and caches, outside the repository and reused between runs.
+CACHE_ROOT = Path(os.environ.get("MIRKD_BENCH_DIR") or Path(tempfile.gettempdir()) / "mirkd-bench")
 
 
 def cpu_model() -> str:
