@@ -14,7 +14,6 @@ of the GPU estimate in the notes.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import benchlib  # first: limits threads and silences tqdm before torch loads
@@ -24,6 +23,9 @@ import torch
 
 from mirkd.demo import synthesize_song
 from mirkd.features import CQTParams, log_cqt
+from mirkd.manifest import TrackFiles
+from mirkd.steps.data import extract_bucket_features
+from mirkd.steps.teacher import track_features
 from mirkd.teachers.lvchordia import LV_HOP, LV_SR, PRECISIONS, LvChordiaTeacher, package_spec
 from mirkd.teachers.stream import teacher_results
 
@@ -32,33 +34,21 @@ BUCKET_SONGS = 6
 WORKERS = (0, 1, 2)
 
 
-@dataclass(frozen=True)
-class BucketTrack:
-    """One song of the benchmark's bucket: audio file and its features (.npy)."""
-
-    track_id: str
-    audio: str
-    features: str
-
-
-def load_npy(track: BucketTrack) -> np.ndarray:
-    """The track's log-CQT (module level: picklable, as spawned DataLoader workers need)."""
-    return np.load(track.features)
-
-
-def write_bucket(folder: Path, params: CQTParams) -> list[BucketTrack]:
-    """BUCKET_SONGS synthesized songs of SECONDS each as flac, with their features."""
+def write_bucket(folder: Path, params: CQTParams) -> list[TrackFiles]:
+    """BUCKET_SONGS synthesized songs of SECONDS each as flac, their features in one bucket
+    written by the features step, as a teacher job receives them."""
     tracks = []
     for i in range(BUCKET_SONGS):
         y, _ = synthesize_song([5, i], SECONDS, params.sr)
-        audio, features = folder / f"song{i}.flac", folder / f"song{i}.npy"
+        audio = folder / f"song{i}.flac"
         sf.write(audio, y, params.sr, format="FLAC", subtype="PCM_16")
-        np.save(features, log_cqt(y, params))
-        tracks.append(BucketTrack(f"song{i}", str(audio), str(features)))
+        features, teacher = str(folder / "features.h5"), str(folder / "teacher.h5")
+        tracks.append(TrackFiles(f"song{i}", str(audio), features, teacher, None, f"song{i}"))
+    extract_bucket_features(tracks[0].features, str(folder / "work"), tracks, params=params)
     return tracks
 
 
-def stream_table(tracks: list[BucketTrack]) -> str:
+def stream_table(tracks: list[TrackFiles]) -> str:
     """Bucket throughput of `teacher_results` per workers x precision (interleaved, medians),
     each as a ratio to 0 workers at fp32; worker start-up is included, as in a job."""
     teachers = {p: LvChordiaTeacher(precision=p) for p in PRECISIONS}
@@ -66,7 +56,7 @@ def stream_table(tracks: list[BucketTrack]) -> str:
     times: dict[tuple[str, int], list[float]] = {c: [] for c in configs}
     for _ in range(benchlib.REPEATS):
         for p, w in configs:
-            run = lambda t=teachers[p], w=w: list(teacher_results(t, tracks, load_npy, w))  # noqa: E731
+            run = lambda t=teachers[p], w=w: list(teacher_results(t, tracks, track_features, w))  # noqa: E731
             times[(p, w)].append(benchlib.timed(run))
     audio = len(tracks) * SECONDS
     base = float(np.median(times[("fp32", 0)]))
@@ -173,8 +163,10 @@ def main() -> str:
         f"{t_init:.2f} s.\n\n" + precision_table(teacher, spec, len(features))
     )
     body += (
-        f"\n\nA bucket of {BUCKET_SONGS} synthesized {SECONDS:.0f}-s songs (flac) through "
-        "`teacher_results` (decode + CQT in the workers, networks + grid in the main process "
+        f"\n\nA bucket of {BUCKET_SONGS} synthesized {SECONDS:.0f}-s songs (flac, features in a "
+        "bucket file written by the features step) through `teacher_results` as a teacher job "
+        "runs it (features read from the bucket, decode + CQT in the workers, networks + grid "
+        "in the main process "
         f"on 1 torch thread), median of {benchlib.REPEATS} interleaved runs; load at the end "
         f"{benchlib.load()}:\n\n{bucket}\n\nCost of the networks (hop {LV_HOP}, "
         f"{LV_SR / LV_HOP:.1f} frames per audio second):\n\n{cost_table(teacher)}"
