@@ -140,9 +140,8 @@ def write_training_buckets(
     from mirkd.manifest import BucketFiles
     from mirkd.store import (
         TeacherOutput,
-        TrackPart,
+        cqt_part,
         feature_attrs,
-        moments,
         pack_bucket,
         teacher_attrs,
         teacher_part,
@@ -159,7 +158,7 @@ def write_training_buckets(
         logits = rng.normal(size=(len(cqt), LARGE.size)) + 8.0 * np.eye(LARGE.size)[chords]
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         output = TeacherOutput.from_probs(probs / probs.sum(axis=1, keepdims=True))
-        songs.append((cqt, {"duration": seconds, **moments(cqt)}, output))
+        songs.append((cqt, output))
     identity = {"kind": "synthetic", "name": "synthetic", "fingerprint": "0"}
     folder.mkdir(parents=True, exist_ok=True)
     buckets = []
@@ -172,8 +171,8 @@ def write_training_buckets(
             continue
         features, teacher = [], []
         for i in range(first, min(first + tracks_per_bucket, n_tracks)):
-            tid, (cqt, values, output) = f"track{i:05d}", songs[i % len(songs)]
-            features.append(TrackPart(tid, tid, "synth", "", {"cqt": cqt}, values))
+            tid, (cqt, output) = f"track{i:05d}", songs[i % len(songs)]
+            features.append(cqt_part(tid, tid, "synth", cqt, seconds))
             teacher.append(teacher_part(tid, tid, "synth", output, "", LARGE.size))
         pack_bucket(files.features, features, feature_attrs(params))
         pack_bucket(files.teacher, teacher, teacher_attrs(identity, LARGE.name, params))

@@ -9,9 +9,8 @@ import numpy as np
 from mirkd.features import CQTParams
 from mirkd.store import (
     TeacherOutput,
-    TrackPart,
+    cqt_part,
     feature_attrs,
-    moments,
     pack_bucket,
     teacher_attrs,
     teacher_part,
@@ -25,12 +24,16 @@ def feature_bucket(path: Path, tracks: dict[str, np.ndarray], duration: float | 
     """A features bucket holding each [T, 144] array (stored as float16) under its id; the
     duration defaults to T frames of the default grid."""
     params = CQTParams()
-    parts = []
-    for tid, cqt in tracks.items():
-        cqt = np.asarray(cqt, dtype=np.float16)
-        seconds = duration if duration is not None else len(cqt) * params.frame_period
-        values = {"duration": seconds, **moments(cqt)}
-        parts.append(TrackPart(tid, f"fp-{tid}", f"{tid}.wav", "", {"cqt": cqt}, values))
+    parts = [
+        cqt_part(
+            tid,
+            f"fp-{tid}",
+            f"{tid}.wav",
+            cqt,
+            duration if duration is not None else len(cqt) * params.frame_period,
+        )
+        for tid, cqt in tracks.items()
+    ]
     pack_bucket(path, parts, feature_attrs(params))
     return str(path)
 

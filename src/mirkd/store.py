@@ -235,6 +235,21 @@ def _layout(data: h5py.Dataset) -> tuple[int | None, tuple[int, ...], np.dtype]:
     return data.id.get_offset(), data.shape, data.dtype
 
 
+def cqt_part(
+    track_id: str,
+    fingerprint: str,
+    source: str,
+    cqt: np.ndarray,
+    duration: float,
+    skipped: str = "",
+) -> TrackPart:
+    """A features bucket's part for one track: its log-CQT as stored (float16), the audio's
+    duration and the moments stage 1 normalises with (zero frames with the cause if skipped)."""
+    stored = np.asarray(cqt, dtype=np.float16)
+    values = {"duration": duration, **moments(stored)}
+    return TrackPart(track_id, fingerprint, source, skipped, {"cqt": stored}, values)
+
+
 def feature_attrs(params: CQTParams) -> dict[str, Any]:
     """The attributes every features bucket carries: how its features were computed."""
     return {"kind": "features", "feature_params": json.dumps(params.to_dict(), sort_keys=True)}

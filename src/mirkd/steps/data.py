@@ -14,7 +14,7 @@ from mirkd.features import CQTParams, log_cqt
 from mirkd.manifest import TrackFiles
 from mirkd.steps import log
 from mirkd.steps.buckets import BucketWork
-from mirkd.store import TrackPart, feature_attrs, moments
+from mirkd.store import TrackPart, cqt_part, feature_attrs
 
 
 def feature_part(
@@ -32,17 +32,9 @@ def feature_part(
             raise
         log.warning("%s: skipped, %s", track.track_id, exc)
         empty = np.zeros((0, params.n_bins), dtype=np.float16)
-        return TrackPart(
-            track.track_id,
-            track.fingerprint,
-            track.audio,
-            exc.cause,
-            {"cqt": empty},
-            {"duration": 0.0, **moments(empty)},
-        )
-    cqt = log_cqt(y, params).astype(np.float16)
-    values = {"duration": len(y) / params.sr, **moments(cqt)}
-    return TrackPart(track.track_id, track.fingerprint, track.audio, "", {"cqt": cqt}, values)
+        return cqt_part(track.track_id, track.fingerprint, track.audio, empty, 0.0, exc.cause)
+    cqt = log_cqt(y, params)
+    return cqt_part(track.track_id, track.fingerprint, track.audio, cqt, len(y) / params.sr)
 
 
 def extract_bucket_features(
