@@ -6,6 +6,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import jams
@@ -40,6 +41,14 @@ def inputs(tmp_path: Path) -> dict[str, Path]:
     return {"ckpt": ckpt, "good": good, "other": other, "bad": bad, "out": tmp_path / "labs"}
 
 
+def _transcribe(
+    *audio: Path, checkpoint: Path, out: Path, options: Sequence[str] = ()
+) -> list[str]:
+    """The arguments of `mirkd transcribe` for `audio` with a checkpoint and an output folder."""
+    files = [str(a) for a in audio]
+    return ["transcribe", *files, "--checkpoint", str(checkpoint), "--out", str(out), *options]
+
+
 def _check_lab(path: Path) -> None:
     segments = read_annotation(path)
     assert segments and segments[0].start == 0.0
@@ -48,17 +57,13 @@ def _check_lab(path: Path) -> None:
 
 def test_transcribe_writes_one_lab_per_file(inputs):
     code = main(
-        [
-            "transcribe",
-            str(inputs["good"]),
-            str(inputs["other"]),
-            "--checkpoint",
-            str(inputs["ckpt"]),
-            "--out",
-            str(inputs["out"]),
-            "--device",
-            "cpu",
-        ]
+        _transcribe(
+            inputs["good"],
+            inputs["other"],
+            checkpoint=inputs["ckpt"],
+            out=inputs["out"],
+            options=("--device", "cpu"),
+        )
     )
     assert code == 0
     assert sorted(p.name for p in inputs["out"].iterdir()) == ["other.lab", "song.lab"]
@@ -67,23 +72,11 @@ def test_transcribe_writes_one_lab_per_file(inputs):
 
 
 def test_transcribe_jams_names_the_model_and_matches_lab(inputs):
-    common = [str(inputs["good"]), "--checkpoint", str(inputs["ckpt"]), "--device", "cpu"]
-    assert (
-        main(
-            [
-                "transcribe",
-                *common,
-                "--out",
-                str(inputs["out"]),
-                "--format",
-                "jams",
-                "--viterbi",
-                "0.9",
-            ]
-        )
-        == 0
-    )
-    assert main(["transcribe", *common, "--out", str(inputs["out"]), "--viterbi", "0.9"]) == 0
+    good, ckpt, out = inputs["good"], inputs["ckpt"], inputs["out"]
+    jams_options = ("--device", "cpu", "--format", "jams", "--viterbi", "0.9")
+    assert main(_transcribe(good, checkpoint=ckpt, out=out, options=jams_options)) == 0
+    lab_options = ("--device", "cpu", "--viterbi", "0.9")
+    assert main(_transcribe(good, checkpoint=ckpt, out=out, options=lab_options)) == 0
     assert sorted(p.name for p in inputs["out"].iterdir()) == ["song.jams", "song.lab"]
     jam = jams.load(str(inputs["out"] / "song.jams"), validate=True, strict=True)
     assert jam.file_metadata.duration == pytest.approx(2.5, abs=1e-6)
@@ -110,15 +103,7 @@ def test_transcribe_jams_names_the_model_and_matches_lab(inputs):
 
 def test_bad_file_is_reported_and_skipped(inputs, capsys):
     code = main(
-        [
-            "transcribe",
-            str(inputs["bad"]),
-            str(inputs["good"]),
-            "--checkpoint",
-            str(inputs["ckpt"]),
-            "--out",
-            str(inputs["out"]),
-        ]
+        _transcribe(inputs["bad"], inputs["good"], checkpoint=inputs["ckpt"], out=inputs["out"])
     )
     assert code == 1
     assert [p.name for p in inputs["out"].iterdir()] == ["song.lab"]
@@ -130,46 +115,23 @@ def test_bad_file_is_reported_and_skipped(inputs, capsys):
 def test_duplicate_output_names_are_not_overwritten(inputs, capsys, tmp_path):
     twin = tmp_path / "more" / "song.flac"
     twin.write_bytes(inputs["other"].read_bytes())
-    code = main(
-        [
-            "transcribe",
-            str(inputs["good"]),
-            str(twin),
-            "--checkpoint",
-            str(inputs["ckpt"]),
-            "--out",
-            str(inputs["out"]),
-        ]
-    )
+    code = main(_transcribe(inputs["good"], twin, checkpoint=inputs["ckpt"], out=inputs["out"]))
     assert code == 1
     assert "already written for" in capsys.readouterr().err
     assert [p.name for p in inputs["out"].iterdir()] == ["song.lab"]
 
 
 def test_unusable_checkpoint_or_device_fails_cleanly(inputs, capsys):
-    code = main(
-        [
-            "transcribe",
-            str(inputs["good"]),
-            "--checkpoint",
-            str(inputs["bad"]),
-            "--out",
-            str(inputs["out"]),
-        ]
-    )
+    code = main(_transcribe(inputs["good"], checkpoint=inputs["bad"], out=inputs["out"]))
     assert code == 1
     assert str(inputs["bad"]) in capsys.readouterr().err
     code = main(
-        [
-            "transcribe",
-            str(inputs["good"]),
-            "--checkpoint",
-            str(inputs["ckpt"]),
-            "--out",
-            str(inputs["out"]),
-            "--device",
-            "tpu",
-        ]
+        _transcribe(
+            inputs["good"],
+            checkpoint=inputs["ckpt"],
+            out=inputs["out"],
+            options=("--device", "tpu"),
+        )
     )
     assert code == 1
     assert "unknown device 'tpu'" in capsys.readouterr().err
@@ -191,13 +153,9 @@ def test_installed_script(inputs):
     result = subprocess.run(
         [
             str(script),
-            "transcribe",
-            str(inputs["good"]),
-            str(inputs["bad"]),
-            "--checkpoint",
-            str(inputs["ckpt"]),
-            "--out",
-            str(inputs["out"]),
+            *_transcribe(
+                inputs["good"], inputs["bad"], checkpoint=inputs["ckpt"], out=inputs["out"]
+            ),
         ],
         capture_output=True,
         text=True,
@@ -211,13 +169,16 @@ def test_installed_script(inputs):
 
 def test_viterbi_decoding_gives_fewer_or_equal_segments(inputs, capsys):
     argmax_out, viterbi_out = inputs["out"] / "argmax", inputs["out"] / "viterbi"
-    common = [str(inputs["good"]), "--checkpoint", str(inputs["ckpt"]), "--device", "cpu"]
-    assert main(["transcribe", *common, "--out", str(argmax_out)]) == 0
-    assert main(["transcribe", *common, "--out", str(viterbi_out), "--viterbi", "0.999"]) == 0
+    good, ckpt, cpu = inputs["good"], inputs["ckpt"], ("--device", "cpu")
+    assert main(_transcribe(good, checkpoint=ckpt, out=argmax_out, options=cpu)) == 0
+    smooth = (*cpu, "--viterbi", "0.999")
+    assert main(_transcribe(good, checkpoint=ckpt, out=viterbi_out, options=smooth)) == 0
     argmax = read_annotation(argmax_out / "song.lab")
     smoothed = read_annotation(viterbi_out / "song.lab")
     _check_lab(viterbi_out / "song.lab")
     assert len(smoothed) <= len(argmax)
     with pytest.raises(SystemExit):
-        main(["transcribe", *common, "--out", str(viterbi_out), "--viterbi", "1.5"])
+        main(
+            _transcribe(good, checkpoint=ckpt, out=viterbi_out, options=(*cpu, "--viterbi", "1.5"))
+        )
     assert "not a probability" in capsys.readouterr().err
