@@ -15,6 +15,9 @@ Three disjoint sets of POP909 songs, chosen by a fixed permutation of the song i
             the in-domain unlabeled corpus. The renderer writes a .lab for every song; the
             unlabeled ones are deleted before the audio is moved into `unlabeled/`, so no
             rule can ever read them.
+* labeled_more  352 further songs for the labeled pool (issue 16: budgets up to 320 training
+            songs), same soundfonts as `labeled`, written into `labeled/` too. They come after
+            the other sets in the permutation, so the test and unlabeled songs stay the same.
 
 Every song is rendered once, with one soundfont and `--programs random` (per-song GM
 instruments). Uses only the soundfonts listed in ../shared/data/README.md (Debian packages).
@@ -44,7 +47,9 @@ SETS = {  # name: (number of songs, soundfonts used round-robin)
     "test": (50, ["csoundGM"]),
     "labeled": (48, ["FluidR3_GM", "TimGM6mb"]),
     "unlabeled": (180, ["FluidR3_GM", "TimGM6mb", "FluidR3Mono", "OPL3"]),
+    "labeled_more": (352, ["FluidR3_GM", "TimGM6mb"]),
 }
+FOLDER = {"labeled_more": "labeled"}  # a set written into another set's folder
 SEED = 909
 
 
@@ -92,14 +97,15 @@ def main() -> None:
             sys.exit(f"soundfont {sf} missing: {path} (install the Debian package)")
     sets = song_sets(args.songs)
     for name, (_, fonts) in SETS.items():
-        dest = args.out / name
-        if dest.is_dir():
-            print(f"{dest} exists, skipped")
+        dest = args.out / FOLDER.get(name, name)
+        done = args.out / f".{name}.done"
+        if done.is_file():
+            print(f"{name}: rendered into {dest} before, skipped")
             continue
         stage = args.out / f"_render_{name}"
         for k, sf in enumerate(fonts):
             render(args.songs, sets[name][k :: len(fonts)], sf, stage, args.jobs)
-        dest.mkdir(parents=True)
+        dest.mkdir(parents=True, exist_ok=True)
         for sf in fonts:
             for audio in sorted((stage / sf).glob("*.wav")):
                 target = dest / f"{sf}_{audio.name}"
@@ -108,6 +114,7 @@ def main() -> None:
                     lab = stage / "labs" / f"{audio.stem}.lab"
                     shutil.copyfile(lab, target.with_suffix(".lab"))
         shutil.rmtree(stage)  # the unlabeled songs' .lab files go with it, never read
+        done.touch()
         print(f"{name}: {len(sets[name])} songs -> {dest}")
 
 
