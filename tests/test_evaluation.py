@@ -86,3 +86,34 @@ def test_quality_recall_requires_root_and_reports_quality_only():
     assert conf[pos["X"], pos["N"]] == pytest.approx(1.0)
     assert conf.sum() == pytest.approx(6.0)
     json.dumps(table)
+
+
+def test_precision_counts_estimate_time_of_each_quality():
+    ref = [S(0.0, 2.0, "C:maj"), S(2.0, 4.0, "C:maj7"), S(4.0, 5.0, "A:min")]
+    est = [S(0.0, 1.0, "C:maj"), S(1.0, 4.0, "C:maj7"), S(4.0, 5.0, "N")]
+    table = quality_table([(ref, est)])
+    groups = table["groups"]
+    # maj7: all 2 s of reference found, but 1 of the 3 s it is called are C:maj reference
+    assert groups["maj7"]["recall"] == pytest.approx(1.0)
+    assert groups["maj7"]["est_seconds"] == pytest.approx(3.0)
+    assert groups["maj7"]["precision"] == pytest.approx(2 / 3)
+    assert groups["maj"]["recall"] == pytest.approx(0.5)
+    assert groups["maj"]["precision"] == pytest.approx(1.0)
+    # min is in the reference but never called: recall 0, precision undefined
+    assert groups["min"]["recall"] == pytest.approx(0.0)
+    assert groups["min"]["est_seconds"] == 0.0 and groups["min"]["precision"] is None
+    # N is called (1 s) but never in the reference: precision 0, recall undefined
+    assert groups["N"]["precision"] == pytest.approx(0.0) and groups["N"]["recall"] is None
+    assert groups["7"]["precision"] is None and groups["7"]["est_seconds"] == 0.0
+    assert table["mean_precision"] == pytest.approx((2 / 3 + 1.0 + 0.0) / 3)
+    assert table["mean_recall"] == pytest.approx((1.0 + 0.5 + 0.0) / 3)  # unchanged
+    json.dumps(table)
+
+
+def test_precision_ignores_x_reference_and_requires_the_root():
+    ref = [S(0.0, 2.0, "C:maj7"), S(2.0, 3.0, "X"), S(3.0, 4.0, "D:maj7")]
+    est = [S(0.0, 3.0, "C:maj7"), S(3.0, 4.0, "E:maj7")]
+    groups = quality_table([(ref, est)])["groups"]
+    assert groups["maj7"]["est_seconds"] == pytest.approx(3.0)  # the 1 s on X is not counted
+    assert groups["maj7"]["precision"] == pytest.approx(2 / 3)  # E for D is wrong
+    assert groups["maj7"]["recall"] == pytest.approx(2 / 3)

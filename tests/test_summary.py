@@ -10,7 +10,7 @@ import numpy as np
 from mirkd.evaluation import evaluate_songs
 from mirkd.labels import ChordSegment
 from mirkd.plots import label_efficiency_figure, label_efficiency_points, save_figure
-from mirkd.summary import write_summary
+from mirkd.summary import summary_markdown, write_summary
 
 REFERENCE = [ChordSegment(0, 4, "C:maj7"), ChordSegment(4, 8, "A:min7"), ChordSegment(8, 10, "G")]
 
@@ -74,6 +74,10 @@ def test_variant_tables_and_label_efficiency(tmp_path: Path) -> None:
     diff_row = next(line for line in text.splitlines() if line.startswith("| b5 | 5 | +"))
     assert "[" in diff_row  # a paired interval next to the difference
     assert "maj7" in text and "min7" in text
+    rare_header = next(line for line in text.splitlines() if line.startswith("| variant | model |"))
+    assert "maj7 (40.0) R / P" in rare_header and "min7 (40.0) R / P" in rare_header
+    rare_row = next(line for line in text.splitlines() if line.startswith("| b5 | stage2 |"))
+    assert rare_row.endswith(" / – |")  # min7 is never called: precision "–"
     scores = {r["metrics"]: json.loads(Path(r["metrics"]).read_text()) for r in rows}
     points = label_efficiency_points(rows, scores)
     assert {p["budget"] for p in points} == {5, 20}  # b5_lr is not a budget-only variant
@@ -107,3 +111,23 @@ def test_a_difference_without_interval_is_printed_without_one() -> None:
     assert _signed({"mean7": 0.012, "ci95": None}) == "+1.2"
     assert _signed({"mean7": 0.012, "ci95": [0.001, 0.02]}) == "+1.2 [+0.1, +2.0]"
     assert _signed(None) == "–"
+
+
+def test_per_quality_table_shows_recall_and_precision_and_reads_old_metrics() -> None:
+    reference = [ChordSegment(0, 2, "C:maj"), ChordSegment(2, 4, "C:maj7")]
+    estimate = [
+        ChordSegment(0, 1, "C:maj"),
+        ChordSegment(1, 3, "C:maj7"),
+        ChordSegment(3, 4, "C:sus4"),
+    ]
+    new = evaluate_songs({"s": (reference, estimate)})
+    old = json.loads(json.dumps(new))  # a metrics file written before precision existed
+    for group in old["quality"]["groups"].values():
+        del group["precision"], group["est_seconds"]
+    text = summary_markdown({"new": new, "old": old})
+    assert "Per-quality recall / precision (%)" in text
+    assert "| quality | share | new R / P | old R / P |" in text
+    assert "| maj | 50.0 | 50.0 / 100.0 | 50.0 / – |" in text
+    assert "| maj7 | 50.0 | 50.0 / 50.0 | 50.0 / – |" in text
+    # sus4 is not in the reference, but over-calling it shows as a precision of 0
+    assert "| sus4 | 0.0 | – / 0.0 | – / – |" in text

@@ -9,12 +9,15 @@ symbol recall (WCSR). Songs are averaged weighted by their reference span in sec
 Per-quality analysis maps reference and estimated labels through the 170-class LARGE
 vocabulary. ``recall`` requires the same root *and* quality (a C:min answer for an A:min
 reference is wrong); ``quality_recall`` ignores the root (the ChordMini convention).
+``precision`` is recall's counterpart over the estimate's time, so calling a rare quality
+everywhere does not look like a gain.
 Everything returned is plain Python (floats, lists, dicts), ready for JSON.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import mir_eval
 import numpy as np
@@ -117,20 +120,27 @@ def _quality_and_root(label: str) -> tuple[str, int]:
 
 def quality_table(
     pairs: Sequence[tuple[Sequence[ChordSegment], Sequence[ChordSegment]]],
-) -> dict:
-    """Per-quality recall, share of reference time and quality confusion over all songs.
+) -> dict[str, Any]:
+    """Per-quality recall and precision, share of reference time and quality confusion.
 
     ``pairs`` = (reference, estimate) per song. Reference time labelled X (or outside the
     vocabulary, which LARGE maps to X) is excluded from the groups and reported as
     ``excluded_seconds``; it still appears as the X row of the confusion matrix.
-    Returns ``{"groups": {q: {seconds, share, recall, quality_recall}}, "excluded_seconds",
-    "mean_recall", "mean_quality_recall", "confusion": {"labels", "seconds"}}`` where the
-    means are unweighted over groups present in the reference and the confusion rows are
-    reference qualities, columns estimated qualities, entries seconds.
+    Recall of q = share of the reference time of q whose estimate has the same root and
+    quality; precision of q = share of the estimate time of q (on those same non-X reference
+    frames) whose reference has the same root and quality, so over-calling a quality is
+    visible rather than rewarded. Returns ``{"groups": {q: {seconds, share, recall,
+    quality_recall, est_seconds, precision}}, "excluded_seconds", "mean_recall",
+    "mean_quality_recall", "mean_precision", "confusion": {"labels", "seconds"}}``.
+    ``precision`` is None when the estimate never uses q, ``recall`` when the reference never
+    does. Recall means are unweighted over groups present in the reference, ``mean_precision``
+    over groups the estimate uses; confusion rows are reference qualities, columns estimated
+    qualities, entries seconds.
     """
     position = {q: i for i, q in enumerate(CONFUSION_LABELS)}
     confusion = np.zeros((len(CONFUSION_LABELS), len(CONFUSION_LABELS)))
     seconds = dict.fromkeys(QUALITY_GROUPS, 0.0)
+    est_seconds = dict.fromkeys(QUALITY_GROUPS, 0.0)
     exact = dict.fromkeys(QUALITY_GROUPS, 0.0)
     same_quality = dict.fromkeys(QUALITY_GROUPS, 0.0)
     for reference, estimate in pairs:
@@ -142,12 +152,14 @@ def quality_table(
             if ref_q == "X":
                 continue
             seconds[ref_q] += duration
+            if est_q in est_seconds:  # an out-of-vocabulary estimate (X) has no group
+                est_seconds[est_q] += duration
             if est_q == ref_q:
                 same_quality[ref_q] += duration
                 if est_root == ref_root:
                     exact[ref_q] += duration
     scored = sum(seconds.values())
-    groups = {}
+    groups: dict[str, dict[str, float | None]] = {}
     for q in QUALITY_GROUPS:
         present = seconds[q] > 0
         groups[q] = {
@@ -155,6 +167,8 @@ def quality_table(
             "share": seconds[q] / scored if scored > 0 else 0.0,
             "recall": exact[q] / seconds[q] if present else None,
             "quality_recall": same_quality[q] / seconds[q] if present else None,
+            "est_seconds": est_seconds[q],
+            "precision": exact[q] / est_seconds[q] if est_seconds[q] > 0 else None,
         }
     present_groups = [g for g in groups.values() if g["recall"] is not None]
     return {
@@ -162,6 +176,7 @@ def quality_table(
         "excluded_seconds": float(confusion[position["X"]].sum()),
         "mean_recall": _mean([g["recall"] for g in present_groups]),
         "mean_quality_recall": _mean([g["quality_recall"] for g in present_groups]),
+        "mean_precision": _mean([g["precision"] for g in groups.values()]),
         "confusion": {"labels": list(CONFUSION_LABELS), "seconds": confusion.tolist()},
     }
 

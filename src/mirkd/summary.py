@@ -1,6 +1,7 @@
 """results/summary.md: the seven mir_eval scores per model with 95 % intervals, per-quality
-recall, and, when the config has variants, one row per (variant, model), the paired
-stage 2 - baseline differences and the rarer qualities' recall per variant."""
+recall / precision, and, when the config has variants, one row per (variant, model), the
+paired stage 2 - baseline differences and the rarer qualities' recall / precision per variant.
+"""
 
 from __future__ import annotations
 
@@ -34,9 +35,24 @@ def _signed(diff: Mapping[str, Any] | None) -> str:
     return f"{100 * diff['mean7']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
-def _present(groups: Mapping[str, Mapping], qualities: Sequence[str]) -> list[str]:
-    """The qualities of `qualities` that occur in the test set (in that order)."""
-    return [q for q in qualities if groups.get(q, {}).get("seconds", 0) > 0]
+def _shown(
+    reference: Mapping[str, Mapping],
+    estimates: Sequence[Mapping[str, Mapping]],
+    qualities: Sequence[str],
+) -> list[str]:
+    """Qualities of the test set plus those any model calls, so over-calling is visible."""
+    return [
+        q
+        for q in qualities
+        if reference.get(q, {}).get("seconds", 0) > 0
+        or any((g.get(q, {}).get("est_seconds") or 0) > 0 for g in estimates)
+    ]
+
+
+def _recall_precision(group: Mapping[str, Any] | None) -> str:
+    """The cell `recall / precision` in %, "–" where missing (older metrics lack precision)."""
+    group = group or {}
+    return f"{_cell(group.get('recall'))} / {_cell(group.get('precision'))}"
 
 
 def _mean7_cells(metrics: Mapping[str, Any]) -> tuple[str, str]:
@@ -67,18 +83,22 @@ def summary_markdown(metrics: Mapping[str, Mapping]) -> str:
         argmax, decoded = _mean7_cells(metrics[name])
         lines.append(f"| {name} | {cells} | {argmax} | {decoded} | {metrics[name]['n_songs']} |")
     groups = metrics[models[0]]["quality"]["groups"] if models else {}
-    present = _present(groups, QUALITY_GROUPS)
+    shown = _shown(groups, [metrics[m]["quality"]["groups"] for m in models], QUALITY_GROUPS)
     lines += [
         "",
-        "Per-quality recall (%): reference time of the quality whose estimate has the same "
-        "root and quality; share = the quality's share of test time.",
+        "Per-quality recall / precision (%): recall = share of the quality's reference time "
+        "whose estimate has the same root and quality; precision = share of the time the "
+        "quality is estimated whose reference has the same root and quality (– = never "
+        "called); share = the quality's share of test time.",
         "",
-        "| quality | share | " + " | ".join(models) + " |",
+        "| quality | share | " + " | ".join(f"{m} R / P" for m in models) + " |",
         "|---|---:|" + "---:|" * len(models),
     ]
-    for q in present:
-        cells = " | ".join(_cell(metrics[m]["quality"]["groups"][q]["recall"]) for m in models)
-        lines.append(f"| {q} | {_cell(groups[q]['share'])} | {cells} |")
+    for q in shown:
+        cells = " | ".join(
+            _recall_precision(metrics[m]["quality"]["groups"].get(q)) for m in models
+        )
+        lines.append(f"| {q} | {_cell(groups.get(q, {}).get('share'))} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
@@ -132,20 +152,21 @@ def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, M
             f"| {variant} | {group['stage2']['budget']} | {_signed(diff)} | {_signed(vdiff)} |"
         )
     first = metrics[rows[0]["metrics"]]["quality"]["groups"]
-    rare = _present(first, RARE_QUALITIES)
+    called = [metrics[r["metrics"]]["quality"]["groups"] for r in listed]
+    rare = _shown(first, called, RARE_QUALITIES)
     lines += [
         "",
-        "Recall (%) of the rarer qualities (same root and quality), argmax; share of test "
-        "time in the header:",
+        "Recall / precision (%) of the rarer qualities (same root and quality), argmax; "
+        "precision – = never called; share of test time in the header:",
         "",
         "| variant | model | "
-        + " | ".join(f"{q} ({_cell(first[q]['share'])})" for q in rare)
+        + " | ".join(f"{q} ({_cell(first.get(q, {}).get('share'))}) R / P" for q in rare)
         + " |",
         "|---|---|" + "---:|" * len(rare),
     ]
     for row in listed:
         groups = metrics[row["metrics"]]["quality"]["groups"]
-        cells = " | ".join(_cell(groups[q]["recall"]) for q in rare)
+        cells = " | ".join(_recall_precision(groups.get(q)) for q in rare)
         lines.append(f"| {row['variant']} | {_model_cell(row)} | {cells} |")
     return "\n".join(lines) + "\n"
 
