@@ -6,6 +6,11 @@ wildcard_constraints:
     bucket=r"b[01]*",
     model="stage1|stage2|baseline",
     vdir=r"(variants/[^/]+/)?",
+    teacher=r"[a-z0-9]+-[0-9a-f]+",
+
+
+SINGLE_TEACHER = r"(lvchordia|btc|mirkd)-[0-9a-f]+"  # made by the teacher rule
+ENSEMBLE_TEACHER = r"ensemble-[0-9a-f]+"  # made by ensemble_teacher from its members
 
 
 RES = config["resources"]  # every default is in config.schema.yaml
@@ -23,9 +28,10 @@ def gpu_resources(threads):
     return request
 
 
-def track_params(tracks):
-    """The tracks as mirkd.manifest.TrackFiles dicts (scripts: TrackFiles.from_params)."""
-    return [f.to_param() for f in PLAN.track_files(tracks)]
+def track_params(tracks, teacher=None):
+    """The tracks as mirkd.manifest.TrackFiles dicts (scripts: TrackFiles.from_params), with
+    the files of the teacher tagged `teacher` (default: the base run's)."""
+    return [f.to_param() for f in PLAN.track_files(tracks, teacher)]
 
 
 def bucket_tracks(wildcards):
@@ -36,9 +42,11 @@ def bucket_audio(wildcards):
     return [ancient(t.audio) for t in bucket_tracks(wildcards)]
 
 
-def unlabeled_buckets(split):
-    """The features and teacher files of the unlabeled buckets of `split`, as params."""
-    return [b.to_param() for b in PLAN.bucket_files([f"unlabeled-{split}"])]
+def unlabeled_buckets(wildcards, split):
+    """The features and teacher files (the job's variant's teacher) of the unlabeled buckets
+    of `split`, as params."""
+    tag = variant(wildcards).teacher.tag
+    return [b.to_param() for b in PLAN.bucket_files([f"unlabeled-{split}"], tag)]
 
 
 def labs_of(tracks):
@@ -55,16 +63,30 @@ def distils(wildcards, model):
     return model == "stage2" and variant(wildcards).stages["stage2"]["use_kd"]
 
 
+def rehearses(wildcards, model):
+    """Whether `model` of the job's variant rehearses pseudo-labeled unlabeled windows."""
+    return model == "stage2" and variant(wildcards).stages["stage2"]["rehearsal"] > 0
+
+
+def rehearsal_buckets(wildcards, model):
+    """The unlabeled train buckets stage 2 rehearses on (none without rehearsal), as params."""
+    return unlabeled_buckets(wildcards, "train") if rehearses(wildcards, model) else []
+
+
 def labeled_inputs(wildcards, model):
     """Features and .lab of the variant's labeled train songs and of the validation songs
-    (+ teacher outputs of its train songs when the stage distils)."""
+    (+ teacher outputs of its train songs when the stage distils, + the unlabeled train
+    buckets when it rehearses)."""
     v = variant(wildcards)
     tracks = PLAN.labeled_train(v) + PLAN.in_split("labeled", "val")
     inputs = {"features": PLAN.feature_files(tracks), "labs": labs_of(tracks)}
     if distils(wildcards, model):
-        inputs["teacher"] = PLAN.teacher_files(PLAN.labeled_train(v))
+        inputs["teacher"] = PLAN.teacher_files(PLAN.labeled_train(v), v.teacher.tag)
     if model == "stage2":
         inputs["init"] = PLAN.model_path(v, "stage1")
+    inputs["rehearsal"] = [
+        path for b in rehearsal_buckets(wildcards, model) for path in b.values()
+    ]
     return inputs
 
 

@@ -33,23 +33,23 @@ rule evaluate_model:
 
 rule evaluate_teacher:
     input:
-        teacher=PLAN.teacher_files(PLAN.test_tracks),
+        teacher=lambda w: PLAN.teacher_files(PLAN.test_tracks, w.teacher),
         features=PLAN.feature_files(PLAN.test_tracks),
         labs=labs_of(PLAN.test_tracks),
     output:
-        metrics=PLAN.metrics_file("", "teacher"),
-        predictions=directory(PLAN.predictions_dir("", "teacher")),
+        metrics=PLAN.teacher_metrics_file("{teacher}"),
+        predictions=directory(PLAN.teacher_predictions_dir("{teacher}")),
     log:
-        "results/logs/evaluate/teacher.log",
+        "results/logs/evaluate/teacher/{teacher}.log",
     benchmark:
-        "results/benchmarks/evaluate/teacher.tsv"
+        "results/benchmarks/evaluate/teacher/{teacher}.tsv"
     conda:
         "../envs/mirkd.yaml"
     resources:
         mem_mb=4000,
         runtime=60,
     params:
-        tracks=track_params(PLAN.test_tracks),
+        tracks=lambda w: track_params(PLAN.test_tracks, w.teacher),
         prediction_format=config["evaluation"]["prediction_format"],
     script:
         "../workflow_scripts/evaluate.py"
@@ -73,7 +73,7 @@ rule splits:
 
 rule summary:
     input:
-        metrics=[PLAN.metrics_file("", "teacher")]
+        metrics=[PLAN.teacher_metrics_file(t.tag) for t in PLAN.used_teachers()]
         + [PLAN.metrics_path(v, m) for v, m in PLAN.owned_models()],
         histories=[PLAN.history_path(v, m) for v, m in PLAN.owned_models()],
         splits="results/splits.tsv",

@@ -12,7 +12,7 @@ rule plots:
     input:
         metrics=[PLAN.metrics_path(PLAN.base, m) for m in PLOT_MODELS],
         histories=[PLAN.history_path(PLAN.base, m) for m in MODELS],
-        predictions=[PLAN.predictions_dir("", m) for m in PLOT_MODELS],
+        predictions=[PLAN.predictions_path(PLAN.base, m) for m in PLOT_MODELS],
         labs=labs_of(TIMELINE_TRACKS),
         variant_metrics=[PLAN.metrics_path(v, m) for v, m in PLAN.owned_models()],
     output:
@@ -74,7 +74,7 @@ rule plots:
     params:
         metrics={m: PLAN.metrics_path(PLAN.base, m) for m in PLOT_MODELS},
         histories={m: PLAN.history_path(PLAN.base, m) for m in MODELS},
-        predictions={m: PLAN.predictions_dir("", m) for m in PLOT_MODELS},
+        predictions={m: PLAN.predictions_path(PLAN.base, m) for m in PLOT_MODELS},
         timelines=[(t.track_id, t.lab) for t in TIMELINE_TRACKS],
         result_rows=PLAN.result_rows(),
         val_metrics={

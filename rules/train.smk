@@ -6,11 +6,10 @@
 
 rule stage1:
     input:
-        teacher=[
-            PLAN.teacher_path(r.group, r.name) for r in PLAN.group_buckets(UNLABELED)
-        ],
-        features=[
-            PLAN.features_path(r.group, r.name) for r in PLAN.group_buckets(UNLABELED)
+        buckets=lambda w: [
+            path
+            for b in PLAN.bucket_files(UNLABELED, variant(w).teacher.tag)
+            for path in (b.features, b.teacher)
         ],
         skipped="results/skipped.tsv",  # fails the run first if too many tracks are bad
     output:
@@ -30,8 +29,8 @@ rule stage1:
     params:
         common=train_common,
         train=lambda w: variant(w).stages["stage1"],
-        train_buckets=unlabeled_buckets("train"),
-        val_buckets=unlabeled_buckets("val"),
+        train_buckets=lambda w: unlabeled_buckets(w, "train"),
+        val_buckets=lambda w: unlabeled_buckets(w, "val"),
         work=lambda w: PLAN.work_dir(w.vdir, "stage1"),
     script:
         "../workflow_scripts/train.py"
@@ -57,9 +56,12 @@ rule stage2:
     params:
         common=train_common,
         train=lambda w: variant(w).stages["stage2"],
-        train_tracks=lambda w: track_params(PLAN.labeled_train(variant(w))),
+        train_tracks=lambda w: track_params(
+            PLAN.labeled_train(variant(w)), variant(w).teacher.tag
+        ),
         val_tracks=track_params(PLAN.in_split("labeled", "val")),
         distil=lambda w: distils(w, "stage2"),
+        rehearsal_buckets=lambda w: rehearsal_buckets(w, "stage2"),
         work=lambda w: PLAN.work_dir(w.vdir, "stage2"),
     script:
         "../workflow_scripts/train.py"

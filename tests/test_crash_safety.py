@@ -306,7 +306,7 @@ def test_killed_teacher_job_leaves_no_partial_file(corpus) -> None:
     features = _relative(workdir, plan.features_path("unlabeled-train", bucket))
     result = snakemake(workdir, features)
     assert result.returncode == 0, result.stderr[-3000:]
-    final = Path(plan.teacher_path("unlabeled-train", bucket))
+    final = Path(plan.teacher_path(plan.base.teacher.tag, "unlabeled-train", bucket))
     target = _relative(workdir, str(final))
 
     _run_until_frozen_then_kill(workdir, target, "hdf5-write")

@@ -62,7 +62,8 @@ def test_rule_patterns_come_from_the_plan():
     from mirkd.workflow_plan import RunPlan
 
     plan = RunPlan(results="res", tracks={}, splits={})
-    assert plan.teacher_path("unlabeled-train", "b01") == "res/teacher/unlabeled-train/b01.h5"
+    path = plan.teacher_path("lvchordia-0a", "unlabeled-train", "b01")
+    assert path == "res/teacher/lvchordia-0a/unlabeled-train/b01.h5"
     assert plan.model_file("{vdir}", "stage1") == "res/{vdir}models/stage1.pt"
     assert plan.features_path("{group}", "{bucket}") == "res/features/{group}/{bucket}.h5"
 

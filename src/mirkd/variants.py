@@ -1,7 +1,8 @@
 """Experiment variants: named overrides of the base run that share its features and teacher.
 
 A config's `variants:` section maps a name to overrides of `student`, `stage1`, `stage2`,
-`baseline` and a `labeled_budget` (number of labeled training songs, or a fraction of them).
+`baseline`, a `teacher` (replaced whole, not merged: kinds take different settings) and a
+`labeled_budget` (number of labeled training songs, or a fraction of them).
 The base run is the variant with the empty name: its files keep the paths of a run without
 variants (`results/models/...`); a variant's go under `results/variants/<name>/...`.
 
@@ -11,8 +12,8 @@ adding a song never reshuffles a budget.
 
 Trainings are shared, not repeated: a variant trains a model only if no earlier variant (the
 base run first, then the config's order) has the same settings for it. Stage 1 depends on
-(student, stage1); the baseline on (student, baseline, budget songs); stage 2 on all of
-stage 1's settings plus (stage2, budget songs). A sweep over the stage-2 LR therefore trains
+(teacher, student, stage1); the baseline on (student, baseline, budget songs); stage 2 on all
+of stage 1's settings plus (stage2, budget songs). A sweep over the stage-2 LR therefore trains
 one stage 1 and one baseline; a budget series trains one stage 1.
 
 A shared model lives under the variant that trained it, so the files depend on the order of
@@ -32,6 +33,7 @@ from typing import Any
 
 from mirkd.errors import ConfigError
 from mirkd.manifest import hash_unit
+from mirkd.teacher_spec import TeacherSpec
 
 STAGES = ("stage1", "stage2", "baseline")
 OVERRIDABLE = ("student", *STAGES)
@@ -43,6 +45,7 @@ class Variant:
     """One experiment: resolved settings per stage and the labeled songs it trains on."""
 
     name: str  # "" for the base run
+    teacher: TeacherSpec
     student: dict[str, Any]
     stages: dict[str, dict[str, Any]]  # stage name -> resolved training settings
     labeled_train: tuple[str, ...]  # track ids of the labeled songs it trains on
@@ -64,7 +67,11 @@ class Variant:
 
     def model_key(self, model: str) -> str:
         """Fingerprint of everything that decides `model`'s training in this variant."""
-        parts: dict[str, Any] = {"student": self.student, "stage1": self.stages["stage1"]}
+        parts: dict[str, Any] = {
+            "teacher": self.teacher.to_dict(),
+            "student": self.student,
+            "stage1": self.stages["stage1"],
+        }
         if model == "baseline":
             parts = {"student": self.student, "baseline": self.stages["baseline"]}
         if model in ("stage2", "baseline"):
@@ -112,13 +119,14 @@ def expand_variants(config: Mapping[str, Any], labeled_train: Sequence[str]) -> 
     """The base run followed by every configured variant, each fully resolved."""
     order = budget_order(labeled_train)
     base_stages = {s: dict(config[s]) for s in STAGES}
-    variants = [Variant("", dict(config["student"]), base_stages, tuple(order))]
+    base_teacher = TeacherSpec.from_config(config["teacher"])
+    variants = [Variant("", base_teacher, dict(config["student"]), base_stages, tuple(order))]
     for name, spec in (config.get("variants") or {}).items():
         where = f"variants.{name}"
         if not NAME_PATTERN.match(str(name)):
             raise ConfigError(f"{where}: a variant name may hold letters, digits, _ . - only")
         spec = spec or {}
-        unknown = set(spec) - {*OVERRIDABLE, "labeled_budget"}
+        unknown = set(spec) - {*OVERRIDABLE, "teacher", "labeled_budget"}
         if unknown:
             raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
         budget = spec.get("labeled_budget")
@@ -126,6 +134,11 @@ def expand_variants(config: Mapping[str, Any], labeled_train: Sequence[str]) -> 
         variants.append(
             Variant(
                 name=str(name),
+                teacher=(
+                    TeacherSpec.from_config(spec["teacher"], f"{where}.teacher")
+                    if spec.get("teacher")
+                    else base_teacher
+                ),
                 student=deep_merge(config["student"], spec.get("student") or {}),
                 stages={s: deep_merge(base_stages[s], spec.get(s) or {}) for s in STAGES},
                 labeled_train=tuple(order[:n]),
@@ -146,4 +159,8 @@ def model_owners(variants: Sequence[Variant]) -> dict[tuple[str, str], str]:
 
 def budget_only(variant: Variant, base: Variant) -> bool:
     """True if `variant` differs from the base run in its labeled budget alone."""
-    return variant.student == base.student and variant.stages == base.stages
+    return (
+        variant.teacher == base.teacher
+        and variant.student == base.student
+        and variant.stages == base.stages
+    )

@@ -35,6 +35,7 @@ from mirkd.manifest import (
     split_of,
     track_id,
 )
+from mirkd.teacher_spec import TeacherSpec
 from mirkd.variants import Variant, budget_only, expand_variants, model_owners
 
 SETS = ("unlabeled", "labeled", "test")
@@ -113,10 +114,42 @@ class RunPlan:
         return self.history_file(self.owner(variant, model).prefix, model)
 
     def metrics_path(self, variant: Variant, model: str) -> str:
-        """Test metrics of `model` as used by `variant` (one teacher file for all)."""
+        """Test metrics of `model` as used by `variant` (the teacher's: one file per teacher)."""
         if model == "teacher":
-            return self.metrics_file("", "teacher")
+            return self.teacher_metrics_file(variant.teacher.tag)
         return self.metrics_file(self.owner(variant, model).prefix, model)
+
+    def predictions_path(self, variant: Variant, model: str) -> str:
+        """Test predictions of `model` as used by `variant` (the teacher's: one per teacher)."""
+        if model == "teacher":
+            return self.teacher_predictions_dir(variant.teacher.tag)
+        return self.predictions_dir(self.owner(variant, model).prefix, model)
+
+    def teacher_metrics_file(self, tag: str) -> str:
+        """Test metrics of the teacher filed under `tag` (or the rules' "{teacher}" pattern)."""
+        return f"{self.results}/metrics/teacher/{tag}.json"
+
+    def teacher_predictions_dir(self, tag: str) -> str:
+        return f"{self.results}/predictions/teacher/{tag}"
+
+    @cached_property
+    def teachers(self) -> dict[str, TeacherSpec]:
+        """Tag -> spec of every teacher the run needs: each variant's, and ensemble members."""
+        found: dict[str, TeacherSpec] = {}
+        for spec in (v.teacher for v in self.variants):
+            for one in (spec, *spec.members):
+                found.setdefault(one.tag, one)
+        return found
+
+    def teacher_spec(self, tag: str) -> TeacherSpec:
+        try:
+            return self.teachers[tag]
+        except KeyError as exc:
+            raise ConfigError(f"no teacher {tag!r} in this run") from exc
+
+    def used_teachers(self) -> list[TeacherSpec]:
+        """The teachers variants train from, each once (ensemble members not listed)."""
+        return list({v.teacher.tag: v.teacher for v in self.variants}.values())
 
     def owned_models(self) -> list[tuple[Variant, str]]:
         """(variant, model) pairs that are trained, each once."""
@@ -152,9 +185,10 @@ class RunPlan:
         """Features bucket file (or the rules' pattern, with "{group}" and "{bucket}")."""
         return f"{self.results}/features/{group}/{bucket}.h5"
 
-    def teacher_path(self, group: str, bucket: str) -> str:
-        """Teacher bucket file (or the rules' pattern, with "{group}" and "{bucket}")."""
-        return f"{self.results}/teacher/{group}/{bucket}.h5"
+    def teacher_path(self, teacher: str, group: str, bucket: str) -> str:
+        """Bucket file of the teacher tagged `teacher` (or the rules' pattern, with
+        "{teacher}", "{group}" and "{bucket}")."""
+        return f"{self.results}/teacher/{teacher}/{group}/{bucket}.h5"
 
     def bucket_work(self, kind: str, group: str, bucket: str) -> str:
         """Finished tracks of a running bucket job (not a rule output: a killed job resumes)."""
@@ -192,18 +226,20 @@ class RunPlan:
             raise ConfigError(f"no bucket {group}/{bucket} in this run") from exc
         return [self.tracks[BucketRef(group, bucket).set_name][tid] for tid in ids]
 
-    def bucket_files(self, groups: Iterable[str]) -> list[BucketFiles]:
-        """The features and teacher files of every bucket of the given groups."""
+    def bucket_files(self, groups: Iterable[str], teacher: str) -> list[BucketFiles]:
+        """The features and `teacher`'s files of every bucket of the given groups."""
         return [
-            BucketFiles(self.features_path(r.group, r.name), self.teacher_path(r.group, r.name))
+            BucketFiles(
+                self.features_path(r.group, r.name), self.teacher_path(teacher, r.group, r.name)
+            )
             for r in self.group_buckets(groups)
         ]
 
     def feature_files(self, tracks: Iterable[Track]) -> list[str]:
         return [self.features_path(r.group, r.name) for r in self.buckets_of(tracks)]
 
-    def teacher_files(self, tracks: Iterable[Track]) -> list[str]:
-        return [self.teacher_path(r.group, r.name) for r in self.buckets_of(tracks)]
+    def teacher_files(self, tracks: Iterable[Track], teacher: str) -> list[str]:
+        return [self.teacher_path(teacher, r.group, r.name) for r in self.buckets_of(tracks)]
 
     def in_split(self, set_name: str, split: str) -> list[Track]:
         return [
@@ -216,8 +252,10 @@ class RunPlan:
             return list(self.tracks["test"].values())
         return self.in_split("labeled", "test")
 
-    def track_files(self, tracks: Iterable[Track]) -> list[TrackFiles]:
-        """Each track with its bucket files and content fingerprint, for the steps."""
+    def track_files(self, tracks: Iterable[Track], teacher: str | None = None) -> list[TrackFiles]:
+        """Each track with its bucket files (the teacher's: `teacher`, by default the base
+        run's) and content fingerprint, for the steps."""
+        teacher = teacher or self.base.teacher.tag
         files = []
         for t in tracks:
             ref = self.bucket_of(t)
@@ -226,7 +264,7 @@ class RunPlan:
                     t.track_id,
                     t.audio,
                     self.features_path(ref.group, ref.name),
-                    self.teacher_path(ref.group, ref.name),
+                    self.teacher_path(teacher, ref.group, ref.name),
                     t.lab,
                     self.facts[t.audio].sha1,
                 )

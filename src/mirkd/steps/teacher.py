@@ -15,8 +15,16 @@ from mirkd.features import CQTParams
 from mirkd.manifest import TrackFiles
 from mirkd.steps import log
 from mirkd.steps.buckets import BucketWork
-from mirkd.store import BucketFile, TeacherOutput, read_track_features, teacher_attrs, teacher_part
+from mirkd.store import (
+    BucketFile,
+    TeacherOutput,
+    pack_bucket,
+    read_track_features,
+    teacher_attrs,
+    teacher_part,
+)
 from mirkd.teachers import build_teacher, teacher_output
+from mirkd.teachers.ensemble import check_same_grid, ensemble_identity, mean_probs
 from mirkd.teachers.stream import teacher_results
 from mirkd.vocab import LARGE
 
@@ -106,3 +114,52 @@ def write_skipped_report(
     lines = ["set\ttrack_id\taudio\tcause"] + ["\t".join(r) for r in rows]
     atomic_write_text(out, "\n".join(lines) + "\n")
     log.info("%s: %d of %d unlabeled tracks skipped", out, len(rows), n_unlabeled)
+
+
+def run_ensemble_bucket(
+    out: str, teacher_cfg: dict[str, Any], members: Sequence[str], tracks: Sequence[TrackFiles]
+) -> None:
+    """An ensemble teacher's bucket file from its members' bucket files of the same tracks.
+
+    Each track's probabilities are the weighted mean of the members' (`teacher_cfg` weights);
+    a track any member skipped is skipped with that member's cause. A member file that lacks a
+    track, or holds it from other audio or on another frame count, is an error naming it.
+    """
+    buckets = [BucketFile(path) for path in members]
+    check_same_grid([b.attrs for b in buckets], list(members))
+    weights = [float(w) for w in teacher_cfg["weights"]]
+    identity = ensemble_identity([b.attrs for b in buckets], weights)
+    params = CQTParams()
+    parts = []
+    for track in tqdm(tracks, desc=f"ensemble {Path(out).name}"):
+        for bucket in buckets:
+            made = (
+                bucket.column("fingerprint", track.track_id)
+                if track.track_id in bucket.index
+                else None
+            )
+            if made != track.fingerprint:
+                raise MirkdError(
+                    f"{bucket.path}: holds no output of {track.audio} (content "
+                    f"{track.fingerprint[:12]}); rerun that member's teacher job"
+                )
+        cause = next(
+            (
+                b.column("skipped", track.track_id)
+                for b in buckets
+                if b.column("skipped", track.track_id)
+            ),
+            "",
+        )
+        output = None
+        if not cause:
+            try:
+                probs = mean_probs([b.frames("probs", track.track_id) for b in buckets], weights)
+            except ValueError as exc:
+                raise MirkdError(f"{out}: {track.audio}: {exc}") from exc
+            output = teacher_output(probs)
+        parts.append(
+            teacher_part(track.track_id, track.fingerprint, track.audio, output, cause, LARGE.size)
+        )
+    pack_bucket(out, parts, teacher_attrs(identity, LARGE.name, params))
+    log.info("%s: %d tracks by %s", out, len(tracks), identity["name"])

@@ -19,8 +19,9 @@ import numpy as np
 
 from mirkd.errors import ConfigError
 from mirkd.store import TeacherOutput
+from mirkd.teacher_spec import SINGLE_KINDS
 
-TEACHER_KINDS = ("lvchordia", "btc", "mirkd")
+TEACHER_KINDS = SINGLE_KINDS
 
 
 class FrontEnd(Protocol):
