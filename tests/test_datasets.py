@@ -17,6 +17,7 @@ from mirkd.training.datasets import (
     LabeledDataset,
     LabeledTrack,
     PseudoLabelDataset,
+    RehearsalDataset,
     compute_mean_std,
     shift_cqt,
     window_starts,
@@ -181,3 +182,52 @@ def test_pseudo_label_batch_gathers_across_buckets_like_single_items(tmp_path):
         probs = teacher.memmap("probs")[t_start : t_start + n_real].astype(np.float32)
         np.testing.assert_array_equal(batch["probs"][row, :n_real], probs)
         assert (batch["probs"][row, n_real:] == 0).all()
+
+
+def _rehearsal(tmp_path, fraction, with_probs=False):
+    path, feats = _features(tmp_path, "lab", 300, seed=3)
+    labels = np.arange(300) % 24
+    probs = _probs(300, 3) if with_probs else None
+    labeled = LabeledDataset([LabeledTrack("lab", feats, labels, probs)], 108, 108)
+    pseudo_out = {"u": TeacherOutput.from_probs(_probs(500, 4))}
+    files = BucketFiles(
+        feature_bucket(tmp_path / "uf.h5", {"u": _cqt(500, 4)}),
+        teacher_bucket(tmp_path / "ut.h5", pseudo_out),
+    )
+    pseudo = PseudoLabelDataset([files], 108, 108, with_probs=with_probs)
+    return labeled, pseudo, RehearsalDataset(labeled, pseudo, fraction, seed=7)
+
+
+def test_rehearsal_tops_up_each_batch_with_pseudo_labeled_windows(tmp_path):
+    labeled, pseudo, ds = _rehearsal(tmp_path, 0.5)
+    assert len(ds) == len(labeled) == 3  # an epoch passes over the labeled windows only
+    batch = ds.batch([0, 2])
+    assert batch["x"].shape == (4, 108, 144) and batch["x"].dtype == torch.float32
+    torch.testing.assert_close(batch["y"][:2], labeled.batch([0, 2])["y"])
+    extra = ds.pseudo_items([0, 2])
+    torch.testing.assert_close(batch["y"][2:], pseudo.batch(extra.tolist())["y"])
+    # the same labeled items draw the same pseudo windows (exact resume), others may differ
+    torch.testing.assert_close(ds.batch([0, 2])["x"], batch["x"])
+    assert ds.n_pseudo(32) == 32 and RehearsalDataset(labeled, pseudo, 0.25, 0).n_pseudo(30) == 10
+
+
+def test_rehearsal_carries_teacher_probabilities_when_the_stage_distils(tmp_path):
+    _, _, ds = _rehearsal(tmp_path, 0.25, with_probs=True)
+    batch = ds.batch([0, 1, 2])
+    assert batch["probs"].shape == (4, 108, LARGE.size) and batch["probs"].dtype == torch.float32
+
+
+def test_rehearsal_rejects_a_fraction_outside_0_1(tmp_path):
+    labeled, pseudo, _ = _rehearsal(tmp_path, 0.5)
+    with pytest.raises(MirkdError, match="rehearsal fraction"):
+        RehearsalDataset(labeled, pseudo, 1.0, 0)
+
+
+def test_class_counts_count_each_frame_once_per_shift(tmp_path):
+    _, feats = _features(tmp_path, "lab", 150, seed=5)
+    labels = np.array([1] * 100 + [LARGE.x_index] * 50)  # X frames are ignored targets
+    track = LabeledTrack("lab", feats, labels)
+    plain = LabeledDataset([track], 108, 54).class_counts()
+    assert plain[1] == 100 and plain.sum() == 100
+    shifted = LabeledDataset([track], 108, 54, pitch_shift=(0, 2)).class_counts()
+    assert shifted[1] == 100 and shifted[LARGE.transpose(np.array([1]), 2)[0]] == 100

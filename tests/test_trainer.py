@@ -10,7 +10,10 @@ import torch
 from bucket_helpers import feature_bucket, teacher_bucket
 from torch.utils.data import DataLoader
 
+import mirkd.training.validation as validation
 from mirkd.checkpoints import load_checkpoint, read_checkpoint_state
+from mirkd.errors import ConfigError
+from mirkd.evaluation import METRICS
 from mirkd.features import CQTParams
 from mirkd.labels import ChordSegment
 from mirkd.manifest import BucketFiles
@@ -22,6 +25,7 @@ from mirkd.training.datasets import (
     PseudoLabelDataset,
     WindowDataset,
 )
+from mirkd.training.losses import class_frame_counts, class_weights, focal_loss
 from mirkd.training.sampling import block_shuffled
 from mirkd.training.trainer import (
     _EpochTotals,
@@ -30,6 +34,7 @@ from mirkd.training.trainer import (
     _Run,
     _train_step,
     loss_for_batch,
+    run_class_weights,
     scheduled_lr,
     train,
 )
@@ -178,6 +183,80 @@ def test_validation_scores_whole_tracks(data):
         metric="majmin",
     )
     assert wcsr == pytest.approx(0.5)
+
+
+def test_validation_mean7_is_the_mean_of_the_seven_from_one_scoring(data, monkeypatch):
+    tracks, _ = data
+    end = len(tracks["t1"][1]) * PARAMS.frame_period
+    half = [ChordSegment(0.0, end / 2, "C:maj7"), ChordSegment(end / 2, end, "C:min")]
+    val = [_reference_track(tracks, "t1", half)]
+    calls = []
+    scored = validation.song_scores
+
+    def counting(songs):
+        calls.append(1)
+        return scored(songs)
+
+    monkeypatch.setattr(validation, "song_scores", counting)
+    model = _Constant(LARGE.to_index("C"))
+    mean7 = validation_wcsr(model, 0.0, 1.0, val, CPU, metric="mean7")
+    assert len(calls) == 1
+    seven = [validation_wcsr(model, 0.0, 1.0, val, CPU, metric=m) for m in METRICS]
+    assert mean7 == pytest.approx(float(np.mean(seven)))
+    assert len(set(seven)) > 1  # a mean of different values, not one metric
+
+
+def test_schema_accepts_mean7_and_class_balance():
+    config = train_config("stage2", val_metric="mean7", class_balance=0.5)
+    assert config.val_metric == "mean7" and config.class_balance == 0.5
+    assert train_config("baseline").class_balance == 0.0
+    assert train_config("baseline").val_metric == "majmin"
+
+
+class _Counted(torch.utils.data.Dataset):
+    """A window dataset with the frame counts of its training targets."""
+
+    def __init__(self, ds: WindowDataset) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        return self.ds[item]
+
+    def batch(self, items) -> dict[str, torch.Tensor]:
+        return self.ds.batch(items)
+
+    def class_counts(self) -> np.ndarray:
+        y = torch.cat([self.ds[i]["y"] for i in range(len(self.ds))])
+        return class_frame_counts(y.numpy(), LARGE.size)
+
+
+def test_class_balance_needs_class_counts(data):
+    ds = _stage1_ds(*data)
+    config = train_config(batch_size=4, class_balance=0.5)
+    assert run_class_weights(ds, train_config(batch_size=4), LARGE.size, CPU) is None
+    with pytest.raises(ConfigError, match="class_counts"):
+        _Run.start(_model(0), config, CPU, -5.5, 1.5, ds)
+
+
+def test_class_balance_weights_the_focal_loss_of_a_run(tmp_path, data):
+    ds = _Counted(_stage1_ds(*data))
+    config = train_config(batch_size=4, class_balance=0.5)
+    run = _Run.start(_model(0), config, CPU, -5.5, 1.5, ds)
+    expected = class_weights(ds.class_counts(), 0.5)
+    assert torch.equal(run.class_weights, expected)
+    batch = next(iter(DataLoader(ds, batch_size=4)))
+    logits = run.model(batch["x"].float())
+    flat, y = logits.reshape(-1, LARGE.size), batch["y"].reshape(-1)
+    got = loss_for_batch(logits, batch, config, run.class_weights)
+    assert got.item() == pytest.approx(focal_loss(flat, y, 2.0, expected).item(), rel=1e-6)
+    assert got.item() != pytest.approx(loss_for_batch(logits, batch, config).item(), rel=1e-6)
+    logged = []
+    history = _train_briefly(tmp_path, ds, _model(0), log=logged.append, class_balance=0.5)
+    assert any(line.startswith("class balance 0.5: focal weights") for line in logged)
+    assert all(math.isfinite(h["train_loss"]) for h in history)
 
 
 def test_plateau_decay_and_early_stopping(tmp_path, data):

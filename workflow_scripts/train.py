@@ -25,5 +25,6 @@ else:
         p.work,
         init_checkpoint=snakemake.input.get("init"),
         distil=p.get("distil", False),
+        rehearsal_buckets=BucketFiles.from_params(p.get("rehearsal_buckets", [])),
         **outputs,
     )

@@ -31,6 +31,8 @@ from mirkd.training.datasets import (
     LabeledDataset,
     LabeledTrack,
     PseudoLabelDataset,
+    RehearsalDataset,
+    WindowDataset,
     compute_mean_std,
 )
 from mirkd.training.trainer import TrainConfig, train
@@ -197,12 +199,15 @@ def train_supervised(
     out_history: str,
     init_checkpoint: str | None = None,
     distil: bool = False,
+    rehearsal_buckets: Sequence[BucketFiles] = (),
 ) -> None:
     """Stage 2 (from the stage-1 student, with selective KD) or the from-scratch baseline.
 
     `train_cfg` is the stage's validated settings (every default filled in); `common` holds
     the student and the run's device. With `distil`, the teacher's outputs of the train tracks
-    (their teacher buckets) are read for KD.
+    (their teacher buckets) are read for KD. With `rehearsal` in the settings, each batch is
+    topped up with pseudo-labeled windows of `rehearsal_buckets` (unlabeled features + teacher
+    files, as stage 1 reads them).
     """
     rows = [_labeled_track(t, distil) for t in train_tracks]
     val_rows = [reference_track(t) for t in val_tracks]
@@ -214,6 +219,10 @@ def train_supervised(
         "config": {"train": train_cfg, "student": common["student"]},
     }
     config = TrainConfig.from_settings(train_cfg, common["device"])
+    if config.rehearsal:
+        provenance["rehearsal_data"] = _usable_fingerprints(
+            [BucketFile(b.teacher) for b in rehearsal_buckets]
+        )
     if init_checkpoint:
         bundle = load_checkpoint(init_checkpoint)
         model, arch, hparams = bundle.model, bundle.arch, bundle.hparams
@@ -224,9 +233,23 @@ def train_supervised(
         mean, std = compute_mean_std(_by_bucket(train_tracks))
     config.check_window(model.window, stage)
     meta = _bundle_meta(arch, hparams, mean, std, provenance)
-    data = LabeledDataset(
+    labeled = LabeledDataset(
         rows, seq_len=model.window, stride=config.stride, pitch_shift=config.shifts
     )
+    data: WindowDataset = labeled
+    if config.rehearsal:
+        if not rehearsal_buckets:
+            raise MirkdError(f"{stage}: rehearsal {config.rehearsal} needs unlabeled buckets")
+        pseudo = PseudoLabelDataset(
+            rehearsal_buckets, model.window, config.stride, with_probs=labeled.with_probs
+        )
+        data = RehearsalDataset(labeled, pseudo, config.rehearsal, config.seed)
+        log.info(
+            "%s: rehearsal: %.0f %% of each batch from %d pseudo-labeled windows",
+            stage,
+            100 * config.rehearsal,
+            len(pseudo),
+        )
     device = select_device(config.device)
     metric = config.val_metric
     best, last = _work_paths(work, provenance)
@@ -235,7 +258,7 @@ def train_supervised(
         stage,
         len(data),
         len(rows),
-        "on" if data.with_probs and config.use_kd else "off",
+        "on" if labeled.with_probs and config.use_kd else "off",
     )
     history = train(
         model,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
 from mirkd.manifest import BucketFiles
 from mirkd.store import BucketFile, feature_moments, merged_mean_std
+from mirkd.training.losses import class_frame_counts
 from mirkd.vocab import IGNORE_INDEX, LARGE, Vocabulary
 
 LOG_FLOOR = math.log(CQTParams().log_eps)
@@ -278,6 +280,17 @@ class LabeledDataset(WindowDataset):
     def __len__(self) -> int:
         return len(self.index)
 
+    def class_counts(self) -> np.ndarray:
+        """int64 [vocab.size]: frames per class of the targets this dataset yields (after
+        loss_targets and each pitch shift; IGNORE_INDEX not counted), each track frame once
+        per shift copy (overlapping windows are not counted twice)."""
+        counts = np.zeros(self.vocab.size, dtype=np.int64)
+        for track in self.tracks:
+            for shift in self.shifts:
+                targets = self.vocab.loss_targets(self.vocab.transpose(track.labels, shift))
+                counts += class_frame_counts(targets, self.vocab.size)
+        return counts
+
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         i, start, shift = self.index[item]
         track = self.tracks[i]
@@ -302,6 +315,73 @@ class LabeledDataset(WindowDataset):
                 _padded_window(window, 0, len(window), self.seq_len)
             )
         return item_dict
+
+
+class RehearsalDataset(WindowDataset):
+    """Stage-2 windows with rehearsal: every batch of labeled windows is topped up with
+    pseudo-labeled windows of the unlabeled audio, so that continual learning on a few songs
+    keeps practising what stage 1 learned from the teacher (the standard remedy for
+    forgetting in continual learning).
+
+    ``fraction`` is the share of each batch that is pseudo-labeled: a batch of ``n`` labeled
+    windows gets ``round(n * fraction / (1 - fraction))`` more. An epoch still passes once over
+    the labeled windows (``len`` is theirs). The pseudo-labeled windows of a batch are drawn
+    from a generator seeded by ``seed`` and the batch's labeled items, so a resumed run draws
+    the same ones. Their targets are the teacher's argmax; with teacher probabilities in the
+    labeled batch (KD), theirs come too and the KD term covers them as well.
+    """
+
+    def __init__(
+        self, labeled: LabeledDataset, pseudo: PseudoLabelDataset, fraction: float, seed: int
+    ) -> None:
+        if not 0.0 < fraction < 1.0:
+            raise MirkdError(f"rehearsal fraction {fraction} must lie in (0, 1)")
+        if len(pseudo) == 0:
+            raise MirkdError("rehearsal: no pseudo-labeled window to rehearse")
+        if labeled.seq_len != pseudo.seq_len:
+            raise MirkdError(
+                f"rehearsal: labeled windows of {labeled.seq_len} frames, pseudo-labeled of "
+                f"{pseudo.seq_len}"
+            )
+        self.labeled, self.pseudo = labeled, pseudo
+        self.fraction, self.seed = fraction, seed
+        self.with_probs = labeled.with_probs
+
+    def __len__(self) -> int:
+        return len(self.labeled)
+
+    def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
+        return self.labeled[item]
+
+    def class_counts(self) -> np.ndarray:
+        """The labeled windows' class counts: class-balanced weights follow the ground truth
+        (the rehearsed targets are the teacher's)."""
+        return self.labeled.class_counts()
+
+    def n_pseudo(self, n_labeled: int) -> int:
+        return round(n_labeled * self.fraction / (1.0 - self.fraction))
+
+    def pseudo_items(self, items: Sequence[int]) -> np.ndarray:
+        """The pseudo-labeled windows that join the batch of labeled `items`."""
+        key = zlib.crc32(np.asarray(items, dtype=np.int64).tobytes())
+        rng = np.random.default_rng([self.seed, key])
+        return rng.integers(0, len(self.pseudo), size=self.n_pseudo(len(items)))
+
+    def batch(self, items: Sequence[int]) -> dict[str, torch.Tensor]:
+        """The labeled windows `items` followed by their pseudo-labeled companions."""
+        labeled = self.labeled.batch(items)
+        extra = self.pseudo_items(items)
+        if len(extra) == 0:
+            return labeled
+        pseudo = self.pseudo.batch(extra.tolist())
+        batch = {
+            k: torch.cat([labeled[k], pseudo[k].to(labeled[k].dtype)]) for k in ("x", "y", "mask")
+        }
+        if "probs" in labeled:
+            batch["probs"] = torch.cat(
+                [labeled["probs"], pseudo["probs"].to(labeled["probs"].dtype)]
+            )
+        return batch
 
 
 def compute_mean_std(tracks: Mapping[str, Sequence[str]]) -> tuple[float, float]:

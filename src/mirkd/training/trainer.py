@@ -13,7 +13,9 @@ and the loss sum and skip count are read only for the progress bar and at the en
 
 Loss selection (``loss_for_batch``): focal loss alone (baseline, stage 1 default); with
 ``use_kd`` and teacher probabilities in the batch, ``alpha * KD + (1 - alpha) * focal`` where KD
-is selective (stage 2) or plain (stage-1 option).
+is selective (stage 2) or plain (stage-1 option). With ``class_balance`` > 0 the focal term is
+weighted per target class (``losses.class_weights`` of the training set's ``class_counts()``,
+computed once per run and kept on the device).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from mirkd.checkpoints import ModelBundle, read_checkpoint_state, save_checkpoin
 from mirkd.errors import CheckpointError, ConfigError
 from mirkd.models.common import ChordModel
 from mirkd.training.datasets import WindowDataset
-from mirkd.training.losses import focal_loss, stage2_loss
+from mirkd.training.losses import class_weights, focal_loss, stage2_loss
 from mirkd.training.sampling import BlockShuffleSampler
 
 SCHEDULES = ("warmup_cosine", "plateau")
@@ -54,9 +56,14 @@ class TrainConfig:
     ``lr`` is the peak LR of ``warmup_cosine`` and the starting LR of ``plateau``; ``min_lr``
     is the end of the cosine and the floor of the plateau rule. ``stride`` is the step between
     training windows (at most the model's window); ``pitch_shift`` the semitone shifts
-    enumerated besides the unshifted copy; ``val_metric`` the mir_eval metric that selects
-    supervised models (stage 1 is selected by agreement with the teacher); ``shuffle_block``
-    the number of consecutive dataset items shuffled as one block (1: a plain shuffle).
+    enumerated besides the unshifted copy; ``val_metric`` the mir_eval metric (or ``mean7``, the
+    mean of the seven) that selects supervised models (stage 1 is selected by agreement with
+    the teacher); ``shuffle_block`` the number of consecutive dataset items shuffled as one
+    block (1: a plain shuffle);
+    ``rehearsal`` the share of each stage-2 batch that is pseudo-labeled unlabeled windows
+    (``training.datasets.RehearsalDataset``; the step that builds the dataset reads it);
+    ``class_balance`` the power of the inverse-frequency class weights of the focal term
+    (0: unweighted; 0.5: square-root inverse frequency; ``losses.class_weights``).
     """
 
     epochs: int
@@ -84,12 +91,16 @@ class TrainConfig:
     stride: int
     pitch_shift: tuple[int, ...]
     val_metric: str
+    rehearsal: float
+    class_balance: float
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule {self.schedule!r} unknown; use one of {SCHEDULES}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("epochs and batch_size must be at least 1")
+        if self.class_balance < 0:
+            raise ConfigError(f"class_balance {self.class_balance} must be >= 0")
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], device: str) -> TrainConfig:
@@ -138,9 +149,13 @@ def scheduled_lr(step: int, steps_per_epoch: int, config: TrainConfig) -> float:
 
 
 def loss_for_batch(
-    logits: torch.Tensor, batch: Mapping[str, torch.Tensor], config: TrainConfig
+    logits: torch.Tensor,
+    batch: Mapping[str, torch.Tensor],
+    config: TrainConfig,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The configured loss of one batch (logits ``[B, L, C]``)."""
+    """The configured loss of one batch (logits ``[B, L, C]``); class ``weights [C]`` (on the
+    logits' device) weight the focal term (`run_class_weights`)."""
     flat = logits.reshape(-1, logits.shape[-1])
     targets = batch["y"].reshape(-1)
     if config.use_kd and "probs" in batch:
@@ -155,8 +170,31 @@ def loss_for_batch(
             upper=config.kd_upper,
             lower=config.kd_lower,
             mask=batch["mask"].reshape(-1),
+            weights=weights,
         )
-    return focal_loss(flat, targets, config.focal_gamma)
+    return focal_loss(flat, targets, config.focal_gamma, weights)
+
+
+def run_class_weights(
+    train_ds: Any, config: TrainConfig, n_classes: int, device: torch.device
+) -> torch.Tensor | None:
+    """The focal loss's class weights ``[n_classes]`` on ``device``, None when
+    ``class_balance`` is 0. They come from the dataset's ``class_counts() -> [n_classes]``
+    frame counts of its training targets; a dataset without that method is a ConfigError."""
+    if config.class_balance <= 0:
+        return None
+    counts_of = getattr(train_ds, "class_counts", None)
+    if counts_of is None:
+        raise ConfigError(
+            f"class_balance {config.class_balance} needs the class frame counts of the "
+            f"training data, which {type(train_ds).__name__} does not give (no class_counts())"
+        )
+    counts = np.asarray(counts_of())
+    if counts.shape != (n_classes,):
+        raise ConfigError(
+            f"class_counts() gave shape {counts.shape}; the model has {n_classes} classes"
+        )
+    return class_weights(counts, config.class_balance).to(device)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -354,6 +392,7 @@ class _Run:
     config: TrainConfig
     sampler: BlockShuffleSampler
     loader: DataLoader
+    class_weights: torch.Tensor | None = None  # of the focal loss, on `device`
 
     @classmethod
     def start(
@@ -374,7 +413,10 @@ class _Run:
         n_items = len(train_ds)
         sampler = BlockShuffleSampler(n_items, config.shuffle_block, config.seed)
         loader = _loader(train_ds, sampler, config, device)
-        return cls(model, optimizer, scaler, device, amp_dtype, mean, std, config, sampler, loader)
+        weights = run_class_weights(train_ds, config, model.num_classes, device)
+        return cls(
+            model, optimizer, scaler, device, amp_dtype, mean, std, config, sampler, loader, weights
+        )
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, saved: Mapping[str, Any]) -> None:
@@ -443,7 +485,7 @@ def _train_step(run: _Run, batch: Mapping[str, torch.Tensor], totals: _EpochTota
     x = ((batch["x"].float() - run.mean) / run.std) * batch["mask"].unsqueeze(-1)
     with _autocast(run.device, run.amp_dtype):
         logits = run.model(x)
-    loss = loss_for_batch(logits.float(), batch, run.config)
+    loss = loss_for_batch(logits.float(), batch, run.config, run.class_weights)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(_poisoned(loss)).backward()
     run.scaler.unscale_(run.optimizer)
@@ -514,6 +556,12 @@ def train(
     else:
         _seed_everything(config.seed)
         state = TrainState(lr=config.lr)
+    if run.class_weights is not None:
+        w = run.class_weights
+        log(
+            f"class balance {config.class_balance}: focal weights {float(w.min()):.2f} to "
+            f"{float(w.max()):.2f}"
+        )
 
     while state.epoch < config.epochs and not state.stopped:
         started = time.perf_counter()

@@ -4,7 +4,8 @@ Both predict every held-out track exactly as evaluation does (`inference.predict
 consecutive model windows, the last one zero-padded, padding never scored), so a validation
 score and a test score measure the same thing.
     frame_agreement  stage 1: fraction of frames where the student's argmax equals the teacher's.
-    validation_wcsr  stage 2 / baseline: duration-weighted mir_eval score against reference .lab.
+    validation_wcsr  stage 2 / baseline: duration-weighted mir_eval score against reference .lab
+                     (one of `evaluation.METRICS`, or "mean7": the mean of the seven).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from mirkd.evaluation import song_scores, weighted_mean_scores
+from mirkd.evaluation import mean7, song_scores, weighted_mean_scores
 from mirkd.inference import predict_logits, predict_logits_many
 from mirkd.labels import ChordSegment, frames_to_segments, read_annotation
 from mirkd.manifest import BucketFiles, TrackFiles
@@ -69,8 +70,10 @@ def wcsr(
     vocab: Vocabulary = LARGE,
 ) -> float:
     """Song-duration-weighted mir_eval `metric` of predicted frame classes; 0.0 if no song
-    has comparable reference time."""
-    score = weighted_mean_scores(song_scores(song_pairs(tracks, frames, vocab)))[metric]
+    has comparable reference time. `metric` "mean7" is the mean of the seven metrics of the
+    same scoring (0.0 if any of them has no comparable time)."""
+    means = weighted_mean_scores(song_scores(song_pairs(tracks, frames, vocab)))
+    score = mean7(means) if metric == "mean7" else means[metric]
     return 0.0 if score is None else float(score)
 
 
