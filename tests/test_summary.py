@@ -40,11 +40,11 @@ def _write(tmp_path: Path, name: str, content: dict) -> str:
 
 def test_variant_tables_and_label_efficiency(tmp_path: Path) -> None:
     rows = []
-    for variant, budget, acc in (("base", 20, 0.6), ("b5", 5, 0.3), ("b5_lr", 5, 0.35)):
+    runs = (("base", 20, 0.6, "lv-1"), ("b5", 5, 0.3, "lv-1"), ("b5_lr", 5, 0.35, "ens-1"))
+    for variant, budget, acc, teacher in runs:
         for model, bonus in (("teacher", 0.3), ("stage1", 0.2), ("stage2", 0.1), ("baseline", 0.0)):
-            metrics = _write(
-                tmp_path, f"{variant}_{model}.json", _metrics(acc + bonus, seed=len(rows))
-            )
+            name = f"teacher_{teacher}.json" if model == "teacher" else f"{variant}_{model}.json"
+            metrics = _write(tmp_path, name, _metrics(acc + bonus, seed=len(rows)))
             history = (
                 None
                 if model == "teacher"
@@ -63,16 +63,20 @@ def test_variant_tables_and_label_efficiency(tmp_path: Path) -> None:
                     "metrics": metrics,
                     "history": history,
                     "trained_by": "base" if model == "stage1" else variant,
+                    "teacher": teacher,
                 }
             )
     out = tmp_path / "summary.md"
     write_summary(rows, "results/splits.tsv", out)
     text = out.read_text()
     assert "## Variants" in text and "| b5_lr | 5 | stage2 | 62.5 |" in text
-    assert "| b5 | 5 | stage1 (= base) |" in text and "| b5 | 5 | teacher |" not in text
-    assert "Stage 2 minus baseline" in text
+    assert "| b5 | 5 | stage1 (= base) |" in text
+    # a teacher is listed once, with the first variant that uses it
+    assert "| base | 20 | teacher lv-1 |" in text and "| b5 | 5 | teacher" not in text
+    assert "| b5_lr | 5 | teacher ens-1 |" in text
+    assert "Stage 2 minus baseline, and minus the variant's teacher" in text
     diff_row = next(line for line in text.splitlines() if line.startswith("| b5 | 5 | +"))
-    assert "[" in diff_row  # a paired interval next to the difference
+    assert diff_row.count("[") == 3  # paired intervals: vs baseline (argmax, Viterbi), teacher
     assert "maj7" in text and "min7" in text
     rare_header = next(line for line in text.splitlines() if line.startswith("| variant | model |"))
     assert "maj7 (40.0) R / P" in rare_header and "min7 (40.0) R / P" in rare_header

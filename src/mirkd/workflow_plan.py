@@ -166,6 +166,7 @@ class RunPlan:
                 "metrics": self.metrics_path(v, m),
                 "history": self.history_path(v, m),
                 "trained_by": "" if m == "teacher" else self.owner(v, m).label,
+                "teacher": v.teacher.tag,
             }
             for v in self.variants
             for m in ("teacher", *MODELS)
