@@ -18,6 +18,7 @@ from mirkd.plots import (
     MODEL_COLORS,
     confusion_figure,
     quality_recall_figure,
+    quality_series,
     row_normalised,
     save_figure,
     scores_table_html,
@@ -70,6 +71,67 @@ def test_quality_recall_has_one_bar_per_model_and_quality_with_shares() -> None:
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert labels[0] == f"maj\n{100 / 14:.1f}%"
     assert labels[QUALITY_GROUPS.index("aug")] == "aug\nabsent"
+
+
+def test_quality_figure_stacks_precision_below_recall_in_the_same_order_and_colours() -> None:
+    recall, share = _recall_data()
+    precision = {m: {q: 0.05 * (i + 1) for q in QUALITY_GROUPS} for i, m in enumerate(MODELS)}
+    precision["stage2"]["dim"] = None  # never called: no bar, a "–" marker
+    precision["baseline"]["sus2"] = 0.0  # called but never right: a "0" marker
+    fig = quality_recall_figure(recall, share, precision=precision)
+    top, below = fig.axes
+    assert [c.get_label() for c in below.containers] == [c.get_label() for c in top.containers]
+    for container, model, expected in zip(below.containers, MODELS, (5, 10, 15, 20), strict=True):
+        heights = np.array([bar.get_height() for bar in container])
+        assert len(heights) == len(QUALITY_GROUPS)
+        assert all(_same_color(bar.get_facecolor(), MODEL_COLORS[model]) for bar in container)
+        if model == "stage2":
+            assert np.isnan(heights[QUALITY_GROUPS.index("dim")])
+            heights = np.delete(heights, QUALITY_GROUPS.index("dim"))
+        if model == "baseline":
+            assert heights[QUALITY_GROUPS.index("sus2")] == 0
+            heights = np.delete(heights, QUALITY_GROUPS.index("sus2"))
+        np.testing.assert_allclose(heights, expected)
+    marks = [(t.get_text(), t.get_color()) for t in below.texts]
+    assert [m for m, _ in marks] == ["–", "0"]
+    assert _same_color(marks[0][1], MODEL_COLORS["stage2"])
+    assert _same_color(marks[1][1], MODEL_COLORS["baseline"])
+    assert below.get_xlim() == top.get_xlim()
+    labels = [t.get_text() for t in below.get_xticklabels()]
+    assert labels[QUALITY_GROUPS.index("aug")] == "aug\nabsent"
+    assert "precision" in below.get_ylabel()
+
+
+def _metrics(model_index: int, with_precision: bool) -> dict:
+    groups = {}
+    for q in QUALITY_GROUPS:
+        group = {"seconds": 1.0, "share": 1 / len(QUALITY_GROUPS), "recall": 0.1 * model_index}
+        if with_precision:
+            group |= {"est_seconds": 1.0, "precision": None if q == "aug" else 0.5}
+        groups[q] = group
+    return {"quality": {"groups": groups}}
+
+
+@pytest.mark.parametrize("with_precision", [True, False], ids=["precision", "older-metrics"])
+def test_quality_figure_from_metrics_with_and_without_precision(
+    tmp_path: Path, with_precision: bool
+) -> None:
+    scores = {m: _metrics(i + 1, with_precision) for i, m in enumerate(MODELS)}
+    recall, share, precision = quality_series(scores)
+    assert recall["stage1"]["maj"] == pytest.approx(0.2)
+    assert share["maj"] == pytest.approx(1 / len(QUALITY_GROUPS))
+    expected = 0.5 if with_precision else None
+    assert precision["stage2"]["maj"] == expected and precision["stage2"]["aug"] is None
+    fig = quality_recall_figure(recall, share, precision=precision)
+    below = fig.axes[1]
+    heights = [bar.get_height() for c in below.containers for bar in c]
+    assert np.isnan(heights).sum() == (len(MODELS) if with_precision else len(heights))
+    if not with_precision:
+        assert [t.get_text() for t in below.texts] == ["no precision in these metrics files"]
+    out = tmp_path / "quality_recall.png"
+    save_figure(fig, out)
+    assert out.read_bytes().startswith(PNG_MAGIC)
+    assert _not_blank(out)
 
 
 def test_every_figure_colours_a_model_the_same_way() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -129,25 +130,20 @@ def scores_table_html(means: Mapping[str, Mapping[str, float | None]], n_songs: 
     )
 
 
-def quality_recall_figure(
-    recall: Mapping[str, Mapping[str, float | None]],
-    share: Mapping[str, float],
-    qualities: Sequence[str] = QUALITY_GROUPS,
-) -> Figure:
-    """Grouped bars of per-quality recall, one bar per model; share of test time under labels.
-
-    ``recall`` = {model: {quality: recall or None}}; ``share`` = {quality: share of test time}.
-    Qualities absent from the test set are labelled "absent" and get no bars; a recall of
-    exactly zero is written as a small "0" so it does not look like a missing bar.
-    """
-    models = list(recall)
-    fig = _figure(max(8.0, 0.75 * len(qualities)), 4.2)
-    ax = fig.add_subplot()
+def _quality_bars(
+    ax: Axes,
+    values: Mapping[str, Mapping[str, float | None]],
+    models: Sequence[str],
+    qualities: Sequence[str],
+    none_marker: str | None,
+) -> None:
+    """One bar (%) per model and quality on ``ax``; a measured zero is written "0" and a None
+    is no bar, marked ``none_marker`` when given."""
     x = np.arange(len(qualities))
     width = 0.8 / max(1, len(models))
     for i, model in enumerate(models):
-        values = [recall[model].get(q) for q in qualities]
-        heights = [100 * v if v is not None else np.nan for v in values]
+        row = [values.get(model, {}).get(q) for q in qualities]
+        heights = [100 * v if v is not None else np.nan for v in row]
         centres = x - 0.4 + width * (i + 0.5)
         ax.bar(
             centres,
@@ -158,33 +154,89 @@ def quality_recall_figure(
             edgecolor="white",
             linewidth=0.4,
         )
-        for centre, value in zip(centres, values, strict=True):
+        for centre, value in zip(centres, row, strict=True):
             if value == 0:  # a measured zero, unlike an absent quality
-                ax.text(
-                    centre,
-                    0.5,
-                    "0",
-                    ha="center",
-                    va="bottom",
-                    fontsize=7,
-                    color=model_color(model),
-                    fontweight="bold",
-                )
+                mark = "0"
+            elif value is None and none_marker is not None:
+                mark = none_marker
+            else:
+                continue
+            ax.text(
+                centre,
+                0.5,
+                mark,
+                ha="center",
+                va="bottom",
+                fontsize=7 if mark == "0" else 9,
+                color=model_color(model),
+                fontweight="bold",
+            )
+    ax.set_xlim(-0.6, len(qualities) - 0.4)
+    ax.set_ylim(0, 100)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+
+
+def quality_recall_figure(
+    recall: Mapping[str, Mapping[str, float | None]],
+    share: Mapping[str, float],
+    qualities: Sequence[str] = QUALITY_GROUPS,
+    precision: Mapping[str, Mapping[str, float | None]] | None = None,
+) -> Figure:
+    """Grouped bars of per-quality recall (and precision below), one bar per model.
+
+    ``recall`` = {model: {quality: recall or None}}; ``share`` = {quality: share of test time}.
+    Qualities absent from the test set are labelled "absent" and get no recall bars; a value of
+    exactly zero is written as a small "0" so it does not look like a missing bar. With
+    ``precision`` = {model: {quality: precision or None}} a second panel below shows precision
+    in the same quality order and colours; a None precision (the model never calls the
+    quality, or an older metrics file without precision) is no bar and a small "–".
+    """
+    models = list(recall)
+    width = max(8.0, 0.75 * len(qualities))
+    fig = _figure(width, 4.2 if precision is None else 7.2)
+    if precision is None:
+        ax = fig.add_subplot()
+        axes = [ax]
+    else:
+        ax, below = fig.subplots(2, 1, sharex=True)
+        axes = [ax, below]
+    _quality_bars(ax, recall, models, qualities, none_marker=None)
     labels = [
         f"{q}\n{100 * share.get(q, 0.0):.1f}%" if share.get(q, 0.0) > 0 else f"{q}\nabsent"
         for q in qualities
     ]
-    ax.set_xticks(x, labels, fontsize=9)
-    ax.set_xlim(-0.6, len(qualities) - 0.4)
-    ax.set_ylim(0, 100)
+    ax.set_xticks(np.arange(len(qualities)), labels, fontsize=9)
     ax.set_ylabel("recall (%)  [same root and quality]")
-    ax.set_xlabel("chord quality  /  share of test time")
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_axisbelow(True)
     ax.legend(
         ncols=len(models), loc="upper right", fontsize=9, frameon=False, bbox_to_anchor=(1.0, 1.12)
     )
-    ax.set_title("Per-quality recall on the test split", loc="left", fontsize=11)
+    if precision is None:
+        ax.set_title("Per-quality recall on the test split", loc="left", fontsize=11)
+    else:
+        ax.set_title("Per-quality recall and precision on the test split", loc="left", fontsize=11)
+        ax.tick_params(labelbottom=False)
+        measured = any(v is not None for row in precision.values() for v in row.values())
+        _quality_bars(below, precision, models, qualities, none_marker="–" if measured else None)
+        if not measured:
+            below.text(
+                0.5,
+                0.5,
+                "no precision in these metrics files",
+                transform=below.transAxes,
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="#555555",
+            )
+        below.set_ylabel("precision (%)  [same root and quality]")
+        below.set_title(
+            "precision: share of the model's time on a quality that is right"
+            "  (– = never predicted)",
+            loc="left",
+            fontsize=9,
+        )
+    axes[-1].set_xlabel("chord quality  /  share of test time")
     return fig
 
 
@@ -454,6 +506,23 @@ def label_efficiency_points(
     return points
 
 
+def quality_series(
+    scores: Mapping[str, Mapping[str, Any]],
+) -> tuple[
+    dict[str, dict[str, float | None]], dict[str, float], dict[str, dict[str, float | None]]
+]:
+    """(recall, share, precision) of ``quality_recall_figure`` from {model: metrics JSON}.
+
+    The share of test time is the first model's (the same reference for all). Older metrics
+    files without a per-quality "precision" give None there (drawn as no bar).
+    """
+    groups = {m: s["quality"]["groups"] for m, s in scores.items()}
+    share = {q: g["share"] for q, g in next(iter(groups.values())).items()} if groups else {}
+    recall = {m: {q: g["recall"] for q, g in gs.items()} for m, gs in groups.items()}
+    precision = {m: {q: g.get("precision") for q, g in gs.items()} for m, gs in groups.items()}
+    return recall, share, precision
+
+
 def save_figure(fig: Figure, out: str | Path) -> None:
     """Write the figure as PNG atomically (temp file in the same folder, then rename)."""
     with atomic_path(out) as tmp:
@@ -492,10 +561,8 @@ def write_figures(
     n_songs = next(iter(scores.values()))["n_songs"] if scores else 0
     atomic_write_text(out_table_html, scores_table_html(means, n_songs))
     save_figure(scores_table_figure(means), out_table_png)
-    groups = {m: s["quality"]["groups"] for m, s in scores.items()}
-    share = {q: g["share"] for q, g in next(iter(groups.values())).items()} if groups else {}
-    recall = {m: {q: g["recall"] for q, g in gs.items()} for m, gs in groups.items()}
-    save_figure(quality_recall_figure(recall, share), out_quality)
+    recall, share, precision = quality_series(scores)
+    save_figure(quality_recall_figure(recall, share, precision=precision), out_quality)
     for (model, s), png in zip(scores.items(), out_confusion, strict=True):
         confusion = s["quality"]["confusion"]
         save_figure(confusion_figure(confusion["labels"], confusion["seconds"], model), png)
