@@ -28,6 +28,14 @@ def gpu_resources(threads):
     return request
 
 
+def teacher_settings(wildcards):
+    """The settings of the job's teacher (by its tag) and the run's device, as params."""
+    return {
+        **PLAN.teacher_spec(wildcards.teacher).to_dict(),
+        "device": config["device"],
+    }
+
+
 def track_params(tracks, teacher=None):
     """The tracks as mirkd.manifest.TrackFiles dicts (scripts: TrackFiles.from_params), with
     the files of the teacher tagged `teacher` (default: the base run's)."""

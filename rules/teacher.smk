@@ -6,13 +6,6 @@
 # the unlabeled tracks are bad.
 
 
-def teacher_settings(wildcards):
-    return {
-        **PLAN.teacher_spec(wildcards.teacher).to_dict(),
-        "device": config["device"],
-    }
-
-
 rule teacher:
     input:
         audio=bucket_audio,
