@@ -71,6 +71,15 @@ def distils(wildcards, model):
     return model == "stage2" and variant(wildcards).stages["stage2"]["use_kd"]
 
 
+def stage1_prior_annotations(wildcards):
+    """Annotations of the variant's labeled training songs when stage 1 matches their
+    chord-quality distribution (none otherwise)."""
+    v = variant(wildcards)
+    if v.stages["stage1"]["distribution_match"] <= 0:
+        return []
+    return labs_of(PLAN.labeled_train(v))
+
+
 def rehearses(wildcards, model):
     """Whether `model` of the job's variant rehearses pseudo-labeled unlabeled windows."""
     return model == "stage2" and variant(wildcards).stages["stage2"]["rehearsal"] > 0

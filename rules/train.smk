@@ -12,6 +12,7 @@ rule stage1:
             for path in (b.features, b.teacher)
         ],
         skipped="results/skipped.tsv",  # fails the run first if too many tracks are bad
+        prior=stage1_prior_annotations,
     output:
         checkpoint=PLAN.model_file("{vdir}", "stage1"),
         history=PLAN.history_file("{vdir}", "stage1"),
@@ -31,6 +32,7 @@ rule stage1:
         train=lambda w: variant(w).stages["stage1"],
         train_buckets=lambda w: unlabeled_buckets(w, "train"),
         val_buckets=lambda w: unlabeled_buckets(w, "val"),
+        prior_annotations=stage1_prior_annotations,
         work=lambda w: PLAN.work_dir(w.vdir, "stage1"),
     script:
         "../workflow_scripts/train.py"

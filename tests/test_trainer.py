@@ -238,13 +238,13 @@ def test_class_balance_needs_class_counts(data):
     config = train_config(batch_size=4, class_balance=0.5)
     assert run_class_weights(ds, train_config(batch_size=4), LARGE.size, CPU) is None
     with pytest.raises(ConfigError, match="class_counts"):
-        _Run.start(_model(0), config, CPU, -5.5, 1.5, ds)
+        _Run.start(_model(0), config, CPU, -5.5, 1.5, ds, LARGE)
 
 
 def test_class_balance_weights_the_focal_loss_of_a_run(tmp_path, data):
     ds = _Counted(_stage1_ds(*data))
     config = train_config(batch_size=4, class_balance=0.5)
-    run = _Run.start(_model(0), config, CPU, -5.5, 1.5, ds)
+    run = _Run.start(_model(0), config, CPU, -5.5, 1.5, ds, LARGE)
     expected = class_weights(ds.class_counts(), 0.5)
     assert torch.equal(run.class_weights, expected)
     batch = next(iter(DataLoader(ds, batch_size=4)))
@@ -304,7 +304,7 @@ class _Killed(Exception):
     pass
 
 
-def _stage2_run(tmp_path, data, out_dir, kill_at_epoch=None, model_seed=0):
+def _stage2_run(tmp_path, data, out_dir, kill_at_epoch=None, model_seed=0, **settings):
     tracks, _ = data
     ids = sorted(tracks)
     ds = LabeledDataset(
@@ -338,6 +338,7 @@ def _stage2_run(tmp_path, data, out_dir, kill_at_epoch=None, model_seed=0):
         selective_kd=True,
         kd_alpha=0.3,
         seed=7,
+        **settings,
     )
     out = tmp_path / out_dir
     model = _model(model_seed)
@@ -355,13 +356,15 @@ def _stage2_run(tmp_path, data, out_dir, kill_at_epoch=None, model_seed=0):
     return model
 
 
-def test_resume_after_kill_gives_identical_weights(tmp_path, data):
-    reference = _stage2_run(tmp_path, data, "straight")
+@pytest.mark.parametrize("consistency", [0.0, 1.0])
+def test_resume_after_kill_gives_identical_weights(tmp_path, data, consistency):
+    """Also with the two-view consistency loss: its random views replay after a resume."""
+    reference = _stage2_run(tmp_path, data, "straight", consistency=consistency)
     with pytest.raises(_Killed):
-        _stage2_run(tmp_path, data, "resumed", kill_at_epoch=3)
+        _stage2_run(tmp_path, data, "resumed", kill_at_epoch=3, consistency=consistency)
     state = read_checkpoint_state(tmp_path / "resumed" / "last.pt")["training_state"]
     assert state["epoch"] == 2
-    resumed = _stage2_run(tmp_path, data, "resumed", model_seed=123)
+    resumed = _stage2_run(tmp_path, data, "resumed", model_seed=123, consistency=consistency)
     ref_state, res_state = reference.state_dict(), resumed.state_dict()
     assert ref_state.keys() == res_state.keys()
     for key in ref_state:
@@ -378,7 +381,7 @@ def _stage1_ds(tracks, files):
 def _steps(ds, batches, config):
     """A fresh tiny model and fused AdamW after one `_train_step` per (batch, dropout seed);
     the totals."""
-    run = _Run.start(_model(0), config, CPU, -5.5, 1.5, ds)
+    run = _Run.start(_model(0), config, CPU, -5.5, 1.5, ds, LARGE)
     run.model.train()
     totals = _EpochTotals.zeros(CPU)
     for batch, seed in batches:
@@ -509,7 +512,7 @@ def test_an_unfused_optimiser_state_resumes_into_the_fused_one(data):
     unfused = torch.optim.AdamW(model.parameters(), lr=config.lr)
     loss_for_batch(model(batch["x"].float()), batch, config).backward()
     unfused.step()
-    run = _Run.start(model, config, CPU, -5.5, 1.5, ds)
+    run = _Run.start(model, config, CPU, -5.5, 1.5, ds, LARGE)
     _load_optimizer(run.optimizer, unfused.state_dict())
     assert all(g["fused"] for g in run.optimizer.param_groups)
     _train_step(run, batch, _EpochTotals.zeros(CPU))  # an unfused AdamW refuses the flag

@@ -13,6 +13,7 @@ if snakemake.rule == "stage1":
         BucketFiles.from_params(p.train_buckets),
         BucketFiles.from_params(p.val_buckets),
         p.work,
+        prior_annotations=p.get("prior_annotations", []),
         **outputs,
     )
 else:

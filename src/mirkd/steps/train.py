@@ -35,6 +35,13 @@ from mirkd.training.datasets import (
     WindowDataset,
     compute_mean_std,
 )
+from mirkd.training.losses import class_frame_counts
+from mirkd.training.pseudo_labels import (
+    PseudoLabelPolicy,
+    alignment_factors,
+    probability_mass,
+    segment_seconds,
+)
 from mirkd.training.trainer import TrainConfig, train
 from mirkd.training.validation import (
     agreement_tracks,
@@ -51,10 +58,61 @@ def _work_paths(work: str | Path, provenance: Any) -> tuple[Path, Path]:
     return work_dir / "best.pt", work_dir / "last.pt"
 
 
-def _finish(best: Path, out_checkpoint: str, out_history: str, history: list[dict]) -> None:
+def _finish(
+    best: Path,
+    out_checkpoint: str,
+    out_history: str,
+    history: list[dict],
+    pseudo_labels: dict[str, dict[str, float]] | None = None,
+) -> None:
+    """Publish the best checkpoint and the history (+ the pseudo-label tally, if any)."""
     with atomic_path(out_checkpoint) as tmp:
         shutil.copyfile(best, tmp)
-    atomic_write_json(out_history, {"history": history, "checkpoint": str(out_checkpoint)})
+    record: dict[str, Any] = {"history": history, "checkpoint": str(out_checkpoint)}
+    if pseudo_labels is not None:
+        record["pseudo_labels"] = pseudo_labels
+    atomic_write_json(out_history, record)
+
+
+def pseudo_label_policy(
+    config: TrainConfig, buckets: Sequence[BucketFiles], labeled_mass: np.ndarray | None
+) -> PseudoLabelPolicy:
+    """The stage's policy for teacher targets; distribution matching aligns the teacher's
+    quality shares over `buckets` with `labeled_mass` [C] (the labeled songs' time per class)."""
+    factors = None
+    if config.distribution_match > 0:
+        if labeled_mass is None or not np.any(labeled_mass):
+            raise MirkdError(
+                f"distribution_match {config.distribution_match} needs labeled training songs "
+                "(their chord-quality shares are what the pseudo-labels are aligned with)"
+            )
+        teacher_mass = probability_mass([BucketFile(b.teacher).memmap("probs") for b in buckets])
+        factors = alignment_factors(teacher_mass, labeled_mass, config.distribution_match, LARGE)
+    return PseudoLabelPolicy(config.pseudo_threshold, factors)
+
+
+def _report_policy(stage: str, data: PseudoLabelDataset) -> dict[str, dict[str, float]] | None:
+    """Log and return the per-quality tally of the targets when the policy changes them."""
+    policy = data.policy
+    if not (policy.reads_probs or policy.reads_confidence):
+        return None
+    tally = {name: t.to_dict() for name, t in data.tally(LARGE).items()}
+    log.info(
+        "%s: pseudo-labels (threshold %.2f, distribution matching %s); per group: teacher "
+        "frames -> targets -> kept share",
+        stage,
+        policy.threshold,
+        "on" if policy.reads_probs else "off",
+    )
+    for name, row in tally.items():
+        log.info(
+            "  %-8s %9d -> %9d  %5.1f %%",
+            name,
+            row["teacher"],
+            row["target"],
+            100 * row["kept_share"],
+        )
+    return tally
 
 
 def _frame_labels(track: TrackFiles) -> np.ndarray:
@@ -128,11 +186,13 @@ def train_stage1(
     work: str,
     out_checkpoint: str,
     out_history: str,
+    prior_annotations: Sequence[str] = (),
 ) -> None:
     """Student on teacher pseudo-labels only; early stopping on agreement with the teacher.
 
     Reads the unlabeled train and validation buckets (features + teacher files); tracks a
-    bucket job skipped (undecodable audio) are left out.
+    bucket job skipped (undecodable audio) are left out. `prior_annotations` (the labeled
+    training songs' annotations) give the class prior of distribution matching.
     """
     train_teachers = [BucketFile(b.teacher) for b in train_buckets]
     val_teachers = [BucketFile(b.teacher) for b in val_buckets]
@@ -158,10 +218,21 @@ def train_stage1(
         "val_data": val_data,
         "config": {"student": common["student"], "train": train_cfg},
     }
+    labeled_mass = None
+    if prior_annotations:
+        labeled_mass = np.sum(
+            [segment_seconds(read_annotation(a, LARGE), LARGE) for a in prior_annotations], axis=0
+        )
+        provenance["prior_annotations"] = sorted(prior_annotations)
     meta = _bundle_meta(arch, hparams, mean, std, provenance)
     data = PseudoLabelDataset(
-        train_buckets, seq_len=model.window, stride=config.stride, with_probs=config.use_kd
+        train_buckets,
+        seq_len=model.window,
+        stride=config.stride,
+        with_probs=config.use_kd,
+        policy=pseudo_label_policy(config, train_buckets, labeled_mass),
     )
+    tally = _report_policy("stage 1", data)
     val_rows = agreement_tracks(val_buckets)
     device = select_device(config.device)
     best, last = _work_paths(work, provenance)
@@ -185,7 +256,7 @@ def train_stage1(
         device=device,
         log=log.info,
     )
-    _finish(best, out_checkpoint, out_history, history)
+    _finish(best, out_checkpoint, out_history, history, tally)
 
 
 def train_supervised(
@@ -237,12 +308,19 @@ def train_supervised(
         rows, seq_len=model.window, stride=config.stride, pitch_shift=config.shifts
     )
     data: WindowDataset = labeled
+    tally = None
     if config.rehearsal:
         if not rehearsal_buckets:
             raise MirkdError(f"{stage}: rehearsal {config.rehearsal} needs unlabeled buckets")
+        labeled_mass = np.sum([class_frame_counts(r.labels, LARGE.size) for r in rows], axis=0)
         pseudo = PseudoLabelDataset(
-            rehearsal_buckets, model.window, config.stride, with_probs=labeled.with_probs
+            rehearsal_buckets,
+            model.window,
+            config.stride,
+            with_probs=labeled.with_probs,
+            policy=pseudo_label_policy(config, rehearsal_buckets, labeled_mass),
         )
+        tally = _report_policy(stage, pseudo)
         data = RehearsalDataset(labeled, pseudo, config.rehearsal, config.seed)
         log.info(
             "%s: rehearsal: %.0f %% of each batch from %d pseudo-labeled windows",
@@ -271,4 +349,4 @@ def train_supervised(
         device=device,
         log=log.info,
     )
-    _finish(best, out_checkpoint, out_history, history)
+    _finish(best, out_checkpoint, out_history, history, tally)

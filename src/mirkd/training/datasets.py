@@ -30,6 +30,13 @@ from mirkd.features import CQTParams
 from mirkd.manifest import BucketFiles
 from mirkd.store import BucketFile, feature_moments, merged_mean_std
 from mirkd.training.losses import class_frame_counts
+from mirkd.training.pseudo_labels import (
+    CHUNK_ROWS,
+    GroupTally,
+    PseudoLabelPolicy,
+    add_tallies,
+    tally_targets,
+)
 from mirkd.vocab import IGNORE_INDEX, LARGE, Vocabulary
 
 LOG_FLOOR = math.log(CQTParams().log_eps)
@@ -117,11 +124,15 @@ class _MappedBucket:
     cqt: np.ndarray
     labels: np.ndarray
     probs: np.ndarray | None
+    confidence: np.ndarray | None
 
 
 class PseudoLabelDataset(WindowDataset):
-    """Stage-1 windows: features + teacher argmax (+ teacher probabilities for optional KD),
+    """Stage-1 windows: features + teacher targets (+ teacher probabilities for optional KD),
     sliced from the memory-mapped features and teacher files of the given buckets.
+
+    Targets are the teacher's argmax as ``policy`` turns them (``training.pseudo_labels``:
+    confidence threshold, distribution matching); the default policy keeps the argmax as is.
 
     ``seq_len`` is the model's window (``model.window``), ``stride`` the step between windows.
     Every usable track of the buckets is used (tracks skipped by the features or the teacher
@@ -137,10 +148,12 @@ class PseudoLabelDataset(WindowDataset):
         seq_len: int,
         stride: int,
         with_probs: bool = False,
+        policy: PseudoLabelPolicy | None = None,
     ) -> None:
         self.buckets = list(buckets)
         self.seq_len = seq_len
         self.with_probs = with_probs
+        self.policy = policy or PseudoLabelPolicy()
         self.track_ids: list[str] = []
         index: list[np.ndarray] = []
         for b, files in enumerate(self.buckets):
@@ -171,13 +184,40 @@ class PseudoLabelDataset(WindowDataset):
         if b not in self._maps:
             files = self.buckets[b]
             features, teacher = BucketFile(files.features), BucketFile(files.teacher)
-            probs = teacher.memmap("probs") if self.with_probs else None
-            self._maps[b] = _MappedBucket(
-                np.asarray(features.memmap("cqt")),  # plain views: no memmap subclass overhead
+            reads_probs = self.with_probs or self.policy.reads_probs
+            self._maps[b] = _MappedBucket(  # plain views: no memmap subclass overhead
+                np.asarray(features.memmap("cqt")),
                 np.asarray(teacher.memmap("labels")),
-                None if probs is None else np.asarray(probs),
+                np.asarray(teacher.memmap("probs")) if reads_probs else None,
+                (
+                    np.asarray(teacher.memmap("confidence"))
+                    if self.policy.reads_confidence
+                    else None
+                ),
             )
         return self._maps[b]
+
+    def tally(self, vocab: Vocabulary = LARGE) -> dict[str, GroupTally]:
+        """Frames per chord-quality group of the training tracks: the teacher's argmax, the
+        policy's targets, and those the confidence threshold keeps (read in chunks)."""
+        total: dict[str, GroupTally] | None = None
+        for b, files in enumerate(self.buckets):
+            mapped, teacher = self._mapped(b), BucketFile(files.teacher)
+            for tid in teacher.usable():
+                span = teacher.span(tid)
+                for start in range(span.start, span.stop, CHUNK_ROWS):
+                    rows = slice(start, min(start + CHUNK_ROWS, span.stop))
+                    part = tally_targets(
+                        mapped.labels[rows],
+                        None if mapped.probs is None else mapped.probs[rows],
+                        None if mapped.confidence is None else mapped.confidence[rows],
+                        self.policy,
+                        vocab,
+                    )
+                    total = part if total is None else add_tallies(total, part)
+        if total is None:
+            raise MirkdError("no pseudo-labeled frame to tally")
+        return total
 
     def __len__(self) -> int:
         return len(self.index)
@@ -203,12 +243,22 @@ class PseudoLabelDataset(WindowDataset):
             sel = np.flatnonzero(rows[:, 0] == b)
             # past a track's end the rows repeat its window's first row; zeroed below
             frames = np.where(real[sel], offsets, 0)
+            teacher_rows = rows[sel, 2:3] + frames
             x[sel] = np.take(mapped.cqt, rows[sel, 1:2] + frames, axis=0)
-            y[sel] = np.take(mapped.labels, rows[sel, 2:3] + frames, axis=0)
-            if mapped.probs is not None:
+            window_probs = (
+                None if mapped.probs is None else np.take(mapped.probs, teacher_rows, axis=0)
+            )
+            y[sel] = self.policy.targets(
+                np.take(mapped.labels, teacher_rows, axis=0),
+                window_probs,
+                None
+                if mapped.confidence is None
+                else np.take(mapped.confidence, teacher_rows, axis=0),
+            )
+            if self.with_probs and window_probs is not None:
                 if probs is None:  # float16 as stored, like x
-                    probs = np.empty((len(rows), self.seq_len, mapped.probs.shape[1]), np.float16)
-                probs[sel] = np.take(mapped.probs, rows[sel, 2:3] + frames, axis=0)
+                    probs = np.empty((len(rows), self.seq_len, window_probs.shape[-1]), np.float16)
+                probs[sel] = window_probs
         padding = ~real
         if padding.any():
             x[padding] = 0

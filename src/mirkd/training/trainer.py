@@ -38,9 +38,11 @@ from tqdm import tqdm
 from mirkd.checkpoints import ModelBundle, read_checkpoint_state, save_checkpoint
 from mirkd.errors import CheckpointError, ConfigError
 from mirkd.models.common import ChordModel
+from mirkd.training.consistency import NOISE, Rotations, consistency_loss, second_view
 from mirkd.training.datasets import WindowDataset
 from mirkd.training.losses import class_weights, focal_loss, stage2_loss
 from mirkd.training.sampling import BlockShuffleSampler
+from mirkd.vocab import Vocabulary
 
 SCHEDULES = ("warmup_cosine", "plateau")
 PREFETCH_BATCHES = 4  # batches each loader worker prepares ahead
@@ -63,7 +65,11 @@ class TrainConfig:
     ``rehearsal`` the share of each stage-2 batch that is pseudo-labeled unlabeled windows
     (``training.datasets.RehearsalDataset``; the step that builds the dataset reads it);
     ``class_balance`` the power of the inverse-frequency class weights of the focal term
-    (0: unweighted; 0.5: square-root inverse frequency; ``losses.class_weights``).
+    (0: unweighted; 0.5: square-root inverse frequency; ``losses.class_weights``);
+    ``pseudo_threshold`` and ``distribution_match`` how teacher outputs become the targets of
+    pseudo-labeled windows (``training.pseudo_labels``; the step that builds the dataset reads
+    them); ``consistency`` the weight of the two-view agreement loss
+    (``training.consistency``; 0: one view).
     """
 
     epochs: int
@@ -93,6 +99,9 @@ class TrainConfig:
     val_metric: str
     rehearsal: float
     class_balance: float
+    pseudo_threshold: float
+    distribution_match: float
+    consistency: float
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -393,6 +402,7 @@ class _Run:
     sampler: BlockShuffleSampler
     loader: DataLoader
     class_weights: torch.Tensor | None = None  # of the focal loss, on `device`
+    rotations: Rotations | None = None  # class tables of the consistency term, on `device`
 
     @classmethod
     def start(
@@ -403,7 +413,13 @@ class _Run:
         mean: float,
         std: float,
         train_ds: WindowDataset,
+        vocab: Vocabulary,
     ) -> _Run:
+        if config.consistency > 0 and model.num_classes != vocab.size:
+            raise ConfigError(
+                f"consistency needs the model's {model.num_classes} classes to be those of "
+                f"vocabulary {vocab.name} ({vocab.size})"
+            )
         model.to(device)
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
@@ -414,9 +430,25 @@ class _Run:
         sampler = BlockShuffleSampler(n_items, config.shuffle_block, config.seed)
         loader = _loader(train_ds, sampler, config, device)
         weights = run_class_weights(train_ds, config, model.num_classes, device)
+        rotations = Rotations.of(vocab, device) if config.consistency > 0 else None
         return cls(
-            model, optimizer, scaler, device, amp_dtype, mean, std, config, sampler, loader, weights
+            model,
+            optimizer,
+            scaler,
+            device,
+            amp_dtype,
+            mean,
+            std,
+            config,
+            sampler,
+            loader,
+            weights,
+            rotations,
         )
+
+    def normalise(self, raw: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Raw log-CQT [B, L, F] as the model takes it: standardised, padding frames 0."""
+        return ((raw.float() - self.mean) / self.std) * mask.unsqueeze(-1)
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, saved: Mapping[str, Any]) -> None:
@@ -482,10 +514,11 @@ def _train_step(run: _Run, batch: Mapping[str, torch.Tensor], totals: _EpochTota
     A step whose loss or gradient norm is not finite changes neither the weights nor the
     optimiser state; the test stays on the device (no host sync per step).
     """
-    x = ((batch["x"].float() - run.mean) / run.std) * batch["mask"].unsqueeze(-1)
     with _autocast(run.device, run.amp_dtype):
-        logits = run.model(x)
+        logits = run.model(run.normalise(batch["x"], batch["mask"]))
     loss = loss_for_batch(logits.float(), batch, run.config, run.class_weights)
+    if run.rotations is not None:
+        loss = _with_consistency(run, batch, logits, loss)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(_poisoned(loss)).backward()
     run.scaler.unscale_(run.optimizer)
@@ -497,6 +530,26 @@ def _train_step(run: _Run, batch: Mapping[str, torch.Tensor], totals: _EpochTota
     else:
         _step_unless(run.optimizer, skipped)
     totals.add(loss, skipped)
+
+
+def _with_consistency(
+    run: _Run, batch: Mapping[str, torch.Tensor], logits: torch.Tensor, loss: torch.Tensor
+) -> torch.Tensor:
+    """The two-view loss: the mean of both views' losses (the second on its rotated targets)
+    plus ``consistency`` times their agreement (``training.consistency``)."""
+    assert run.rotations is not None
+    mask = batch["mask"]
+    view = second_view(batch["x"], batch["y"], batch.get("probs"), run.rotations)
+    x2 = run.normalise(view.x, mask)
+    x2 = (x2 + NOISE * torch.randn_like(x2)) * mask.unsqueeze(-1)
+    with _autocast(run.device, run.amp_dtype):
+        logits2 = run.model(x2)
+    batch2 = {"y": view.y, "mask": mask}
+    if view.probs is not None:
+        batch2["probs"] = view.probs
+    loss2 = loss_for_batch(logits2.float(), batch2, run.config, run.class_weights)
+    agreement = consistency_loss(logits, logits2, view.shift, mask, run.rotations)
+    return 0.5 * (loss + loss2) + run.config.consistency * agreement
 
 
 def _train_epoch(run: _Run, state: TrainState, log: Callable[[str], None]) -> float:
@@ -549,7 +602,7 @@ def train(
     """
     out_best, out_last = Path(out_best), Path(out_last)
     mean, std = float(bundle_meta["mean"]), float(bundle_meta["std"])
-    run = _Run.start(model, config, device, mean, std, train_ds)
+    run = _Run.start(model, config, device, mean, std, train_ds, bundle_meta["vocab"])
     if out_last.exists():
         state = TrainState.resume(out_last, run)
         log(f"resumed from {out_last} after epoch {state.epoch} (best {state.best:.4f})")
