@@ -51,7 +51,12 @@ def test_variant_tables_and_label_efficiency(tmp_path: Path) -> None:
                 else _write(
                     tmp_path,
                     f"{variant}_{model}_h.json",
-                    {"history": [{"val_score": 0.5}, {"val_score": 0.625}]},
+                    {
+                        "history": [
+                            {"val_score": 0.5, "seconds": 10.0},
+                            {"val_score": 0.625, "seconds": 20.0},
+                        ]
+                    },
                 )
             )
             rows.append(
@@ -60,6 +65,7 @@ def test_variant_tables_and_label_efficiency(tmp_path: Path) -> None:
                     "budget": budget,
                     "model": model,
                     "budget_only": variant != "b5_lr",
+                    "reference": "b5" if variant == "b5_lr" else None,
                     "metrics": metrics,
                     "history": history,
                     "trained_by": "base" if model == "stage1" else variant,
@@ -80,6 +86,9 @@ def test_variant_tables_and_label_efficiency(tmp_path: Path) -> None:
     assert "maj7" in text and "min7" in text
     rare_header = next(line for line in text.splitlines() if line.startswith("| variant | model |"))
     assert "maj7 (40.0) R / P" in rare_header and "min7 (40.0) R / P" in rare_header
+    # b5_lr is measured against b5 (same songs, base settings): paired, with epoch seconds
+    option = next(line for line in text.splitlines() if line.startswith("| b5_lr | b5 |"))
+    assert option.count("[") == 2 and option.endswith("| +0.0 | 15.0 | 15.0 |")
     rare_row = next(line for line in text.splitlines() if line.startswith("| b5 | stage2 |"))
     assert rare_row.endswith(" / – |")  # min7 is never called: precision "–"
     scores = {r["metrics"]: json.loads(Path(r["metrics"]).read_text()) for r in rows}

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from mirkd.errors import ConfigError
-from mirkd.variants import budget_order, budget_size, deep_merge, expand_variants, model_owners
+from mirkd.variants import (
+    budget_order,
+    budget_size,
+    deep_merge,
+    expand_variants,
+    model_owners,
+    reference_of,
+)
 
 IDS = [f"song_{i:02d}-{i:08x}" for i in range(20)]
 
@@ -114,3 +121,73 @@ def test_a_variant_teacher_changes_stage1_and_stage2_not_the_baseline() -> None:
     owners = model_owners([base, ens])
     assert owners[("ens", "stage1")] == "ens" and owners[("ens", "stage2")] == "ens"
     assert owners[("ens", "baseline")] == ""  # the baseline never sees a teacher
+
+
+def test_self_training_rounds_read_the_round_before() -> None:
+    """Round k+1's teacher averages the teacher with round k's stage-2 student (the file of
+    the variant that trained it); later-round overrides apply from round 2 on."""
+    rounds = {"count": 3, "teacher": "ensemble", "stage1": {"epochs": 5}}
+    variants = expand_variants(
+        _config({"b5": {"labeled_budget": 5}, "st": {"labeled_budget": 5, "rounds": rounds}}),
+        IDS,
+        results="out",
+    )
+    names = [v.name for v in variants]
+    assert names == ["", "b5", "st", "st.r2", "st.r3"]
+    by_name = {v.name: v for v in variants}
+    r2, r3 = by_name["st.r2"], by_name["st.r3"]
+    # round 1 is b5 itself, so round 2 reads b5's stage 2
+    assert [m.to_dict() for m in r2.teacher.members] == [
+        {"kind": "lvchordia", "checkpoint": None, "precision": "fp32"},
+        {"kind": "mirkd", "checkpoint": "out/variants/b5/models/stage2.pt", "precision": "fp32"},
+    ]
+    assert r3.teacher.members[-1].checkpoint == "out/variants/st.r2/models/stage2.pt"
+    assert len(r3.teacher.members) == 2  # the base teacher and the latest student
+    assert r2.stages["stage1"]["epochs"] == 5 and by_name["st"].stages["stage1"]["epochs"] == 3
+    assert r2.labeled_train == by_name["b5"].labeled_train
+    owners = model_owners(variants)
+    assert owners[("st", "stage2")] == "b5" and owners[("st.r2", "stage1")] == "st.r2"
+    assert owners[("st.r2", "baseline")] == "b5"  # the baseline never sees a teacher
+
+
+def test_a_round_of_the_student_alone_and_an_existing_ensemble_round_are_shared() -> None:
+    alone = expand_variants(
+        _config({"st": {"rounds": {"count": 2, "teacher": "student"}}}), IDS, results="results"
+    )[-1]
+    assert alone.teacher.to_dict() == {
+        "kind": "mirkd",
+        "checkpoint": "results/models/stage2.pt",
+        "precision": "fp32",
+    }
+    # a hand-written ensemble of the same members is the same teacher: its models are shared
+    variants = expand_variants(
+        _config(
+            {"ens": {"teacher": ENSEMBLE}, "st": {"rounds": {"count": 2, "teacher": "ensemble"}}}
+        ),
+        IDS,
+    )
+    assert variants[-1].teacher.tag == variants[1].teacher.tag
+    assert model_owners(variants)[("st.r2", "stage2")] == "ens"
+
+
+def test_bad_rounds_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="rounds"):
+        expand_variants(_config({"st": {"rounds": {"count": 1, "teacher": "ensemble"}}}), IDS)
+    with pytest.raises(ConfigError, match="rounds"):
+        expand_variants(_config({"st": {"rounds": {"count": 2, "teacher": "teacher"}}}), IDS)
+
+
+def test_options_are_measured_against_the_same_songs_with_base_settings() -> None:
+    variants = expand_variants(
+        _config(
+            {
+                "b5": {"labeled_budget": 5},
+                "b5_thr": {"labeled_budget": 5, "stage1": {"pseudo_threshold": 0.5}},
+                "all_thr": {"stage1": {"pseudo_threshold": 0.5}},
+                "b7_thr": {"labeled_budget": 7, "stage1": {"pseudo_threshold": 0.5}},
+            }
+        ),
+        IDS,
+    )
+    refs = {v.name: (r.name if (r := reference_of(v, variants)) else None) for v in variants}
+    assert refs == {"": None, "b5": None, "b5_thr": "b5", "all_thr": "", "b7_thr": None}

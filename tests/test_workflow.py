@@ -346,3 +346,34 @@ def test_an_ensemble_teacher_variant_reuses_its_members_buckets(
     config["variants"] = None
     write_config(finished_run, config)
     assert planned_jobs(finished_run) == Counter(summary=1, plots=1)
+
+
+def test_semi_supervised_options_and_a_self_training_round(finished_run: Path, monkeypatch) -> None:
+    """A variant with every pseudo-label option trains its own stage 1 (which reads the labeled
+    songs' annotations for distribution matching); a self-training round relabels the audio
+    with the run's own stage-2 student and trains a fresh student; adding a round plans only
+    that round."""
+    config = yaml.safe_load((finished_run / "config.yaml").read_text())
+    ssl = {"pseudo_threshold": 0.2, "distribution_match": 0.5, "consistency": 1.0}
+    config["variants"] = {
+        "ssl": {"stage1": ssl},
+        "st": {"rounds": {"count": 2, "teacher": "student"}},
+    }
+    write_config(finished_run, config)
+    planned = planned_jobs(finished_run)
+    assert planned["stage1"] == 2 and planned["stage2"] == 2  # ssl and st.r2; st is the base
+    assert planned["evaluate_model"] == 4 and planned["evaluate_teacher"] == 1
+    result = snakemake(finished_run)
+    assert result.returncode == 0, result.stderr[-4000:]
+    variants = finished_run / "results/variants"
+    history = json.loads((variants / "ssl/models/stage1_history.json").read_text())
+    assert set(history["pseudo_labels"]["maj"]) == {"teacher", "target", "kept", "kept_share"}
+    stage1 = load_checkpoint(variants / "ssl/models/stage1.pt")
+    assert stage1.provenance["prior_annotations"]  # the labeled songs' .lab files
+    round2 = load_checkpoint(variants / "st.r2/models/stage1.pt")
+    assert round2.provenance["teacher"]["teacher_kind"] == "mirkd"
+    config["variants"]["st"]["rounds"]["count"] = 3
+    write_config(finished_run, config)
+    planned = planned_jobs(finished_run)
+    assert planned["stage1"] == 1 and planned["stage2"] == 1 and planned["evaluate_model"] == 2
+    assert planned["teacher"] >= 1 and planned["baseline"] == 0 and planned["features"] == 0

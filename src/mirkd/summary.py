@@ -16,8 +16,8 @@ from mirkd.evaluation import METRICS, QUALITY_GROUPS, paired_difference
 RARE_QUALITIES = ("maj7", "min7", "7", "sus4", "sus2", "dim", "hdim7", "aug", "maj6")
 
 
-def _cell(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}"
+def _cell(value: float | None, scale: float = 100) -> str:
+    return "–" if value is None else f"{scale * value:.1f}"
 
 
 def _with_ci(value: float | None, ci: Sequence[float] | None) -> str:
@@ -163,6 +163,7 @@ def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, M
             f"| {variant} | {group['stage2']['budget']} | {_signed(diff)} | {_signed(vdiff)} "
             f"| {_signed(tdiff)} |"
         )
+    lines += _options_markdown(rows, metrics)
     first = metrics[rows[0]["metrics"]]["quality"]["groups"]
     called = [metrics[r["metrics"]]["quality"]["groups"] for r in listed]
     rare = _shown(first, called, RARE_QUALITIES)
@@ -181,6 +182,52 @@ def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, M
         cells = " | ".join(_recall_precision(groups.get(q)) for q in rare)
         lines.append(f"| {row['variant']} | {_model_cell(row)} | {cells} |")
     return "\n".join(lines) + "\n"
+
+
+def _options_markdown(
+    rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, Mapping]
+) -> list[str]:
+    """Each variant with options against its reference (same labeled songs, base settings):
+    paired differences of stage 1 and stage 2, validation, and seconds per training epoch."""
+    grouped = _by_variant(rows)
+    measured = [(v, g) for v, g in grouped.items() if g["stage2"].get("reference")]
+    if not measured:
+        return []
+    lines = [
+        "",
+        "Options against their reference (the variant with the same labeled songs and the base "
+        "settings): 7-metric mean, argmax, variant minus reference (points, paired bootstrap "
+        "over test songs); val = stage 2's validation score minus the reference's; s/epoch = "
+        "mean seconds per training epoch (jobs may have shared the CPU):",
+        "",
+        "| variant | reference | Δ stage 1 [95 % CI] | Δ stage 2 [95 % CI] | Δ val stage 2 "
+        "| stage 1 s/epoch | stage 2 s/epoch |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for variant, group in measured:
+        ref = grouped[group["stage2"]["reference"]]
+        cells = []
+        for model in ("stage1", "stage2"):
+            ours, theirs = metrics[group[model]["metrics"]], metrics[ref[model]["metrics"]]
+            cells.append(_signed(paired_difference(ours["per_song"], theirs["per_song"])))
+        val, ref_val = (best_validation(g["stage2"].get("history")) for g in (group, ref))
+        dval = None if val is None or ref_val is None else val - ref_val
+        speed = " | ".join(
+            _cell(epoch_seconds(group[m].get("history")), scale=1) for m in ("stage1", "stage2")
+        )
+        lines.append(
+            f"| {variant} | {group['stage2']['reference']} | {cells[0]} | {cells[1]} "
+            f"| {'–' if dval is None else f'{100 * dval:+.1f}'} | {speed} |"
+        )
+    return lines
+
+
+def epoch_seconds(history_path: str | None) -> float | None:
+    """Mean seconds per epoch of a training history file (None for the teacher)."""
+    if not history_path:
+        return None
+    seconds = [row["seconds"] for row in json.loads(Path(history_path).read_text())["history"]]
+    return sum(seconds) / len(seconds) if seconds else None
 
 
 def _model_cell(row: Mapping[str, Any]) -> str:

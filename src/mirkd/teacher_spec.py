@@ -71,6 +71,16 @@ class TeacherSpec:
     def is_ensemble(self) -> bool:
         return self.kind == ENSEMBLE
 
+    def with_student(self, checkpoint: str, alone: bool) -> TeacherSpec:
+        """The teacher of a self-training round: the student `checkpoint` (a mirkd model) alone,
+        or averaged with this teacher (an ensemble gains the student as one more member)."""
+        student = TeacherSpec("mirkd", checkpoint)
+        if alone:
+            return student
+        members = self.members if self.is_ensemble else (self,)
+        weights = self.weights if self.is_ensemble else (1.0,)
+        return TeacherSpec(ENSEMBLE, members=(*members, student), weights=(*weights, 1.0))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain settings (JSON): what the tag hashes and what rule params carry."""
         if self.is_ensemble:

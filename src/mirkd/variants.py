@@ -12,9 +12,17 @@ adding a song never reshuffles a budget.
 
 Trainings are shared, not repeated: a variant trains a model only if no earlier variant (the
 base run first, then the config's order) has the same settings for it. Stage 1 depends on
-(teacher, student, stage1); the baseline on (student, baseline, budget songs); stage 2 on all
+(teacher, student, stage1) and, when it matches the labeled songs' chord distribution, the
+budget songs; the baseline on (student, baseline, budget songs); stage 2 on all
 of stage 1's settings plus (stage2, budget songs). A sweep over the stage-2 LR therefore trains
 one stage 1 and one baseline; a budget series trains one stage 1.
+
+Self-training rounds: a variant with `rounds: {count: N, teacher: student|ensemble}` is followed
+by variants `<name>.r2` ... `<name>.rN`. Round k+1 trains a fresh stage 1 and stage 2 on the
+pseudo-labels of round k's selected stage-2 student (alone, or averaged with the variant's
+teacher); `rounds.student` and `rounds.stage1` override the later rounds' settings (noise, a
+larger model). Its teacher is an ordinary teacher of the run (kind mirkd or ensemble), so its
+bucket files are cached DAG outputs and adding a round reruns only that round.
 
 A shared model lives under the variant that trained it, so the files depend on the order of
 the variants: add new variants at the end. Removing or reordering a variant that trained a
@@ -36,6 +44,7 @@ from mirkd.manifest import hash_unit
 from mirkd.teacher_spec import TeacherSpec
 
 STAGES = ("stage1", "stage2", "baseline")
+ROUND_TEACHERS = ("student", "ensemble")
 OVERRIDABLE = ("student", *STAGES)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -74,12 +83,17 @@ class Variant:
         }
         if model == "baseline":
             parts = {"student": self.student, "baseline": self.stages["baseline"]}
-        if model in ("stage2", "baseline"):
+        if model in ("stage2", "baseline") or self.stages["stage1"].get("distribution_match"):
             parts["labeled_train"] = sorted(self.labeled_train)
         if model == "stage2":
             parts["stage2"] = self.stages["stage2"]
         text = json.dumps({"model": model, **parts}, sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()
+
+
+def model_file(results: str, prefix: str, model: str) -> str:
+    """The checkpoint file of `model` trained by the variant with path prefix `prefix`."""
+    return f"{results}/{prefix}models/{model}.pt"
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -115,8 +129,41 @@ def budget_size(budget: int | float | None, n_songs: int, where: str) -> int:
     return int(budget)
 
 
-def expand_variants(config: Mapping[str, Any], labeled_train: Sequence[str]) -> list[Variant]:
-    """The base run followed by every configured variant, each fully resolved."""
+def _later_rounds(
+    first: Variant, rounds: Mapping[str, Any], variants: list[Variant], results: str, where: str
+) -> list[Variant]:
+    """Rounds 2..count of self-training after `first` (already in `variants`, which are the
+    variants before it): each round's teacher reads the stage-2 checkpoint of the one before."""
+    count, kind = int(rounds["count"]), rounds["teacher"]
+    if count < 2 or kind not in ROUND_TEACHERS:
+        raise ConfigError(f"{where}: count must be >= 2 and teacher one of {ROUND_TEACHERS}")
+    student = deep_merge(first.student, rounds.get("student") or {})
+    stages = {
+        **first.stages,
+        "stage1": deep_merge(first.stages["stage1"], rounds.get("stage1") or {}),
+    }
+    later: list[Variant] = []
+    previous = first
+    for k in range(2, count + 1):
+        owner = model_owners([*variants, *later])[(previous.name, "stage2")]
+        owner_prefix = next(v.prefix for v in [*variants, *later] if v.name == owner)
+        checkpoint = model_file(results, owner_prefix, "stage2")
+        previous = Variant(
+            name=f"{first.name}.r{k}",
+            teacher=first.teacher.with_student(checkpoint, alone=kind == "student"),
+            student=student,
+            stages=stages,
+            labeled_train=first.labeled_train,
+        )
+        later.append(previous)
+    return later
+
+
+def expand_variants(
+    config: Mapping[str, Any], labeled_train: Sequence[str], results: str = "results"
+) -> list[Variant]:
+    """The base run followed by every configured variant (and its self-training rounds),
+    each fully resolved; `results` is the results folder (round teachers name checkpoints)."""
     order = budget_order(labeled_train)
     base_stages = {s: dict(config[s]) for s in STAGES}
     base_teacher = TeacherSpec.from_config(config["teacher"])
@@ -126,7 +173,7 @@ def expand_variants(config: Mapping[str, Any], labeled_train: Sequence[str]) -> 
         if not NAME_PATTERN.match(str(name)):
             raise ConfigError(f"{where}: a variant name may hold letters, digits, _ . - only")
         spec = spec or {}
-        unknown = set(spec) - {*OVERRIDABLE, "teacher", "labeled_budget"}
+        unknown = set(spec) - {*OVERRIDABLE, "teacher", "labeled_budget", "rounds"}
         if unknown:
             raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
         budget = spec.get("labeled_budget")
@@ -144,6 +191,10 @@ def expand_variants(config: Mapping[str, Any], labeled_train: Sequence[str]) -> 
                 labeled_train=tuple(order[:n]),
             )
         )
+        if spec.get("rounds"):
+            variants.extend(
+                _later_rounds(variants[-1], spec["rounds"], variants, results, f"{where}.rounds")
+            )
     return variants
 
 
@@ -164,3 +215,18 @@ def budget_only(variant: Variant, base: Variant) -> bool:
         and variant.student == base.student
         and variant.stages == base.stages
     )
+
+
+def reference_of(variant: Variant, variants: Sequence[Variant]) -> Variant | None:
+    """The run `variant`'s options are measured against: the first variant (base run first)
+    with the same labeled songs that differs from the base run in its budget alone. None for
+    such a variant itself, or when no such variant exists."""
+    base = variants[0]
+    if variant is base or budget_only(variant, base):
+        return None
+    for other in variants:
+        if other.labeled_train == variant.labeled_train and (
+            other is base or budget_only(other, base)
+        ):
+            return other
+    return None

@@ -36,7 +36,14 @@ from mirkd.manifest import (
     track_id,
 )
 from mirkd.teacher_spec import TeacherSpec
-from mirkd.variants import Variant, budget_only, expand_variants, model_owners
+from mirkd.variants import (
+    Variant,
+    budget_only,
+    expand_variants,
+    model_file,
+    model_owners,
+    reference_of,
+)
 
 SETS = ("unlabeled", "labeled", "test")
 MODELS = ("stage1", "stage2", "baseline")
@@ -88,7 +95,7 @@ class RunPlan:
     # Paths of per-model files under a variant's path prefix. Rules pass the wildcard
     # "{vdir}" (and "{model}") as prefix and model to get their patterns from here too.
     def model_file(self, prefix: str, model: str) -> str:
-        return f"{self.results}/{prefix}models/{model}.pt"
+        return model_file(self.results, prefix, model)
 
     def history_file(self, prefix: str, model: str) -> str:
         return f"{self.results}/{prefix}models/{model}_history.json"
@@ -156,10 +163,16 @@ class RunPlan:
         return [(v, m) for v in self.variants for m in MODELS if self.owner(v, m) is v]
 
     def result_rows(self) -> list[dict[str, Any]]:
-        """One row per (variant, model) for the summary: names, budget, metrics and history."""
+        """One row per (variant, model) for the summary: names, budget, metrics and history,
+        and the reference run its options are measured against (`variants.reference_of`)."""
+        references = {}
+        for v in self.variants:
+            ref = reference_of(v, self.variants)
+            references[v.name] = ref.label if ref else None
         return [
             {
                 "variant": v.label,
+                "reference": references[v.name],
                 "budget": len(v.labeled_train),
                 "budget_only": v is self.base or budget_only(v, self.base),
                 "model": m,
@@ -399,7 +412,9 @@ def plan_run(
     )
     plan.buckets = _assign(plan, config["data"]["bucket_hours"] * 3600.0)
     _check_splits(plan)
-    plan.variants = expand_variants(config, [t.track_id for t in plan.in_split("labeled", "train")])
+    plan.variants = expand_variants(
+        config, [t.track_id for t in plan.in_split("labeled", "train")], results
+    )
     plan.owners = model_owners(plan.variants)
     return plan
 
