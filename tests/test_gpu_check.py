@@ -1,0 +1,38 @@
+"""The GPU check (benchmarks/gpu_check.py) keeps working: its quick mode runs on the CPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+
+
+@pytest.mark.slow
+def test_quick_gpu_check_prints_every_row_on_the_cpu() -> None:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]
+    measures = [row.split("|")[1].strip() for row in rows]
+    assert measures[:4] == [
+        "teacher lvchordia fp32",
+        "teacher lvchordia bf16",
+        "teacher btc fp32",
+        "teacher btc bf16",
+    ]
+    assert any(m.startswith("stage 1 btc") for m in measures)
+    assert any(m.startswith("stage 1 chordnet") for m in measures)
+    assert measures[-1].startswith("transcribe one")
+    values = [float(row.split("|")[2]) for row in rows]
+    assert all(v > 0 for v in values)
