@@ -19,7 +19,7 @@ import numpy as np
 
 from mirkd.errors import ConfigError
 from mirkd.store import TeacherOutput
-from mirkd.teacher_spec import SINGLE_KINDS
+from mirkd.teacher_spec import SINGLE_KINDS, TeacherSpec
 
 TEACHER_KINDS = SINGLE_KINDS
 
@@ -66,21 +66,18 @@ def build_teacher(
     """
     from mirkd.inference import select_device
 
-    if kind not in TEACHER_KINDS:
-        raise ConfigError(f"unknown teacher kind {kind!r}; choose one of {TEACHER_KINDS}")
-    if kind == "lvchordia":
-        if checkpoint:
-            raise ConfigError(f"teacher kind lvchordia takes no checkpoint (got {checkpoint})")
+    if kind not in TEACHER_KINDS:  # an ensemble is no network: its rule averages buckets
+        raise ConfigError(f"teacher kind {kind!r} is not one of {TEACHER_KINDS}")
+    settings = {"kind": kind, "checkpoint": checkpoint, "precision": precision}
+    spec = TeacherSpec.from_config(settings)  # the one place the settings are checked
+    if spec.kind == "lvchordia":
         from mirkd.teachers.lvchordia import LvChordiaTeacher
 
-        return LvChordiaTeacher(device=select_device(device), precision=precision)
-    if precision != "fp32":
-        raise ConfigError(f"teacher.precision {precision} is supported for lvchordia only")
-    if not checkpoint:
-        raise ConfigError(f"teacher kind {kind} needs a checkpoint path")
+        return LvChordiaTeacher(device=select_device(device), precision=spec.precision)
     from mirkd.teachers.checkpoint import CheckpointTeacher
 
-    return CheckpointTeacher(kind, checkpoint, select_device(device))
+    assert spec.checkpoint is not None  # from_config refuses a checkpoint kind without one
+    return CheckpointTeacher(spec.kind, spec.checkpoint, select_device(device))
 
 
 def teacher_output(probs: np.ndarray) -> TeacherOutput:
