@@ -143,14 +143,8 @@ def run_ensemble_bucket(
                     f"{bucket.path}: holds no output of {track.audio} (content "
                     f"{track.fingerprint[:12]}); rerun that member's teacher job"
                 )
-        cause = next(
-            (
-                b.column("skipped", track.track_id)
-                for b in buckets
-                if b.column("skipped", track.track_id)
-            ),
-            "",
-        )
+        causes = (b.column("skipped", track.track_id) for b in buckets)
+        cause = next((c for c in causes if c), "")
         output = None
         if not cause:
             try:
