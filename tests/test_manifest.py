@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import soundfile as sf
@@ -25,17 +26,31 @@ def test_audio_facts_are_cached_and_refreshed_when_a_file_changes(tmp_path, monk
     assert audio_facts([str(song)], cache)[str(song)].seconds == 3.0
 
 
-def test_a_cache_without_durations_adds_them_without_rehashing(tmp_path, monkeypatch):
+def test_audio_rewritten_with_its_size_and_mtime_kept_is_hashed_again(tmp_path):
+    """`cp -p` / `rsync -t` keep size and mtime; the cache also keys on ctime and inode."""
     song, cache = tmp_path / "a.wav", tmp_path / "facts.json"
     sf.write(song, np.zeros(22050, np.float32), 22050)
-    audio_facts([str(song)], cache)
-    old = json.loads(cache.read_text())
-    del old[str(song)]["seconds"]  # as written before durations were planned with
-    cache.write_text(json.dumps(old))
+    before = audio_facts([str(song)], cache)[str(song)].sha1
+    st = song.stat()
+    replacement = tmp_path / "b.wav"
+    sf.write(replacement, np.full(22050, 0.5, np.float32), 22050)  # same size, new content
+    os.utime(replacement, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(replacement, song)
+    assert (song.stat().st_size, song.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    after = audio_facts([str(song)], cache)[str(song)].sha1
+    assert after == file_sha1(song) != before
+
+
+def test_an_older_cache_entry_is_read_again(tmp_path, monkeypatch):
+    """Entries keyed by size and mtime only (and without durations) are simply re-read."""
+    song, cache = tmp_path / "a.wav", tmp_path / "facts.json"
+    sf.write(song, np.zeros(22050, np.float32), 22050)
+    st = song.stat()
+    old_key = f"{st.st_size}:{st.st_mtime_ns}"
+    cache.write_text(json.dumps({str(song): {"key": old_key, "sha1": "stale"}}))
     monkeypatch.setattr("mirkd.manifest.file_sha1", lambda path: "rehashed")
-    facts = audio_facts([str(song)], cache)[str(song)]
-    assert facts.seconds == 1.0 and facts.sha1 != "rehashed"
-    assert json.loads(cache.read_text())[str(song)]["seconds"] == 1.0
+    assert audio_facts([str(song)], cache)[str(song)] == AudioFacts("rehashed", 1.0)
+    assert json.loads(cache.read_text())[str(song)]["key"] != old_key
 
 
 def test_an_unreadable_header_plans_as_zero_seconds(tmp_path):

@@ -207,9 +207,17 @@ class AudioFacts:
     seconds: float
 
 
+def _cache_key(path: str) -> str:
+    """What tells an unchanged file: size and mtime, and the ctime and inode that `cp -p` and
+    `rsync -t` cannot keep, so audio rewritten with its size and mtime restored is read again."""
+    st = os.stat(path)
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+
+
 def audio_facts(paths: list[str], cache_file: str | Path) -> dict[str, AudioFacts]:
-    """SHA-1 and duration of each file, cached by (path, size, mtime) to skip unchanged files:
-    only new or changed files are read, so planning 15,000 tracks twice reads them once."""
+    """SHA-1 and duration of each file, cached by path and `_cache_key` to skip unchanged files:
+    only new or changed files are read, so planning 15,000 tracks twice reads them once. Entries
+    of older caches (other keys) do not match and are read again."""
     cache_file = Path(cache_file)
     try:
         cache = json.loads(cache_file.read_text())
@@ -217,13 +225,10 @@ def audio_facts(paths: list[str], cache_file: str | Path) -> dict[str, AudioFact
         cache = {}
     result, changed = {}, False
     for path in paths:
-        st = os.stat(path)
-        key = f"{st.st_size}:{st.st_mtime_ns}"
+        key = _cache_key(path)
         entry = cache.get(path)
         if entry is None or entry.get("key") != key:
             entry = {"key": key, "sha1": file_sha1(path), "seconds": _seconds(path)}
-        elif "seconds" not in entry:  # a cache from before durations: read the header only
-            entry = {**entry, "seconds": _seconds(path)}
         if cache.get(path) is not entry:
             cache[path] = entry
             changed = True
