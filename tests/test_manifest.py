@@ -1,14 +1,20 @@
-"""Planning facts of audio files: content hash and duration, read once and cached."""
+"""Planning facts of audio files (content hash and duration, read once and cached) and the
+walk of the data folders."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
+from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
-from mirkd.manifest import AudioFacts, audio_facts, file_sha1
+from mirkd.errors import ConfigError
+from mirkd.manifest import AudioFacts, audio_facts, file_sha1, scan_audio
 
 
 def test_audio_facts_are_cached_and_refreshed_when_a_file_changes(tmp_path, monkeypatch):
@@ -57,3 +63,38 @@ def test_an_unreadable_header_plans_as_zero_seconds(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF not really")
     assert audio_facts([str(bad)], tmp_path / "facts.json")[str(bad)].seconds == 0.0
+
+
+def test_a_symlink_loop_is_not_followed_and_each_real_file_counts_once(tmp_path, caplog):
+    folder = tmp_path / "songs"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.flac").write_bytes(name.encode())
+    (folder / "loop").symlink_to(folder)  # loop -> .
+    (folder / "again.flac").symlink_to(folder / "a.flac")  # a second path to one file
+    (folder / "gone.flac").symlink_to(tmp_path / "missing.flac")
+    with caplog.at_level(logging.WARNING, logger="mirkd.manifest"):
+        tracks = scan_audio(folder, "unlabeled", need_labels=False)
+    assert [Path(t.audio).name for t in tracks] == ["a.flac", "b.flac"]
+    assert "1 dangling symlink(s) ignored (their target is missing): gone.flac" in caplog.text
+    assert "1 path(s) lead to a file already found (links), counted once, e.g. again.flac" in (
+        caplog.text
+    )
+
+
+def test_a_data_folder_that_cannot_be_listed_is_an_error(tmp_path, monkeypatch):
+    """os.walk skips a folder it cannot list unless told otherwise (root reads every folder,
+    so the refusal is simulated)."""
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "a.flac").write_bytes(b"a")
+    scandir = os.scandir
+
+    def refusing(path):
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    message = f"{tmp_path / 'locked'}: cannot list this data folder: permission denied"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        scan_audio(tmp_path, "unlabeled", need_labels=False)

@@ -11,9 +11,10 @@ import json
 import logging
 import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +94,52 @@ def track_id(relpath: str) -> str:
     return f"{slug}-{hashlib.sha1(relpath.encode('utf-8')).hexdigest()[:8]}"
 
 
-def _files_under(root: Path) -> list[Path]:
-    """Every file below `root`, sorted; symlinked folders are followed (data is often linked)."""
-    return sorted(
-        Path(folder) / name
-        for folder, _, names in os.walk(root, followlinks=True)
-        for name in names
-        if (Path(folder) / name).is_file()
-    )
+@dataclass
+class FolderWalk:
+    """The files below a data folder, each real file once, and the links that lead nowhere."""
+
+    files: list[Path] = field(default_factory=list)
+    dangling: list[Path] = field(default_factory=list)  # symlinks whose target is missing
+    repeated: list[Path] = field(default_factory=list)  # other paths of a file already found
+
+
+def _inode(path: str | Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _unreadable(exc: OSError) -> None:
+    """os.walk's error handler: a folder that cannot be listed is an error, never skipped."""
+    cause = "permission denied" if isinstance(exc, PermissionError) else exc.strerror
+    raise ConfigError(f"{exc.filename}: cannot list this data folder: {cause}")
+
+
+def walk_files(root: Path) -> FolderWalk:
+    """Every file below `root`, sorted. Symlinked folders are followed (data is often linked),
+    but a folder already walked (a link loop such as `loop -> .`, two links to one folder) is
+    not walked again, and a file reached by several paths (links) counts once."""
+    walk = FolderWalk()
+    folders, seen = {_inode(root)}, set()
+    for folder, dirs, names in os.walk(root, onerror=_unreadable, followlinks=True):
+        dirs.sort()
+        dirs[:] = [d for d in dirs if _inode(Path(folder) / d) not in folders]
+        folders.update(_inode(Path(folder) / d) for d in dirs)
+        for name in sorted(names):
+            path = Path(folder) / name
+            try:
+                st = path.stat()
+            except OSError:  # a dangling link, or a loop of file links
+                walk.dangling.append(path)
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                walk.repeated.append(path)
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            walk.files.append(path)
+    walk.files.sort()
+    return walk
 
 
 def find_annotation(path: str | Path) -> Path | None:
@@ -122,8 +161,9 @@ def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Tra
     root = Path(os.path.expandvars(os.path.expanduser(str(folder))))
     if not root.is_dir():
         raise ConfigError(f"data folder for '{set_name}' does not exist: {root}")
+    walk = walk_files(root)
     tracks, ignored, shadowed = [], [], []
-    for path in _files_under(root):
+    for path in walk.files:
         if path.suffix.lower() not in AUDIO_EXTENSIONS:
             if path.suffix.lower() not in ANNOTATION_SUFFIXES:
                 ignored.append(path)
@@ -138,6 +178,7 @@ def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Tra
         tracks.append(Track(set_name, track_id(rel), str(path), str(lab) if lab else None))
     if ignored:
         _warn_ignored(root, set_name, ignored)
+    _warn_links(root, set_name, walk)
     if shadowed:
         log.warning(
             "%s data under %s: %d audio file(s) have both a .lab and a .jams annotation; the "
@@ -166,6 +207,27 @@ def _warn_ignored(root: Path, set_name: str, ignored: list[Path]) -> None:
         ", ".join(AUDIO_EXTENSIONS),
         examples,
     )
+
+
+def _warn_links(root: Path, set_name: str, walk: FolderWalk) -> None:
+    """List the dangling links of a data folder, and count the files reached twice."""
+    if walk.dangling:
+        log.warning(
+            "%s data under %s: %d dangling symlink(s) ignored (their target is missing): %s",
+            set_name,
+            root,
+            len(walk.dangling),
+            ", ".join(p.relative_to(root).as_posix() for p in walk.dangling),
+        )
+    if walk.repeated:
+        log.warning(
+            "%s data under %s: %d path(s) lead to a file already found (links), counted once, "
+            "e.g. %s",
+            set_name,
+            root,
+            len(walk.repeated),
+            ", ".join(p.relative_to(root).as_posix() for p in walk.repeated[:3]),
+        )
 
 
 def split_of(tid: str, val_fraction: float, test_fraction: float = 0.0) -> str:
