@@ -98,3 +98,18 @@ def test_a_data_folder_that_cannot_be_listed_is_an_error(tmp_path, monkeypatch):
     message = f"{tmp_path / 'locked'}: cannot list this data folder: permission denied"
     with pytest.raises(ConfigError, match=re.escape(message)):
         scan_audio(tmp_path, "unlabeled", need_labels=False)
+
+
+def test_an_audio_file_that_may_not_be_read_is_a_planning_error(tmp_path, monkeypatch):
+    """Hashing at planning names the file and the cause, not a traceback (root reads every
+    file, so the refusal is simulated)."""
+    song = tmp_path / "locked.wav"
+    sf.write(song, np.zeros(22050, np.float32), 22050)
+
+    def refusing(file, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr("mirkd.manifest.open", refusing, raising=False)
+    message = f"{song}: cannot read this data file: permission denied"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        audio_facts([str(song)], tmp_path / "facts.json")

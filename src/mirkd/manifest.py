@@ -20,7 +20,7 @@ from typing import Any
 
 from mirkd.atomic import atomic_write_json
 from mirkd.audio import AUDIO_EXTENSIONS, audio_duration
-from mirkd.errors import AudioError, ConfigError, MirkdError
+from mirkd.errors import AudioError, ConfigError, MirkdError, os_cause
 
 log = logging.getLogger(__name__)
 ANNOTATION_SUFFIXES = (".lab", ".jams")  # beside audio files, in find_annotation's order
@@ -110,8 +110,7 @@ def _inode(path: str | Path) -> tuple[int, int]:
 
 def _unreadable(exc: OSError) -> None:
     """os.walk's error handler: a folder that cannot be listed is an error, never skipped."""
-    cause = "permission denied" if isinstance(exc, PermissionError) else exc.strerror
-    raise ConfigError(f"{exc.filename}: cannot list this data folder: {cause}")
+    raise ConfigError(f"{exc.filename}: cannot list this data folder: {os_cause(exc)}")
 
 
 def walk_files(root: Path) -> FolderWalk:
@@ -253,10 +252,14 @@ def ensure_split(splits: dict[str, str], split: str) -> None:
 
 
 def file_sha1(path: str | Path) -> str:
+    """SHA-1 of a file's bytes; ConfigError naming the file if it cannot be read."""
     digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read this data file: {os_cause(exc)}") from exc
     return digest.hexdigest()
 
 
