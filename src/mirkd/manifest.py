@@ -151,13 +151,19 @@ def find_annotation(path: str | Path) -> Path | None:
     return None
 
 
+def data_root(folder: str | Path) -> Path:
+    """A data folder of the config with `~` and environment variables expanded, so configs
+    need no absolute paths."""
+    return Path(os.path.expandvars(os.path.expanduser(str(folder))))
+
+
 def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Track]:
     """All audio files under `folder` (recursive, sorted); labeled sets need an annotation
     beside each: <stem>.lab, else <stem>.jams (a .lab beside a .jams wins, with a warning).
 
-    `~` and environment variables in `folder` are expanded, so configs need no absolute paths.
+    `~` and environment variables in `folder` are expanded (`data_root`).
     """
-    root = Path(os.path.expandvars(os.path.expanduser(str(folder))))
+    root = data_root(folder)
     if not root.is_dir():
         raise ConfigError(f"data folder for '{set_name}' does not exist: {root}")
     walk = walk_files(root)
