@@ -71,11 +71,19 @@ def test_a_symlink_loop_is_not_followed_and_each_real_file_counts_once(tmp_path,
     for name in ("a", "b"):
         (folder / f"{name}.flac").write_bytes(name.encode())
     (folder / "loop").symlink_to(folder)  # loop -> .
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "c.flac").write_bytes(b"c")
+    for link in ("x", "y"):  # two links to one folder
+        (folder / link).symlink_to(tmp_path / "elsewhere")
     (folder / "again.flac").symlink_to(folder / "a.flac")  # a second path to one file
     (folder / "gone.flac").symlink_to(tmp_path / "missing.flac")
     with caplog.at_level(logging.WARNING, logger="mirkd.manifest"):
         tracks = scan_audio(folder, "unlabeled", need_labels=False)
-    assert [Path(t.audio).name for t in tracks] == ["a.flac", "b.flac"]
+    assert [Path(t.audio).relative_to(folder).as_posix() for t in tracks] == [
+        "a.flac",
+        "b.flac",
+        "x/c.flac",
+    ]
     assert "1 dangling symlink(s) ignored (their target is missing): gone.flac" in caplog.text
     assert "1 path(s) lead to a file already found (links), counted once, e.g. again.flac" in (
         caplog.text

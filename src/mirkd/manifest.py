@@ -120,9 +120,13 @@ def walk_files(root: Path) -> FolderWalk:
     walk = FolderWalk()
     folders, seen = {_inode(root)}, set()
     for folder, dirs, names in os.walk(root, onerror=_unreadable, followlinks=True):
-        dirs.sort()
-        dirs[:] = [d for d in dirs if _inode(Path(folder) / d) not in folders]
-        folders.update(_inode(Path(folder) / d) for d in dirs)
+        kept = []
+        for name in sorted(dirs):
+            key = _inode(Path(folder) / name)
+            if key not in folders:
+                folders.add(key)
+                kept.append(name)
+        dirs[:] = kept  # os.walk descends into these only
         for name in sorted(names):
             path = Path(folder) / name
             try:
