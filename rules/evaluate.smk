@@ -89,5 +89,6 @@ rule summary:
         runtime=5,
     params:
         rows=PLAN.result_rows(),
+        labeled_in_unlabeled=PLAN.labeled_in_unlabeled_rows(),
     script:
         "../workflow_scripts/summary.py"

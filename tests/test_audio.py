@@ -158,3 +158,19 @@ def test_truncated_flac_and_ogg_are_errors(tmp_path, name, kwargs):
     _cut(path, 0.77)
     with pytest.raises(AudioError, match=name):
         load_audio(path, allow_truncated=True)
+
+
+def test_an_audio_file_that_may_not_be_read_says_permission_denied(tmp_path, monkeypatch):
+    """libsndfile says only "System error"; the message names the file and the cause (root
+    reads every file, so the refusal is simulated)."""
+    path = tmp_path / "locked.wav"
+    _write_tone(path, 22050, 1)
+
+    def refusing(file, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr("mirkd.audio.open", refusing, raising=False)
+    for read in (load_audio, audio_duration):
+        with pytest.raises(AudioError) as info:
+            read(path)
+        assert str(info.value) == f"{path}: cannot open: permission denied"

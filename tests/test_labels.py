@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import jams
 import numpy as np
 import pytest
@@ -271,3 +273,21 @@ def test_find_annotation_prefers_lab(tmp_path):
     assert find_annotation(audio) == tmp_path / "song.jams"
     (tmp_path / "song.lab").write_text("0 1 C\n")
     assert find_annotation(audio) == tmp_path / "song.lab"
+
+
+@pytest.mark.parametrize("name", ["locked.lab", "locked.jams"])
+def test_an_annotation_that_may_not_be_read_says_permission_denied(tmp_path, monkeypatch, name):
+    """Root reads every file, so the refusal is simulated."""
+    path = tmp_path / name
+    path.write_text("{}")
+    read_text = Path.read_text
+
+    def refusing(self, *args, **kwargs):
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", refusing)
+    with pytest.raises(LabFormatError) as info:
+        read_annotation(path)
+    assert str(info.value) == f"{path}: cannot read: permission denied"

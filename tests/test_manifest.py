@@ -1,13 +1,20 @@
-"""Planning facts of audio files: content hash and duration, read once and cached."""
+"""Planning facts of audio files (content hash and duration, read once and cached) and the
+walk of the data folders."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
+from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 
-from mirkd.manifest import AudioFacts, audio_facts, file_sha1
+from mirkd.errors import ConfigError
+from mirkd.manifest import AudioFacts, audio_facts, file_sha1, scan_audio
 
 
 def test_audio_facts_are_cached_and_refreshed_when_a_file_changes(tmp_path, monkeypatch):
@@ -25,20 +32,92 @@ def test_audio_facts_are_cached_and_refreshed_when_a_file_changes(tmp_path, monk
     assert audio_facts([str(song)], cache)[str(song)].seconds == 3.0
 
 
-def test_a_cache_without_durations_adds_them_without_rehashing(tmp_path, monkeypatch):
+def test_audio_rewritten_with_its_size_and_mtime_kept_is_hashed_again(tmp_path):
+    """`cp -p` / `rsync -t` keep size and mtime; the cache also keys on ctime and inode."""
     song, cache = tmp_path / "a.wav", tmp_path / "facts.json"
     sf.write(song, np.zeros(22050, np.float32), 22050)
-    audio_facts([str(song)], cache)
-    old = json.loads(cache.read_text())
-    del old[str(song)]["seconds"]  # as written before durations were planned with
-    cache.write_text(json.dumps(old))
+    before = audio_facts([str(song)], cache)[str(song)].sha1
+    st = song.stat()
+    replacement = tmp_path / "b.wav"
+    sf.write(replacement, np.full(22050, 0.5, np.float32), 22050)  # same size, new content
+    os.utime(replacement, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(replacement, song)
+    assert (song.stat().st_size, song.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    after = audio_facts([str(song)], cache)[str(song)].sha1
+    assert after == file_sha1(song) != before
+
+
+def test_an_older_cache_entry_is_read_again(tmp_path, monkeypatch):
+    """Entries keyed by size and mtime only (and without durations) are simply re-read."""
+    song, cache = tmp_path / "a.wav", tmp_path / "facts.json"
+    sf.write(song, np.zeros(22050, np.float32), 22050)
+    st = song.stat()
+    old_key = f"{st.st_size}:{st.st_mtime_ns}"
+    cache.write_text(json.dumps({str(song): {"key": old_key, "sha1": "stale"}}))
     monkeypatch.setattr("mirkd.manifest.file_sha1", lambda path: "rehashed")
-    facts = audio_facts([str(song)], cache)[str(song)]
-    assert facts.seconds == 1.0 and facts.sha1 != "rehashed"
-    assert json.loads(cache.read_text())[str(song)]["seconds"] == 1.0
+    assert audio_facts([str(song)], cache)[str(song)] == AudioFacts("rehashed", 1.0)
+    assert json.loads(cache.read_text())[str(song)]["key"] != old_key
 
 
 def test_an_unreadable_header_plans_as_zero_seconds(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF not really")
     assert audio_facts([str(bad)], tmp_path / "facts.json")[str(bad)].seconds == 0.0
+
+
+def test_a_symlink_loop_is_not_followed_and_each_real_file_counts_once(tmp_path, caplog):
+    folder = tmp_path / "songs"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.flac").write_bytes(name.encode())
+    (folder / "loop").symlink_to(folder)  # loop -> .
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "c.flac").write_bytes(b"c")
+    for link in ("x", "y"):  # two links to one folder
+        (folder / link).symlink_to(tmp_path / "elsewhere")
+    (folder / "again.flac").symlink_to(folder / "a.flac")  # a second path to one file
+    (folder / "gone.flac").symlink_to(tmp_path / "missing.flac")
+    with caplog.at_level(logging.WARNING, logger="mirkd.manifest"):
+        tracks = scan_audio(folder, "unlabeled", need_labels=False)
+    assert [Path(t.audio).relative_to(folder).as_posix() for t in tracks] == [
+        "a.flac",
+        "b.flac",
+        "x/c.flac",
+    ]
+    assert "1 dangling symlink(s) ignored (their target is missing): gone.flac" in caplog.text
+    assert "1 path(s) lead to a file already found (links), counted once, e.g. again.flac" in (
+        caplog.text
+    )
+
+
+def test_a_data_folder_that_cannot_be_listed_is_an_error(tmp_path, monkeypatch):
+    """os.walk skips a folder it cannot list unless told otherwise (root reads every folder,
+    so the refusal is simulated)."""
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "a.flac").write_bytes(b"a")
+    scandir = os.scandir
+
+    def refusing(path):
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    message = f"{tmp_path / 'locked'}: cannot list this data folder: permission denied"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        scan_audio(tmp_path, "unlabeled", need_labels=False)
+
+
+def test_an_audio_file_that_may_not_be_read_is_a_planning_error(tmp_path, monkeypatch):
+    """Hashing at planning names the file and the cause, not a traceback (root reads every
+    file, so the refusal is simulated)."""
+    song = tmp_path / "locked.wav"
+    sf.write(song, np.zeros(22050, np.float32), 22050)
+
+    def refusing(file, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr("mirkd.manifest.open", refusing, raising=False)
+    message = f"{song}: cannot read this data file: permission denied"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        audio_facts([str(song)], tmp_path / "facts.json")

@@ -116,6 +116,13 @@ def test_without_variants_the_summary_has_one_table(tmp_path: Path) -> None:
     write_summary(rows, "splits.tsv", out)
     text = out.read_text()
     assert "## Variants" not in text and "| stage2 |" in text and "mean7 Viterbi" in text
+    assert "also in the unlabeled set" not in text
+    write_summary(rows, "splits.tsv", out, labeled_in_unlabeled=[["l/a.flac", "u/a.flac"]])
+    assert out.read_text().endswith(
+        "Labeled songs also in the unlabeled set (data.allow_labeled_in_unlabeled; stage 1 "
+        "trained on their audio with teacher labels): 1\n\n| labeled | unlabeled |\n|---|---|\n"
+        "| `l/a.flac` | `u/a.flac` |\n"
+    )
 
 
 def test_a_difference_without_interval_is_printed_without_one() -> None:

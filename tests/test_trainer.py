@@ -297,7 +297,8 @@ def test_plateau_decay_and_early_stopping(tmp_path, data):
         device=CPU,
         log=lambda s: None,
     )
-    assert again == history  # a finished (early-stopped) run is not continued
+    # an early-stopped run is not continued but trained again from its first epoch
+    assert [(h["epoch"], h["val_score"]) for h in again] == [(1, 1.0), (2, 1.0), (3, 1.0)]
 
 
 class _Killed(Exception):
@@ -528,3 +529,34 @@ def test_a_poisoned_loss_keeps_finite_gradients_and_spoils_the_others():
     w.grad = None
     _poisoned((w**2).sum() + math.inf).backward()
     assert torch.isnan(w.grad).all()
+
+
+@pytest.mark.parametrize(
+    ("epochs", "patience", "how"), [(2, 5, "finished"), (4, 1, "early-stopped")]
+)
+def test_a_finished_run_is_trained_again_not_resumed(tmp_path, data, epochs, patience, how):
+    """A forced rerun finds the `last` of a finished run (all epochs, or stopped early) and
+    trains afresh instead of resuming it into nothing."""
+    ds = _stage1_ds(*data)
+
+    def run(logged):
+        validations = []
+
+        def validate(model):
+            validations.append(1)
+            return 0.5
+
+        config = train_config(epochs=epochs, batch_size=4, patience=patience)
+        best, last = tmp_path / "best.pt", tmp_path / "last.pt"
+        history = train(_model(0), _meta(), ds, validate, config, best, last, CPU, logged.append)
+        return history, len(validations)
+
+    first, validated = run([])
+    assert validated == len(first) == 2
+    logged: list[str] = []
+    again, validated = run(logged)
+    assert validated == 2 and [h["epoch"] for h in again] == [1, 2]
+    assert [line for line in logged if "afresh" in line] == [
+        f"{tmp_path / 'last.pt'}: that run {how} after epoch 2; starting afresh"
+    ]
+    assert read_checkpoint_state(tmp_path / "last.pt")["training_state"]["history"] == again

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from mirkd.errors import AudioError
+from mirkd.errors import AudioError, os_cause
 
 TARGET_SR = 22050
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
@@ -36,7 +36,12 @@ def _check_file(path: Path) -> None:
         raise AudioError(path, f"unsupported extension {path.suffix!r} (supported: {supported})")
     if not path.is_file():
         raise AudioError(path, "file not found")
-    if path.stat().st_size == 0:
+    try:
+        with open(path, "rb") as fh:
+            empty = not fh.read(1)
+    except OSError as exc:  # libsndfile would only say "System error"
+        raise AudioError(path, f"cannot open: {os_cause(exc)}") from exc
+    if empty:
         raise AudioError(path, "empty file")
 
 

@@ -9,6 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def os_cause(exc: OSError) -> str:
+    """The cause of an operating-system error in words: "permission denied" for a file or
+    folder the user may not read, else the system's message."""
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or str(exc)
+
+
 class MirkdError(Exception):
     """Base class of every error mirkd raises deliberately."""
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from mirkd import __version__
 from mirkd.atomic import atomic_path
-from mirkd.errors import ChordLabelError, LabFormatError
+from mirkd.errors import ChordLabelError, LabFormatError, os_cause
 from mirkd.vocab import Vocabulary
 
 END_TOLERANCE = 1.0  # s an annotation may run past the audio (rounding, encoder padding)
@@ -42,12 +42,19 @@ class ChordSegment:
     label: str
 
 
+def _read_text(path: Path) -> str:
+    """The text of an annotation file; LabFormatError naming it and the cause if unreadable."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise LabFormatError(path, None, f"cannot read: {os_cause(exc)}") from exc
+    except UnicodeDecodeError as exc:
+        raise LabFormatError(path, None, f"cannot read: {exc}") from exc
+
+
 def _lab_rows(path: Path) -> Iterator[tuple[int, float, float, str]]:
     """(line number, start, end, label) of each segment line of a .lab file."""
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LabFormatError(path, None, f"cannot read: {exc}") from exc
+    lines = _read_text(path).splitlines()
     for line_no, line in enumerate(lines, start=1):
         text = line.strip()
         if not text or text.startswith("#"):
@@ -72,8 +79,9 @@ def _jams_rows(path: Path) -> Iterator[tuple[str, float, float, str]]:
     """(observation, start, end, label) of the first `chord` annotation of a JAMS file."""
     import jams  # imported here: it pulls in pandas (~1 s) that .lab-only runs never need
 
+    text = _read_text(path)
     try:
-        jam = jams.load(io.StringIO(path.read_text(encoding="utf-8-sig")), validate=False)
+        jam = jams.load(io.StringIO(text), validate=False)
     except Exception as exc:  # json, jams and its constructors raise many types for bad files
         raise LabFormatError(path, None, f"cannot read as JAMS: {exc}") from exc
     chords = [a for a in jam.annotations if a.namespace == JAMS_NAMESPACE]

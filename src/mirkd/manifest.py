@@ -11,15 +11,16 @@ import json
 import logging
 import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mirkd.atomic import atomic_write_json
 from mirkd.audio import AUDIO_EXTENSIONS, audio_duration
-from mirkd.errors import AudioError, ConfigError, MirkdError
+from mirkd.errors import AudioError, ConfigError, MirkdError, os_cause
 
 log = logging.getLogger(__name__)
 ANNOTATION_SUFFIXES = (".lab", ".jams")  # beside audio files, in find_annotation's order
@@ -93,14 +94,55 @@ def track_id(relpath: str) -> str:
     return f"{slug}-{hashlib.sha1(relpath.encode('utf-8')).hexdigest()[:8]}"
 
 
-def _files_under(root: Path) -> list[Path]:
-    """Every file below `root`, sorted; symlinked folders are followed (data is often linked)."""
-    return sorted(
-        Path(folder) / name
-        for folder, _, names in os.walk(root, followlinks=True)
-        for name in names
-        if (Path(folder) / name).is_file()
-    )
+@dataclass
+class FolderWalk:
+    """The files below a data folder, each real file once, and the links that lead nowhere."""
+
+    files: list[Path] = field(default_factory=list)
+    dangling: list[Path] = field(default_factory=list)  # symlinks whose target is missing
+    repeated: list[Path] = field(default_factory=list)  # other paths of a file already found
+
+
+def _inode(path: str | Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def _unreadable(exc: OSError) -> None:
+    """os.walk's error handler: a folder that cannot be listed is an error, never skipped."""
+    raise ConfigError(f"{exc.filename}: cannot list this data folder: {os_cause(exc)}")
+
+
+def walk_files(root: Path) -> FolderWalk:
+    """Every file below `root`, sorted. Symlinked folders are followed (data is often linked),
+    but a folder already walked (a link loop such as `loop -> .`, two links to one folder) is
+    not walked again, and a file reached by several paths (links) counts once."""
+    walk = FolderWalk()
+    folders, seen = {_inode(root)}, set()
+    for folder, dirs, names in os.walk(root, onerror=_unreadable, followlinks=True):
+        kept = []
+        for name in sorted(dirs):
+            key = _inode(Path(folder) / name)
+            if key not in folders:
+                folders.add(key)
+                kept.append(name)
+        dirs[:] = kept  # os.walk descends into these only
+        for name in sorted(names):
+            path = Path(folder) / name
+            try:
+                st = path.stat()
+            except OSError:  # a dangling link, or a loop of file links
+                walk.dangling.append(path)
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                walk.repeated.append(path)
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            walk.files.append(path)
+    walk.files.sort()
+    return walk
 
 
 def find_annotation(path: str | Path) -> Path | None:
@@ -113,17 +155,24 @@ def find_annotation(path: str | Path) -> Path | None:
     return None
 
 
+def data_root(folder: str | Path) -> Path:
+    """A data folder of the config with `~` and environment variables expanded, so configs
+    need no absolute paths."""
+    return Path(os.path.expandvars(os.path.expanduser(str(folder))))
+
+
 def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Track]:
     """All audio files under `folder` (recursive, sorted); labeled sets need an annotation
     beside each: <stem>.lab, else <stem>.jams (a .lab beside a .jams wins, with a warning).
 
-    `~` and environment variables in `folder` are expanded, so configs need no absolute paths.
+    `~` and environment variables in `folder` are expanded (`data_root`).
     """
-    root = Path(os.path.expandvars(os.path.expanduser(str(folder))))
+    root = data_root(folder)
     if not root.is_dir():
         raise ConfigError(f"data folder for '{set_name}' does not exist: {root}")
+    walk = walk_files(root)
     tracks, ignored, shadowed = [], [], []
-    for path in _files_under(root):
+    for path in walk.files:
         if path.suffix.lower() not in AUDIO_EXTENSIONS:
             if path.suffix.lower() not in ANNOTATION_SUFFIXES:
                 ignored.append(path)
@@ -138,6 +187,7 @@ def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Tra
         tracks.append(Track(set_name, track_id(rel), str(path), str(lab) if lab else None))
     if ignored:
         _warn_ignored(root, set_name, ignored)
+    _warn_links(root, set_name, walk)
     if shadowed:
         log.warning(
             "%s data under %s: %d audio file(s) have both a .lab and a .jams annotation; the "
@@ -168,6 +218,27 @@ def _warn_ignored(root: Path, set_name: str, ignored: list[Path]) -> None:
     )
 
 
+def _warn_links(root: Path, set_name: str, walk: FolderWalk) -> None:
+    """List the dangling links of a data folder, and count the files reached twice."""
+    if walk.dangling:
+        log.warning(
+            "%s data under %s: %d dangling symlink(s) ignored (their target is missing): %s",
+            set_name,
+            root,
+            len(walk.dangling),
+            ", ".join(p.relative_to(root).as_posix() for p in walk.dangling),
+        )
+    if walk.repeated:
+        log.warning(
+            "%s data under %s: %d path(s) lead to a file already found (links), counted once, "
+            "e.g. %s",
+            set_name,
+            root,
+            len(walk.repeated),
+            ", ".join(p.relative_to(root).as_posix() for p in walk.repeated[:3]),
+        )
+
+
 def split_of(tid: str, val_fraction: float, test_fraction: float = 0.0) -> str:
     """'train', 'val' or 'test', from the hash of the id only."""
     u = hash_unit("split:" + tid)
@@ -191,10 +262,14 @@ def ensure_split(splits: dict[str, str], split: str) -> None:
 
 
 def file_sha1(path: str | Path) -> str:
+    """SHA-1 of a file's bytes; ConfigError naming the file if it cannot be read."""
     digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read this data file: {os_cause(exc)}") from exc
     return digest.hexdigest()
 
 
@@ -207,9 +282,17 @@ class AudioFacts:
     seconds: float
 
 
+def _cache_key(path: str) -> str:
+    """What tells an unchanged file: size and mtime, and the ctime and inode that `cp -p` and
+    `rsync -t` cannot keep, so audio rewritten with its size and mtime restored is read again."""
+    st = os.stat(path)
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+
+
 def audio_facts(paths: list[str], cache_file: str | Path) -> dict[str, AudioFacts]:
-    """SHA-1 and duration of each file, cached by (path, size, mtime) to skip unchanged files:
-    only new or changed files are read, so planning 15,000 tracks twice reads them once."""
+    """SHA-1 and duration of each file, cached by path and `_cache_key` to skip unchanged files:
+    only new or changed files are read, so planning 15,000 tracks twice reads them once. Entries
+    of older caches (other keys) do not match and are read again."""
     cache_file = Path(cache_file)
     try:
         cache = json.loads(cache_file.read_text())
@@ -217,13 +300,10 @@ def audio_facts(paths: list[str], cache_file: str | Path) -> dict[str, AudioFact
         cache = {}
     result, changed = {}, False
     for path in paths:
-        st = os.stat(path)
-        key = f"{st.st_size}:{st.st_mtime_ns}"
+        key = _cache_key(path)
         entry = cache.get(path)
         if entry is None or entry.get("key") != key:
             entry = {"key": key, "sha1": file_sha1(path), "seconds": _seconds(path)}
-        elif "seconds" not in entry:  # a cache from before durations: read the header only
-            entry = {**entry, "seconds": _seconds(path)}
         if cache.get(path) is not entry:
             cache[path] = entry
             changed = True

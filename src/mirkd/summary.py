@@ -253,12 +253,17 @@ def _by_variant(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Mappin
 
 
 def write_summary(
-    rows: Sequence[Mapping[str, Any]], splits: str, out: str | Path, skipped: str | None = None
+    rows: Sequence[Mapping[str, Any]],
+    splits: str,
+    out: str | Path,
+    skipped: str | None = None,
+    labeled_in_unlabeled: Sequence[Sequence[str]] = (),
 ) -> None:
     """Read every metrics JSON of the run plan's result rows and write the summary atomically.
 
     The first table is the base run; the variant tables follow when there are variants;
-    `skipped` (results/skipped.tsv) adds the count of undecodable unlabeled tracks.
+    `skipped` (results/skipped.tsv) adds the count of undecodable unlabeled tracks;
+    `labeled_in_unlabeled` (labeled audio, unlabeled audio) lists the songs in both sets.
     """
     metrics = {r["metrics"]: json.loads(Path(r["metrics"]).read_text()) for r in rows}
     base = {r["model"]: metrics[r["metrics"]] for r in rows if r["variant"] == rows[0]["variant"]}
@@ -268,6 +273,8 @@ def write_summary(
     text += f"\nSplits: `{splits}`\n"
     if skipped:
         text += skipped_note(skipped)
+    if labeled_in_unlabeled:
+        text += labeled_in_unlabeled_note(labeled_in_unlabeled)
     atomic_write_text(out, text)
 
 
@@ -275,3 +282,17 @@ def skipped_note(skipped_tsv: str | Path) -> str:
     """One line: how many unlabeled tracks were skipped (undecodable), and where they are listed."""
     n = len(Path(skipped_tsv).read_text(encoding="utf-8").splitlines()) - 1
     return f"\nSkipped unlabeled tracks (cannot be decoded): {n}, listed in `{skipped_tsv}`\n"
+
+
+def labeled_in_unlabeled_note(pairs: Sequence[Sequence[str]]) -> str:
+    """The labeled songs whose audio is also in the unlabeled set, as a table."""
+    lines = [
+        "",
+        f"Labeled songs also in the unlabeled set (data.allow_labeled_in_unlabeled; stage 1 "
+        f"trained on their audio with teacher labels): {len(pairs)}",
+        "",
+        "| labeled | unlabeled |",
+        "|---|---|",
+        *(f"| `{labeled}` | `{unlabeled}` |" for labeled, unlabeled in pairs),
+    ]
+    return "\n".join(lines) + "\n"

@@ -24,12 +24,14 @@ from typing import Any
 from mirkd.atomic import atomic_write_text
 from mirkd.buckets import assign_buckets
 from mirkd.errors import ConfigError
+from mirkd.leakage import SharedAudio, shared_audio
 from mirkd.manifest import (
     AudioFacts,
     BucketFiles,
     Track,
     TrackFiles,
     audio_facts,
+    data_root,
     ensure_split,
     scan_audio,
     split_of,
@@ -75,6 +77,7 @@ class RunPlan:
     demo: bool = False
     variants: list[Variant] = field(default_factory=list)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
+    shared: SharedAudio = field(default_factory=SharedAudio)
 
     @property
     def base(self) -> Variant:
@@ -285,6 +288,10 @@ class RunPlan:
             )
         return files
 
+    def labeled_in_unlabeled_rows(self) -> list[list[str]]:
+        """(labeled audio, unlabeled audio) of the songs in both sets, for the summary."""
+        return [[p.first.audio, p.second.audio] for p in self.shared.labeled_in_unlabeled]
+
     def split_rows(self) -> list[tuple[str, str, str, str]]:
         """(set, track id, split, audio path) for every track, for results/splits.tsv."""
         return [
@@ -318,6 +325,15 @@ def _folder_tracks(data: dict[str, Any]) -> dict[str, list[Track]]:
         raise ConfigError("data.unlabeled: give at least one folder of unlabeled audio")
     if not data.get("labeled"):
         raise ConfigError("data.labeled: give the folder of labeled audio + .lab/.jams files")
+    if (
+        data.get("test")
+        and data_root(data["test"]).resolve() == data_root(data["labeled"]).resolve()
+    ):
+        raise ConfigError(
+            f"data.test and data.labeled are the same folder ({data_root(data['test'])}): give "
+            "the test songs a folder of their own, or set data.test: null to split test songs "
+            "off the labeled set"
+        )
     unlabeled = [t for folder in data["unlabeled"] for t in scan_audio(folder, "unlabeled", False)]
     ids = [t.track_id for t in unlabeled]
     if len(set(ids)) != len(ids):
@@ -386,6 +402,7 @@ def plan_run(
     """
     manifest = manifest_file(results)
     read = _read_manifest(manifest) if reuse_manifest else None
+    walked = read is None
     if read is None:
         if reuse_manifest:
             log.warning("%s missing: walking the data folders again in this job", manifest)
@@ -410,6 +427,9 @@ def plan_run(
         facts=facts,
         demo=bool(config["data"].get("demo")),
     )
+    plan.shared = _shared_audio(plan, config["data"].get("allow_labeled_in_unlabeled", False))
+    if walked:  # the head process: said once, not again in every job
+        plan.shared.report()
     plan.buckets = _assign(plan, config["data"]["bucket_hours"] * 3600.0)
     _check_splits(plan)
     plan.variants = expand_variants(
@@ -417,6 +437,19 @@ def plan_run(
     )
     plan.owners = model_owners(plan.variants)
     return plan
+
+
+def _shared_audio(plan: RunPlan, allow_labeled_in_unlabeled: bool) -> SharedAudio:
+    """Songs whose audio is in two sets (or twice in one), checked: a test song anywhere else
+    is an error, a labeled one in the unlabeled set unless that is allowed."""
+    test = {(t.set_name, t.track_id) for t in plan.test_tracks}
+    shared = shared_audio(
+        (t for s in SETS for t in plan.tracks[s].values()),
+        {path: f.sha1 for path, f in plan.facts.items()},
+        lambda t: (t.set_name, t.track_id) in test,
+    )
+    shared.check(allow_labeled_in_unlabeled)
+    return shared
 
 
 def _assign(plan: RunPlan, max_seconds: float) -> dict[str, dict[str, list[str]]]:

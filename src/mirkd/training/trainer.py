@@ -5,7 +5,8 @@ The loop saves a ``last`` checkpoint after every epoch with everything needed to
 ``best`` checkpoint on every strict improvement of the validation score. A run that was killed
 restarts from ``last`` and, on CPU with a fixed seed, ends with exactly the weights of an
 uninterrupted run: one loader serves every epoch, its sampler's order depends only on
-``seed + epoch``, and the global RNG states (dropout) are restored.
+``seed + epoch``, and the global RNG states (dropout) are restored. A ``last`` of a run that
+finished (every epoch, or early-stopped) is not resumed: a forced rerun trains afresh.
 
 The loop reads nothing back from the device per step (the losses' boolean masks still do): a
 step whose loss or gradients are not finite is skipped by a flag on the device (fused AdamW),
@@ -300,13 +301,9 @@ class TrainState:
         }
 
     @classmethod
-    def resume(cls, path: Path, run: _Run) -> TrainState:
-        """Restore model, optimiser, scaler and RNG from a ``last`` checkpoint; its state."""
-        raw = read_checkpoint_state(path).get("training_state")
-        if raw is None:
-            raise CheckpointError(
-                path, "no training_state to resume from (not a `last` checkpoint)"
-            )
+    def resume(cls, raw: Mapping[str, Any], run: _Run) -> TrainState:
+        """Restore model, optimiser, scaler and RNG from a ``last`` checkpoint's
+        ``training_state`` (`_saved_training_state`); its state."""
         run.model.load_state_dict(raw["model"])
         _load_optimizer(run.optimizer, raw["optimizer"])
         run.scaler.load_state_dict(raw["scaler"])
@@ -347,6 +344,34 @@ class TrainState:
             }
         )
         return improved
+
+
+def _saved_training_state(path: Path) -> dict[str, Any]:
+    """The ``training_state`` of a ``last`` checkpoint; CheckpointError if it has none."""
+    raw = read_checkpoint_state(path).get("training_state")
+    if raw is None:
+        raise CheckpointError(path, "no training_state to resume from (not a `last` checkpoint)")
+    return raw
+
+
+def _unfinished_state(
+    out_best: Path, out_last: Path, config: TrainConfig, log: Callable[[str], None]
+) -> dict[str, Any] | None:
+    """The state of ``out_last`` to resume from, if it exists and its run did not finish.
+
+    A finished run (all epochs, or early-stopped) is not resumed: its job runs again because it
+    was forced or its inputs changed, so it starts afresh, and its ``best`` and ``last`` go.
+    """
+    if not out_last.exists():
+        return None
+    raw = _saved_training_state(out_last)
+    if raw["epoch"] < config.epochs and not raw["stopped"]:
+        return raw
+    how = "early-stopped" if raw["stopped"] else "finished"
+    log(f"{out_last}: that run {how} after epoch {raw['epoch']}; starting afresh")
+    out_best.unlink(missing_ok=True)  # first: a stale best must not outlive its `last`
+    out_last.unlink()
+    return None
 
 
 class _Batches(Dataset):
@@ -591,7 +616,8 @@ def train(
     device: torch.device,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, float]]:
-    """Train ``model`` in place; resume from ``out_last`` if it exists. Returns the history.
+    """Train ``model`` in place; resume from ``out_last`` if it holds a run that did not
+    finish (a finished one starts afresh: a forced rerun trains again). Returns the history.
 
     ``bundle_meta`` holds the ModelBundle fields other than the model (arch, hparams, vocab,
     feature_params, mean, std, provenance); mean/std normalise the raw features of each batch,
@@ -603,8 +629,9 @@ def train(
     out_best, out_last = Path(out_best), Path(out_last)
     mean, std = float(bundle_meta["mean"]), float(bundle_meta["std"])
     run = _Run.start(model, config, device, mean, std, train_ds, bundle_meta["vocab"])
-    if out_last.exists():
-        state = TrainState.resume(out_last, run)
+    saved = _unfinished_state(out_best, out_last, config, log)
+    if saved is not None:
+        state = TrainState.resume(saved, run)
         log(f"resumed from {out_last} after epoch {state.epoch} (best {state.best:.4f})")
     else:
         _seed_everything(config.seed)
