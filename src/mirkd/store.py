@@ -16,9 +16,10 @@ Integrity: each array's CRC-32 is recorded at pack time (attribute `crc32`; a st
 HDF5's fletcher32 filter, which needs chunking and would break the memory maps), and a part
 with a non-finite feature or probability or a label outside [0, C) is refused. Readers check
 offsets on opening and each per-frame array on its first use in a process (`BucketFile.verify`:
-checksum, values, truncation), cached by file version, so training, evaluation and carry-over
-never use damaged data: a `DamagedBucketError` names the file, the array and the cause. A file
-packed before checksums existed has its values checked and is named in a warning.
+truncation, checksum; the values when the checksum does not match, to name the cause), cached by
+file version, so training, evaluation and carry-over never use damaged data: a
+`DamagedBucketError` names the file, the array and the cause. A file packed before checksums
+existed has its values checked and is named in a warning.
 """
 
 from __future__ import annotations
@@ -219,6 +220,7 @@ class FileStamp:
 
 
 _VERIFIED: set[tuple[FileStamp, str]] = set()  # (file, array) verified in this process
+_MAPS: dict[tuple[FileStamp, str], np.ndarray] = {}  # (file, array) -> its read-only map
 _UNCHECKSUMMED: set[FileStamp] = set()  # files packed without checksums, warned about once
 
 
@@ -247,9 +249,9 @@ class BucketFile:
     """The read side of a bucket file: track ids, offsets, columns, and frame arrays by track.
 
     Opening reads only the small columns (and checks the offsets); frame arrays are
-    memory-mapped on first use (the file is complete and never changes once written), so a
-    forked DataLoader worker maps its own. Each array is verified before its first use in a
-    process (`verify`).
+    memory-mapped on first use (the file is complete and never changes once written), once per
+    process and file version (a forked DataLoader worker inherits them). Each array is verified
+    before its first use in a process (`verify`).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -295,9 +297,10 @@ class BucketFile:
 
     def verify(self, *names: str) -> None:
         """Check per-frame arrays `names` (all by default) once per file version in this
-        process: the file holds them whole, their checksum is the one recorded when packed,
-        and their values are possible (finite features and probabilities, labels in [0, C)).
-        Raises DamagedBucketError; a file without checksums gets a warning instead."""
+        process: the file holds them whole and their checksum is the one recorded when packed
+        (so their values are those checked then). Without a matching checksum, their values
+        are checked (finite features and probabilities, labels in [0, C)) to name the cause.
+        Raises DamagedBucketError; a file without checksums whose values pass gets a warning."""
         for name in names or self.frame_names:
             if (self.stamp, name) not in _VERIFIED:
                 self._verify(name)
@@ -311,11 +314,8 @@ class BucketFile:
             raise DamagedBucketError(self.path, name, cause)
         data = self._map(name)
         rows = max(1, _VERIFY_CHUNK_BYTES // max(1, array.row_bytes))
-        crc, problem = 0, None
-        for start in range(0, len(data), rows):
-            chunk = data[start : start + rows]
-            crc = zlib.crc32(chunk.data, crc)
-            problem = problem or _value_problem(chunk, self.n_classes, start)
+        starts = range(0, len(data), rows)
+        causes = []
         if array.crc32 is None:
             if self.stamp not in _UNCHECKSUMMED:
                 _UNCHECKSUMMED.add(self.stamp)
@@ -324,11 +324,17 @@ class BucketFile:
                     "checked; delete it and rerun snakemake to repack it with checksums",
                     self.path,
                 )
-        elif crc != array.crc32:
-            mismatch = f"checksum mismatch (crc32 {crc:08x}, packed {array.crc32:08x})"
-            problem = f"{mismatch}; {problem}" if problem else mismatch
-        if problem:
-            raise DamagedBucketError(self.path, name, problem)
+        else:
+            crc = 0
+            for start in starts:
+                crc = zlib.crc32(data[start : start + rows].data, crc)
+            if crc == array.crc32:
+                return  # the bytes packed, whose values were checked then
+            causes.append(f"checksum mismatch (crc32 {crc:08x}, packed {array.crc32:08x})")
+        problems = (_value_problem(data[s : s + rows], self.n_classes, s) for s in starts)
+        causes += [p for p in problems if p][:1]
+        if causes:
+            raise DamagedBucketError(self.path, name, "; ".join(causes))
 
     def position(self, track_id: str) -> int:
         try:
@@ -347,12 +353,19 @@ class BucketFile:
         return self._map(name)
 
     def _map(self, name: str) -> np.ndarray:
-        array = self._arrays[name]
-        if array.offset is None:  # HDF5 allocates no storage for an empty dataset
-            return np.zeros(array.shape, dtype=array.dtype)
-        return np.memmap(
-            self.path, dtype=array.dtype, mode="r", offset=array.offset, shape=array.shape
-        )
+        """One map per array and file version in a process, so the pages verification touched
+        are already mapped when training reads them."""
+        key = (self.stamp, name)
+        if key not in _MAPS:
+            array = self._arrays[name]
+            _MAPS[key] = (
+                np.zeros(array.shape, dtype=array.dtype)  # HDF5 stores nothing for no rows
+                if array.offset is None
+                else np.memmap(
+                    self.path, dtype=array.dtype, mode="r", offset=array.offset, shape=array.shape
+                )
+            )
+        return _MAPS[key]
 
     def frames(self, name: str, track_id: str) -> np.ndarray:
         """A track's rows of per-frame array `name` (a read-only view of the mapped file)."""
