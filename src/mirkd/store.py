@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import weakref
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -220,7 +221,10 @@ class FileStamp:
 
 
 _VERIFIED: set[tuple[FileStamp, str]] = set()  # (file, array) verified in this process
-_MAPS: dict[tuple[FileStamp, str], np.ndarray] = {}  # (file, array) -> its read-only map
+# (file, array) -> its read-only map while something holds it (each map holds a descriptor)
+_MAPS: weakref.WeakValueDictionary[tuple[FileStamp, str], np.ndarray] = (
+    weakref.WeakValueDictionary()
+)
 _UNCHECKSUMMED: set[FileStamp] = set()  # files packed without checksums, warned about once
 
 
@@ -249,9 +253,9 @@ class BucketFile:
     """The read side of a bucket file: track ids, offsets, columns, and frame arrays by track.
 
     Opening reads only the small columns (and checks the offsets); frame arrays are
-    memory-mapped on first use (the file is complete and never changes once written), once per
-    process and file version (a forked DataLoader worker inherits them). Each array is verified
-    before its first use in a process (`verify`).
+    memory-mapped on use (the file is complete and never changes once written), one map per
+    array while in use in a process (a forked DataLoader worker inherits it). Each array is
+    verified before its first use in a process (`verify`).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -349,23 +353,25 @@ class BucketFile:
 
     def memmap(self, name: str) -> np.ndarray:
         """The whole per-frame array `name`, verified, memory-mapped read-only."""
+        mapped = self._map(name)  # held, so verification reads through this same map
         self.verify(name)
-        return self._map(name)
+        return mapped
 
     def _map(self, name: str) -> np.ndarray:
-        """One map per array and file version in a process, so the pages verification touched
-        are already mapped when training reads them."""
-        key = (self.stamp, name)
-        if key not in _MAPS:
+        """The map of array `name` in use in this process, or a new one: the pages verification
+        touched are then already mapped when training reads them."""
+        mapped = _MAPS.get((self.stamp, name))
+        if mapped is None:
             array = self._arrays[name]
-            _MAPS[key] = (
+            mapped = (
                 np.zeros(array.shape, dtype=array.dtype)  # HDF5 stores nothing for no rows
                 if array.offset is None
                 else np.memmap(
                     self.path, dtype=array.dtype, mode="r", offset=array.offset, shape=array.shape
                 )
             )
-        return _MAPS[key]
+            _MAPS[(self.stamp, name)] = mapped
+        return mapped
 
     def frames(self, name: str, track_id: str) -> np.ndarray:
         """A track's rows of per-frame array `name` (a read-only view of the mapped file)."""
