@@ -49,7 +49,7 @@ TEACHER_FRAMES = ("labels", "probs", "confidence")
 TEACHER_IDENTITY_KEYS = ("teacher_kind", "teacher_fingerprint", "vocab", "sr", "hop_length")
 _TEXT_COLUMNS = ("track_id", "fingerprint", "source", "skipped")
 CHECKSUM = "crc32"  # attribute of each array: zlib.crc32 of its bytes as stored
-_VERIFY_CHUNK_BYTES = 1 << 20  # verified a cache-sized chunk at a time: one pass over memory
+_VERIFY_CHUNK_BYTES = 1 << 20  # verified in chunks, so the value checks need little memory
 log = logging.getLogger("mirkd")
 
 
