@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from mirkd.features import CQTParams
@@ -48,3 +50,16 @@ def teacher_bucket(
     ]
     pack_bucket(path, parts, teacher_attrs(teacher or TEACHER, LARGE.name, CQTParams()))
     return str(path)
+
+
+def damage(path: str | Path, array: str, data: bytes | None = None, at: int = 0) -> None:
+    """Overwrite bytes of `array`'s region in a bucket file in place (random bytes, 256 by
+    default, from byte `at` of the array), keeping the file's size and mtime."""
+    with h5py.File(path, "r") as f:
+        offset = f[array].id.get_offset()
+    data = data if data is not None else np.random.default_rng(7).bytes(256)
+    before = os.stat(path)
+    with open(path, "r+b") as f:
+        f.seek(offset + at)
+        f.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -230,3 +231,49 @@ def test_refused_pickled_code_names_the_global_and_never_suggests_unsafe_loading
         assert "system.pt" in message and f"GLOBAL {os.system.__module__}.system" in message
         assert "never loads pickled code" in message
         assert "weights_only" not in message and "False" not in message
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_naming_the_first_bad_tensor(tmp_path, bad):
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_bundle())
+    raw = torch.load(path, weights_only=True)
+    names = [k for k, v in raw["state_dict"].items() if v.is_floating_point()]
+    for name in names[3:5]:  # two bad tensors; the first is named
+        raw["state_dict"][name].view(-1)[:2] = bad
+    torch.save(raw, path)
+    with pytest.raises(
+        CheckpointError, match=rf"model.pt: tensor {re.escape(names[3])} has 2 non-finite value"
+    ):
+        load_checkpoint(path)
+    public = tmp_path / "public.pt"
+    model = _public_file(public)
+    state = model.state_dict()
+    first = next(k for k, v in state.items() if v.is_floating_point())
+    state[first].view(-1)[0] = bad
+    torch.save({"model": state, "mean": np.float32(-4.25), "std": np.float64(1.75)}, public)
+    with pytest.raises(CheckpointError, match=rf"public.pt: tensor {re.escape(first)} has 1 "):
+        load_checkpoint(public)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mean": float("nan")}, "mean is nan"),
+        ({"std": float("inf")}, "std is inf"),
+        ({"std": -1.0}, "std must be positive, got -1.0"),
+    ],
+)
+def test_non_finite_or_non_positive_statistics_are_refused(tmp_path, changes, message):
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_bundle())
+    torch.save({**torch.load(path, weights_only=True), **changes}, path)
+    with pytest.raises(CheckpointError, match=f"model.pt: {message}"):
+        load_checkpoint(path)
+    public = tmp_path / "public.pt"
+    model = _public_file(public)
+    stats = {"mean": np.float32(-4.25), "std": np.float64(1.75)}
+    stats.update({k: np.float64(v) for k, v in changes.items()})
+    torch.save({"model": model.state_dict(), **stats}, public)
+    with pytest.raises(CheckpointError, match=f"public.pt: {message}"):
+        load_public_btc(public)

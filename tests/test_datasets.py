@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from bucket_helpers import feature_bucket, teacher_bucket
+from bucket_helpers import damage, feature_bucket, teacher_bucket
 from torch.utils.data import DataLoader
 
-from mirkd.errors import MirkdError
+from mirkd.errors import DamagedBucketError, MirkdError
 from mirkd.features import CQTParams
 from mirkd.manifest import BucketFiles
 from mirkd.store import BucketFile, TeacherOutput
@@ -231,3 +231,14 @@ def test_class_counts_count_each_frame_once_per_shift(tmp_path):
     assert plain[1] == 100 and plain.sum() == 100
     shifted = LabeledDataset([track], 108, 54, pitch_shift=(0, 2)).class_counts()
     assert shifted[1] == 100 and shifted[LARGE.transpose(np.array([1]), 2)[0]] == 100
+
+
+def test_pseudo_label_dataset_never_trains_on_damaged_teacher_labels(tmp_path):
+    files = BucketFiles(
+        feature_bucket(tmp_path / "f.h5", {"a": _cqt(300, 1)}),
+        teacher_bucket(tmp_path / "t.h5", {"a": TeacherOutput.from_probs(_probs(300))}),
+    )
+    damage(files.teacher, "labels", at=100)  # random bytes, size and mtime kept
+    ds = PseudoLabelDataset([files], 108, 54)
+    with pytest.raises(DamagedBucketError, match=f"{files.teacher}: labels: checksum mismatch"):
+        ds.batch([0, 1])

@@ -1,15 +1,31 @@
-"""Bucket files: parts, packing, memory-mapped reads, and a resumable bucket job."""
+"""Bucket files: parts, packing, memory-mapped reads, integrity, and a resumable bucket job."""
 
 from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from bucket_helpers import damage, feature_bucket, teacher_bucket
 
-from mirkd.errors import MirkdError
+from mirkd.errors import DamagedBucketError, MirkdError
 from mirkd.manifest import TrackFiles
 from mirkd.steps.buckets import BucketWork
-from mirkd.store import BucketFile, TrackPart, pack_bucket, read_part, write_part
+from mirkd.store import (
+    BucketFile,
+    TeacherOutput,
+    TrackPart,
+    pack_bucket,
+    read_part,
+    read_teacher_output,
+    read_track_features,
+    write_part,
+)
+from mirkd.vocab import LARGE
 
 
 def _part(tid: str, n: int, fingerprint: str = "fp", skipped: str = "") -> TrackPart:
@@ -82,3 +98,122 @@ def test_a_redone_bucket_carries_over_the_tracks_made_the_same_way(tmp_path):
     other.reuse(str(previous), tracks, {"kind": "made otherwise"})
     assert [t.track_id for t in other.todo(tracks)] == ["a", "b", "c", "s"]
     other.reuse(str(tmp_path / "missing.h5"), tracks, {"kind": "test"})  # first run: nothing
+
+
+def _features(tmp_path, name: str = "f.h5") -> str:
+    rng = np.random.default_rng(0)
+    tracks = {"a": rng.normal(-5, 2, (200, 144)), "b": rng.normal(-5, 2, (100, 144))}
+    return feature_bucket(tmp_path / name, tracks)
+
+
+def _damaged(path: str, array: str) -> str:
+    """What a DamagedBucketError about `array` of `path` says: file, array, how to remake."""
+    return rf"{re.escape(path)}: {array}: .*delete it and rerun snakemake to remake it"
+
+
+def test_damaged_features_are_never_read(tmp_path):
+    path = _features(tmp_path)
+    damage(path, "cqt", at=1000)  # random bytes, size and mtime kept
+    for read in (
+        lambda: BucketFile(path).memmap("cqt"),
+        lambda: read_track_features(path, "a"),
+        lambda: BucketFile(path).part("b"),
+    ):
+        with pytest.raises(DamagedBucketError, match=_damaged(path, "cqt")) as caught:
+            read()
+        assert "checksum mismatch" in caught.value.cause
+
+
+def test_damaged_teacher_labels_name_the_class_index_out_of_range(tmp_path):
+    probs = np.full((50, LARGE.size), 1 / LARGE.size)
+    path = teacher_bucket(tmp_path / "t.h5", {"a": TeacherOutput.from_probs(probs)})
+    damage(path, "labels", np.int16(9999).tobytes(), at=2 * 10)
+    message = r"checksum mismatch .*; class index outside \[0, 170\) at row 10: 9999"
+    with pytest.raises(DamagedBucketError, match=_damaged(path, "labels")) as caught:
+        read_teacher_output(path, "a")
+    assert re.search(message, caught.value.cause)
+
+
+def test_damaged_offsets_or_a_truncated_file_are_refused_on_opening(tmp_path):
+    path = _features(tmp_path)
+    damage(path, "offsets", np.int64(150).tobytes(), at=8)
+    with pytest.raises(DamagedBucketError, match=_damaged(path, "offsets")):
+        BucketFile(path)
+    truncated = _features(tmp_path, "t.h5")
+    os.truncate(truncated, os.path.getsize(truncated) // 2)
+    with pytest.raises(DamagedBucketError, match=_damaged(truncated, "file")):
+        BucketFile(truncated)
+
+
+def test_packing_refuses_impossible_values_naming_the_track(tmp_path):
+    cqt = np.zeros((5, 144))
+    cqt[3, 7] = np.inf
+    with pytest.raises(MirkdError, match="f.h5: track a: cqt: non-finite value at row 3: inf"):
+        feature_bucket(tmp_path / "f.h5", {"a": cqt})
+    probs = np.full((4, LARGE.size), 1 / LARGE.size, dtype=np.float16)
+    labels = np.array([0, 1, 170, 2], dtype=np.int16)
+    bad = TeacherOutput(labels, probs, probs.max(axis=1))
+    with pytest.raises(MirkdError, match=r"track b: labels: class index outside \[0, 170\) at"):
+        teacher_bucket(tmp_path / "t.h5", {"b": bad})
+    probs[1, 5] = np.nan
+    with pytest.raises(MirkdError, match="track c: probs: non-finite value at row 1: nan"):
+        teacher_bucket(tmp_path / "t.h5", {"c": TeacherOutput(labels[:2], probs, probs[:, 0])})
+    assert not list(tmp_path.iterdir())
+
+
+def test_each_file_version_is_verified_once_per_process(tmp_path, monkeypatch):
+    path = _features(tmp_path)
+    BucketFile(path).memmap("cqt")
+    calls: list[str] = []
+    monkeypatch.setattr(BucketFile, "_verify", lambda self, name: calls.append(name))
+    BucketFile(path).frames("cqt", "a")
+    read_track_features(path, "b")
+    assert calls == []
+    _features(tmp_path)  # packed again: another version of the file
+    BucketFile(path).memmap("cqt")
+    assert calls == ["cqt"]
+
+
+def _strip_checksums(path: str | Path) -> None:
+    """Make `path` look like a bucket file packed before checksums existed."""
+    with h5py.File(path, "r+") as f:
+        for name in f:
+            if isinstance(f[name], h5py.Dataset):
+                del f[name].attrs["crc32"]
+
+
+def test_a_file_without_checksums_is_read_with_one_warning_and_its_values_checked(tmp_path, caplog):
+    path = _features(tmp_path)
+    _strip_checksums(path)
+    bucket = BucketFile(path)
+    assert not bucket.checksummed
+    with caplog.at_level(logging.WARNING, logger="mirkd"):
+        bucket.memmap("cqt")
+        BucketFile(path).frames("cqt", "a")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: packed without checksums by an older mirkd, so only its values are checked; "
+        "delete it and rerun snakemake to repack it with checksums"
+    ]
+    old = _features(tmp_path, "old.h5")
+    _strip_checksums(old)
+    damage(old, "cqt", np.float16(np.nan).tobytes(), at=2 * 144 * 7)
+    with pytest.raises(DamagedBucketError, match=_damaged(old, "cqt")) as caught:
+        BucketFile(old).memmap("cqt")
+    assert caught.value.cause == "non-finite value at row 7: nan"
+
+
+@pytest.mark.parametrize("kind", ["damaged", "without checksums"])
+def test_a_previous_file_that_cannot_be_verified_is_not_carried_over(tmp_path, caplog, kind):
+    previous = tmp_path / "b.h5"
+    pack_bucket(previous, [_part("a", 30, "fp-a"), _part("b", 20, "fp-b")], {"kind": "test"})
+    if kind == "damaged":
+        damage(previous, "cqt", b"\x01" * 16, at=8)
+    else:
+        _strip_checksums(previous)
+    tracks = [TrackFiles(t, f"{t}.wav", str(previous), "", None, f"fp-{t}") for t in "ab"]
+    job = BucketWork.open(tmp_path / "work", {"params": 1})
+    with caplog.at_level(logging.WARNING, logger="mirkd"):
+        job.reuse(str(previous), tracks, {"kind": "test"})
+    assert [t.track_id for t in job.todo(tracks)] == ["a", "b"]  # computed again
+    expected = "checksum mismatch" if kind == "damaged" else "packed without checksums"
+    assert f"{previous}: not reused" in caplog.text and expected in caplog.text

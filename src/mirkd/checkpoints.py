@@ -10,7 +10,8 @@ A mirkd checkpoint is a dict of plain Python values and tensors only, so it load
 The public BTC files (``btc_model_large_voca.pt``, ``btc_model.pt``) are
 ``{'model': state_dict, 'mean': numpy scalar, 'std': numpy scalar}``; they are read with
 ``weights_only=True`` and an allow-list of exactly the numpy globals a float scalar needs.
-Loading never executes pickled code.
+Loading never executes pickled code, and refuses non-finite weights and normalisation
+statistics (mean, std; std must be positive), naming the first bad one.
 """
 
 from __future__ import annotations
@@ -234,7 +235,8 @@ def _as_float(value: Any, name: str, path: Path) -> float:
 
 
 def _load_state(model: ChordModel, state_dict: Any, path: Path) -> None:
-    """Strict load_state_dict with an error listing missing, unexpected and misshapen keys."""
+    """Strict load_state_dict with an error listing missing, unexpected and misshapen keys,
+    or naming the first tensor with a non-finite value."""
     if not isinstance(state_dict, dict):
         raise CheckpointError(path, f"state dict is a {type(state_dict).__name__}, not a dict")
     expected = model.state_dict()
@@ -257,7 +259,19 @@ def _load_state(model: ChordModel, state_dict: Any, path: Path) -> None:
     ]
     if problems:
         raise CheckpointError(path, "state dict does not fit the model: " + "; ".join(problems))
+    _check_finite(state_dict, path)
     model.load_state_dict(state_dict, strict=True)
+
+
+def _check_finite(state_dict: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse NaN or infinite weights: a model with them predicts one chord everywhere and
+    says nothing. The first bad tensor is named."""
+    for name, tensor in state_dict.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise CheckpointError(
+                path, f"tensor {name} has {bad} non-finite value(s) of {tensor.numel()}"
+            )
 
 
 def _finish(model: ChordModel, map_location: str | torch.device) -> ChordModel:

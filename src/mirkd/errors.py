@@ -61,3 +61,17 @@ class CheckpointError(MirkdError):
 
 class ConfigError(MirkdError):
     """A configuration value is invalid."""
+
+
+class DamagedBucketError(MirkdError):
+    """A bucket file's contents are not what was packed (checksum mismatch, impossible values,
+    truncation): never used; the message says how to remake it."""
+
+    def __init__(self, path: str | Path, array: str, cause: str) -> None:
+        self.path = str(path)
+        self.array = array
+        self.cause = cause
+        super().__init__(
+            f"{self.path}: {array}: {cause}; the bucket file is damaged: delete it and rerun "
+            "snakemake to remake it"
+        )

@@ -11,13 +11,26 @@ that survives a killed job), so a rerun resumes where the job stopped; `pack_buc
 the bucket file in one atomic step. Every file carries its own metadata as attributes (what made
 it, with which parameters), so a file from another teacher, vocabulary or frame grid is
 recognised instead of being mixed in silently.
+
+Integrity: each array's CRC-32 is recorded at pack time (attribute `crc32`; a stored digest, not
+HDF5's fletcher32 filter, which needs chunking and would break the memory maps), and a part
+with a non-finite feature or probability or a label outside [0, C) is refused. Readers check
+offsets on opening and each per-frame array on its first use in a process (`BucketFile.verify`:
+truncation, checksum; the values when the checksum does not match, to name the cause), cached by
+file version, so training, evaluation and carry-over never use damaged data: a
+`DamagedBucketError` names the file, the array and the cause. A file packed before checksums
+existed has its values checked and is named in a warning.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
+import weakref
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,12 +42,15 @@ import numpy as np
 
 from mirkd import __version__
 from mirkd.atomic import atomic_path
-from mirkd.errors import MirkdError
+from mirkd.errors import DamagedBucketError, MirkdError
 from mirkd.features import CQTParams
 
 TEACHER_FRAMES = ("labels", "probs", "confidence")
 TEACHER_IDENTITY_KEYS = ("teacher_kind", "teacher_fingerprint", "vocab", "sr", "hop_length")
 _TEXT_COLUMNS = ("track_id", "fingerprint", "source", "skipped")
+CHECKSUM = "crc32"  # attribute of each array: zlib.crc32 of its bytes as stored
+_VERIFY_CHUNK_BYTES = 1 << 20  # verified in chunks, so the value checks need little memory
+log = logging.getLogger("mirkd")
 
 
 @dataclass(frozen=True)
@@ -61,10 +77,12 @@ def _now() -> str:
 
 
 def _open(path: str | Path) -> h5py.File:
+    if not Path(path).is_file():
+        raise MirkdError(f"{path}: no such bucket file")
     try:
         return h5py.File(path, "r")
-    except (OSError, FileNotFoundError) as exc:
-        raise MirkdError(f"{path}: cannot open HDF5 file ({exc})") from exc
+    except OSError as exc:
+        raise DamagedBucketError(path, "file", f"cannot open as HDF5 ({exc})") from exc
 
 
 def _plain(value: Any) -> Any:
@@ -121,11 +139,14 @@ def pack_bucket(
 
     Per-frame arrays go back to back into contiguous uncompressed datasets, written one track
     at a time (a bucket never has to fit in memory); `attrs` describe what made the file.
+    Each array's checksum is recorded; a part with impossible values (non-finite features or
+    probabilities, labels outside [0, C)) is refused, naming the track.
     """
     loaded = [p if isinstance(p, TrackPart) else _must_read_part(p) for p in parts]
     if not loaded:
         raise MirkdError(f"{out}: a bucket needs at least one track")
     first = loaded[0]
+    n_classes = first.frames["probs"].shape[1] if "probs" in first.frames else None
     lengths = np.array([len(next(iter(p.frames.values()))) for p in loaded], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
@@ -133,10 +154,17 @@ def pack_bucket(
             data = f.create_dataset(
                 name, shape=(int(offsets[-1]), *array.shape[1:]), dtype=array.dtype
             )
+            crc = 0
             for part, start, stop in zip(loaded, offsets[:-1], offsets[1:], strict=True):
                 if stop > start:
-                    data[start:stop] = part.frames[name]
-        f.create_dataset("offsets", data=offsets)
+                    rows = np.ascontiguousarray(part.frames[name], dtype=data.dtype)
+                    problem = _value_problem(rows, n_classes)
+                    if problem:
+                        raise MirkdError(f"{out}: track {part.track_id}: {name}: {problem}")
+                    data[start:stop] = rows
+                    crc = zlib.crc32(rows.data, crc)
+            data.attrs[CHECKSUM] = crc
+        f.create_dataset("offsets", data=offsets).attrs[CHECKSUM] = zlib.crc32(offsets.data)
         columns = f.create_group("tracks")
         for name in _TEXT_COLUMNS:
             values = [str(getattr(p, name)) for p in loaded]
@@ -159,11 +187,75 @@ def _must_read_part(path: str | Path) -> TrackPart:
     return part
 
 
+def _value_problem(values: np.ndarray, n_classes: int | None, first_row: int = 0) -> str | None:
+    """What is impossible in rows of a per-frame array (a non-finite feature or probability, a
+    class index outside [0, n_classes)), naming the first bad row; None if nothing is."""
+    if values.dtype == np.float16:  # inf and NaN have all exponent bits set; faster than isfinite
+        bad, what = (values.view(np.uint16) & 0x7C00) == 0x7C00, "non-finite value"
+    elif values.dtype.kind == "f":
+        bad, what = ~np.isfinite(values), "non-finite value"
+    elif values.dtype.kind in "iu" and n_classes is not None:
+        bad, what = (values < 0) | (values >= n_classes), f"class index outside [0, {n_classes})"
+    else:
+        return None
+    if not bad.any():
+        return None
+    where = tuple(np.argwhere(bad)[0])
+    return f"{what} at row {first_row + int(where[0])}: {values[where]}"
+
+
+@dataclass(frozen=True)
+class FileStamp:
+    """One version of a file as a process sees it: a file rewritten (even with its mtime
+    kept by the writer) gets another inode or size or mtime, so it is verified again."""
+
+    path: str
+    inode: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str) -> FileStamp:
+        st = os.stat(path)
+        return cls(path, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+_VERIFIED: set[tuple[FileStamp, str]] = set()  # (file, array) verified in this process
+# (file, array) -> its read-only map while something holds it (each map holds a descriptor)
+_MAPS: weakref.WeakValueDictionary[tuple[FileStamp, str], np.ndarray] = (
+    weakref.WeakValueDictionary()
+)
+_UNCHECKSUMMED: set[FileStamp] = set()  # files packed without checksums, warned about once
+
+
+@dataclass(frozen=True)
+class _Array:
+    """Where a contiguous dataset lies in its file, and the checksum recorded when packed."""
+
+    offset: int | None  # None: HDF5 allocated no storage (an empty array)
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    crc32: int | None  # None: packed by a mirkd without checksums
+
+    @property
+    def row_bytes(self) -> int:
+        return math.prod(self.shape[1:]) * self.dtype.itemsize
+
+
+def _array(data: h5py.Dataset) -> _Array:
+    if data.chunks is not None or data.compression is not None:
+        raise MirkdError(f"{data.file.filename}: {data.name} is not contiguous")
+    crc = data.attrs.get(CHECKSUM)
+    return _Array(data.id.get_offset(), data.shape, data.dtype, None if crc is None else int(crc))
+
+
 class BucketFile:
     """The read side of a bucket file: track ids, offsets, columns, and frame arrays by track.
 
-    Opening reads only the small columns; frame arrays are memory-mapped on first use (the file
-    is complete and never changes once written), so a forked DataLoader worker maps its own.
+    Opening reads only the small columns (and checks the offsets); frame arrays are
+    memory-mapped on use (the file is complete and never changes once written), one map per
+    array while in use in a process (a forked DataLoader worker inherits it). Each array is
+    verified before its first use in a process (`verify`).
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -175,11 +267,78 @@ class BucketFile:
                 columns = f["tracks"]
                 self.text = {n: list(columns[n].asstr()[:]) for n in _TEXT_COLUMNS}
                 self.values = {n: columns[n][:] for n in columns if n not in _TEXT_COLUMNS}
-                self._layout = {n: _layout(f[n]) for n in f if isinstance(f[n], h5py.Dataset)}
+                self._arrays = {n: _array(f[n]) for n in f if isinstance(f[n], h5py.Dataset)}
             except KeyError as exc:
                 raise MirkdError(f"{path}: not a mirkd bucket file ({exc})") from exc
+            except OSError as exc:
+                raise DamagedBucketError(path, "file", f"unreadable ({exc})") from exc
+        self.stamp = FileStamp.of(self.path)
         self.track_ids: list[str] = self.text["track_id"]
         self.index = {tid: i for i, tid in enumerate(self.track_ids)}
+        self.frame_names = [n for n in self._arrays if n != "offsets"]
+        self.n_classes = self._arrays["probs"].shape[1] if "probs" in self._arrays else None
+        self._check_offsets()
+
+    def _check_offsets(self) -> None:
+        """Damaged offsets would misplace every track: their checksum, and 0, never
+        decreasing, one more than the tracks, ending at each per-frame array's length."""
+        offsets, crc = self.offsets, self._arrays["offsets"].crc32
+        ends = {self._arrays[n].shape[0] for n in self.frame_names}
+        if crc is not None and zlib.crc32(offsets.data) != crc:
+            cause = "checksum mismatch"
+        elif len(offsets) != len(self.track_ids) + 1:
+            cause = f"{len(offsets)} offsets for {len(self.track_ids)} tracks"
+        elif offsets[0] != 0 or (np.diff(offsets) < 0).any() or ends - {int(offsets[-1])}:
+            cause = f"not rising from 0 to the arrays' {sorted(ends)} rows"
+        else:
+            return
+        raise DamagedBucketError(self.path, "offsets", cause)
+
+    @property
+    def checksummed(self) -> bool:
+        """Whether every array has a checksum (files packed by older mirkd versions lack it)."""
+        return all(a.crc32 is not None for a in self._arrays.values())
+
+    def verify(self, *names: str) -> None:
+        """Check per-frame arrays `names` (all by default) once per file version in this
+        process: the file holds them whole and their checksum is the one recorded when packed
+        (so their values are those checked then). Without a matching checksum, their values
+        are checked (finite features and probabilities, labels in [0, C)) to name the cause.
+        Raises DamagedBucketError; a file without checksums whose values pass gets a warning."""
+        for name in names or self.frame_names:
+            if (self.stamp, name) not in _VERIFIED:
+                self._verify(name)
+                _VERIFIED.add((self.stamp, name))
+
+    def _verify(self, name: str) -> None:
+        array = self._arrays[name]
+        end = (array.offset or 0) + array.shape[0] * array.row_bytes
+        if end > self.stamp.size:
+            cause = f"truncated (the file has {self.stamp.size} bytes, the array ends at {end})"
+            raise DamagedBucketError(self.path, name, cause)
+        data = self._map(name)
+        rows = max(1, _VERIFY_CHUNK_BYTES // max(1, array.row_bytes))
+        starts = range(0, len(data), rows)
+        causes = []
+        if array.crc32 is None:
+            if self.stamp not in _UNCHECKSUMMED:
+                _UNCHECKSUMMED.add(self.stamp)
+                log.warning(
+                    "%s: packed without checksums by an older mirkd, so only its values are "
+                    "checked; delete it and rerun snakemake to repack it with checksums",
+                    self.path,
+                )
+        else:
+            crc = 0
+            for start in starts:
+                crc = zlib.crc32(data[start : start + rows].data, crc)
+            if crc == array.crc32:
+                return  # the bytes packed, whose values were checked then
+            causes.append(f"checksum mismatch (crc32 {crc:08x}, packed {array.crc32:08x})")
+        problems = (_value_problem(data[s : s + rows], self.n_classes, s) for s in starts)
+        causes += [p for p in problems if p][:1]
+        if causes:
+            raise DamagedBucketError(self.path, name, "; ".join(causes))
 
     def position(self, track_id: str) -> int:
         try:
@@ -193,11 +352,26 @@ class BucketFile:
         return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
 
     def memmap(self, name: str) -> np.ndarray:
-        """The whole per-frame array `name`, memory-mapped read-only."""
-        offset, shape, dtype = self._layout[name]
-        if offset is None:  # HDF5 allocates no storage for an empty dataset
-            return np.zeros(shape, dtype=dtype)
-        return np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=shape)
+        """The whole per-frame array `name`, verified, memory-mapped read-only."""
+        mapped = self._map(name)  # held, so verification reads through this same map
+        self.verify(name)
+        return mapped
+
+    def _map(self, name: str) -> np.ndarray:
+        """The map of array `name` in use in this process, or a new one: the pages verification
+        touched are then already mapped when training reads them."""
+        mapped = _MAPS.get((self.stamp, name))
+        if mapped is None:
+            array = self._arrays[name]
+            mapped = (
+                np.zeros(array.shape, dtype=array.dtype)  # HDF5 stores nothing for no rows
+                if array.offset is None
+                else np.memmap(
+                    self.path, dtype=array.dtype, mode="r", offset=array.offset, shape=array.shape
+                )
+            )
+            _MAPS[(self.stamp, name)] = mapped
+        return mapped
 
     def frames(self, name: str, track_id: str) -> np.ndarray:
         """A track's rows of per-frame array `name` (a read-only view of the mapped file)."""
@@ -213,7 +387,7 @@ class BucketFile:
     def part(self, track_id: str) -> TrackPart:
         """A track as the part it was packed from (to carry it into a new version of the
         bucket without computing it again)."""
-        frames = {n: np.array(self.frames(n, track_id)) for n in self._layout if n != "offsets"}
+        frames = {n: np.array(self.frames(n, track_id)) for n in self.frame_names}
         return TrackPart(
             track_id,
             self.column("fingerprint", track_id),
@@ -227,12 +401,6 @@ class BucketFile:
         if name in self.text:
             return self.text[name][self.position(track_id)]
         return float(self.values[name][self.position(track_id)])
-
-
-def _layout(data: h5py.Dataset) -> tuple[int | None, tuple[int, ...], np.dtype]:
-    if data.chunks is not None or data.compression is not None:
-        raise MirkdError(f"{data.file.filename}: {data.name} is not contiguous")
-    return data.id.get_offset(), data.shape, data.dtype
 
 
 def cqt_part(

@@ -6,7 +6,8 @@ parts made with other settings are never reused. A part is reused only for the s
 content (fingerprint) and path. When a bucket is redone because a track was added, the tracks
 of its previous file that were made the same way are carried over (the rules mark bucket files
 `update`, so Snakemake keeps the old file until the job replaces it): one new song costs one
-song's work, not a bucket's.
+song's work, not a bucket's. Only a verified file is carried over (`BucketFile.verify`): damaged
+tracks are computed again, never copied into a file with fresh checksums.
 """
 
 from __future__ import annotations
@@ -74,16 +75,21 @@ class BucketWork:
 
     def reuse(self, previous: str, tracks: Sequence[TrackFiles], attrs: Mapping[str, Any]) -> None:
         """Carry over the tracks of `previous` (the bucket file being replaced) that were made
-        with the same `attrs` from the same audio; nothing if it is missing or unreadable.
-        Skipped tracks are tried again (a failure is quick, and a strict job must see it)."""
+        with the same `attrs` from the same audio; nothing if it is missing, unreadable,
+        damaged or without checksums (its data could not be verified, and the new file's
+        checksums would vouch for it). Skipped tracks are tried again (a failure is quick, and
+        a strict job must see it)."""
         if not Path(previous).is_file():
             return
         try:
             old = BucketFile(previous)
+            if any(old.attrs.get(k) != v for k, v in attrs.items()):
+                return
+            if not old.checksummed:
+                raise MirkdError("packed without checksums by an older mirkd")
+            old.verify()
         except MirkdError as exc:
-            log.warning("%s: not reused (%s)", previous, exc)
-            return
-        if any(old.attrs.get(k) != v for k, v in attrs.items()):
+            log.warning("%s: not reused, its tracks are computed again (%s)", previous, exc)
             return
         carried = 0
         for track in self.todo(tracks):

@@ -1,0 +1,150 @@
+"""What verifying bucket files costs stage 1, against an epoch's window loading.
+
+Issue 19's figure: integrity checks (each array's CRC-32 against the one recorded at pack time;
+values only when it does not match) must cost under 5 % of a stage-1 epoch's loading time.
+Each array is verified once per file version in a process, when stage 1 first maps it; a run
+of `stage1.epochs` epochs pays it once. Cases alternate within each repeat (median of the
+repeats), all from the page cache: the first epoch of a new process (`PseudoLabelDataset.batch`
+in the trainer's order, config.yaml's shuffle block; no bucket mapped yet) with the arrays
+already verified (without verification) or not (with); and the verification alone.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import benchlib  # first: limits threads and silences tqdm before torch loads
+from bench_loading import read_through
+
+from mirkd import store
+from mirkd.manifest import BucketFiles
+from mirkd.models.registry import build_model
+from mirkd.store import BucketFile
+from mirkd.training.datasets import PseudoLabelDataset
+from mirkd.training.sampling import block_shuffled
+
+N_TRACKS = int(os.environ.get("MIRKD_BENCH_INTEGRITY_TRACKS", "15000"))
+SECONDS = 20.0  # per track, as bench_loading
+TRACKS_PER_BUCKET = 500
+CACHE = benchlib.CACHE_ROOT / "integrity"
+BATCH = 64
+LIMIT = 0.05  # of an epoch's loading time
+
+
+def fresh_process(verified: bool) -> None:
+    """The state of a new stage-1 process: no bucket mapped yet, its arrays verified (to time
+    loading without verification) or not."""
+    store._MAPS.clear()
+    if not verified:
+        store._VERIFIED.clear()
+
+
+def epoch(dataset: PseudoLabelDataset, block: int, verified: bool) -> float:
+    """Seconds of one epoch of `dataset.batch` as a new process runs its first one: mapping
+    (and, unless `verified`, verifying) each bucket on first use."""
+    fresh_process(verified)
+    dataset._pid = -1  # the dataset maps its buckets again, as in a new process
+    order = block_shuffled(len(dataset), block, 0).numpy()
+
+    def run() -> None:
+        for start in range(0, len(order), BATCH):
+            dataset.batch(order[start : start + BATCH])
+
+    return benchlib.timed(run)
+
+
+def verification(buckets: list[BucketFiles], names: tuple[str, ...]) -> float:
+    """Seconds to verify, in a new process, the arrays stage 1 reads (`cqt`, and `names` of
+    each teacher file); this includes mapping their pages, which a first epoch pays anyway."""
+    fresh_process(verified=False)
+
+    def run() -> None:
+        for files in buckets:
+            BucketFile(files.features).verify("cqt")
+            BucketFile(files.teacher).verify(*names)
+
+    return benchlib.timed(run)
+
+
+def rows(
+    buckets: list[BucketFiles], plain: PseudoLabelDataset, kd: PseudoLabelDataset, block: int
+) -> list[tuple[object, ...]]:
+    """Per dataset, medians: s of a first epoch without and with verification, of the
+    verification alone, and the added cost (with - without, per repeat) as a ratio to an epoch
+    and to a run of `stage1.epochs` epochs (verification happens once per process)."""
+    epochs = benchlib.stage_config("stage1").epochs
+    cases = {"labels": (plain, ("labels",)), "labels + probs (KD)": (kd, ("labels", "probs"))}
+    times: dict[str, list[list[float]]] = {k: [[], [], []] for k in cases}
+    for dataset, _ in cases.values():
+        epoch(dataset, block, verified=False)  # untimed warm-up
+    for _ in range(benchlib.REPEATS):
+        for name, (dataset, arrays) in cases.items():
+            times[name][0].append(epoch(dataset, block, verified=True))
+            times[name][1].append(epoch(dataset, block, verified=False))
+            times[name][2].append(verification(buckets, arrays))
+    out = []
+    for name, (without, with_, alone) in times.items():
+        base = statistics.median(without)
+        added = statistics.median(w - b for w, b in zip(with_, without, strict=True))
+        out.append(
+            (
+                name,
+                base,
+                statistics.median(with_),
+                statistics.median(alone),
+                added / base,
+                added / (epochs * base),
+            )
+        )
+    return out
+
+
+def main() -> str:
+    machine = benchlib.machine_line()
+    arch, hparams = benchlib.default_student()
+    model = build_model(arch, hparams)
+    config = benchlib.stage_config("stage1")
+    folder = CACHE / f"{N_TRACKS}x{SECONDS:g}s-{TRACKS_PER_BUCKET}-per-bucket"
+    started = time.perf_counter()
+    buckets = benchlib.write_training_buckets(folder, N_TRACKS, SECONDS, TRACKS_PER_BUCKET)
+    t_write = time.perf_counter() - started
+    read_through(buckets)
+    plain = PseudoLabelDataset(buckets, model.window, config.stride)
+    kd = PseudoLabelDataset(buckets, model.window, config.stride, with_probs=True)
+    gb = sum(os.path.getsize(p) for b in buckets for p in (b.features, b.teacher)) / 1e9
+    table = rows(buckets, plain, kd, config.shuffle_block)
+    worst = max(r[4] for r in table)
+    body = (
+        f"Median of {benchlib.REPEATS} interleaved repeats; load after these runs "
+        f"{benchlib.load()}:\n\n"
+        + benchlib.table(
+            (
+                "teacher arrays read",
+                "s first epoch, without verification",
+                "s first epoch, with verification",
+                "s verification alone",
+                "added / epoch",
+                f"added / {config.epochs} epochs",
+            ),
+            table,
+        )
+        + f"\n\nVerification adds at most {worst:.1%} to one epoch's loading "
+        f"({'under' if worst < LIMIT else 'over'} the {LIMIT:.0%} limit) and "
+        f"{max(r[5] for r in table):.1%} of a {config.epochs}-epoch stage-1 run's (once per "
+        "process)."
+    )
+    intro = (
+        f"{N_TRACKS:,} tracks of {SECONDS:.0f} s in {len(buckets)} buckets of "
+        f"{TRACKS_PER_BUCKET} (`benchlib.write_training_buckets`), {len(plain):,} windows of "
+        f"{model.window} frames at stride {config.stride}, {gb:.2f} GB of features + teacher "
+        f"files (written in {t_write:.0f} s, or reused from {folder}), read once before timing "
+        f"so they sit in the page cache. Epoch: `PseudoLabelDataset.batch` over batches of "
+        f"{BATCH} in the order of shuffle block {config.shuffle_block}, in one process."
+    )
+    return benchlib.section("Bucket integrity checks vs stage-1 loading", machine, intro, body)
+
+
+if __name__ == "__main__":
+    print(main())
