@@ -45,6 +45,7 @@ _SUFFIX = {
     "sus4": "sus4",
 }
 _PITCHES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+_ROOT_SPELLING = {"D#": "Eb", "G#": "Ab", "A#": "Bb"}  # as lead sheets write them
 _MIME = {
     ".wav": "audio/wav",
     ".mp3": "audio/mpeg",
@@ -72,13 +73,14 @@ class Bar:
 def chord_symbol(label: str) -> str:
     """Lead-sheet symbol of a Harte label: C:maj -> C, A:min7 -> Am7, G:7/3 -> G7/B, N -> N.C.
 
+    D#, G# and A# roots (the vocabulary spells roots with sharps) are written Eb, Ab and Bb.
     Qualities outside the vocabulary keep their Harte name after the root (D:sus4(b7) ->
     Dsus4(b7)); X (unknown) stays X."""
     if label in ("N", "X"):
         return "N.C." if label == "N" else "X"
     root, _, rest = label.partition(":")
     quality, _, bass = (rest or "maj").partition("/")
-    symbol = root + _SUFFIX.get(quality, quality)
+    symbol = _ROOT_SPELLING.get(root, root) + _SUFFIX.get(quality, quality)
     if bass:
         try:
             root_pc, _, bass_pc = mir_eval.chord.encode(label)
