@@ -63,12 +63,12 @@ def test_beat_intervals_cover_the_audio_with_a_pickup():
     assert beat_intervals(np.array([0.0, 1.0]), 1.5).tolist() == [[0.0, 1.0], [1.0, 1.5]]
 
 
-def test_pooling_averages_the_frames_of_each_beat():
+def test_pooling_sums_the_frames_of_each_beat():
     log_probs = np.arange(20, dtype=float).reshape(10, 2)  # frame centres 0.05 .. 0.95
     pooled = pool_per_beat(log_probs, PERIOD, np.array([[0.0, 0.3], [0.3, 0.31], [0.31, 1.0]]))
-    assert pooled[0].tolist() == [2.0, 3.0]  # frames 0-2
+    assert pooled[0].tolist() == [6.0, 9.0]  # frames 0-2
     assert pooled[1].tolist() == [6.0, 7.0]  # no centre inside: the nearest frame (3)
-    assert pooled[2].tolist() == log_probs[3:].mean(axis=0).tolist()
+    assert pooled[2].tolist() == log_probs[3:].sum(axis=0).tolist()
 
 
 def test_per_beat_viterbi_decides_each_beat_by_its_frames_not_a_lookup():
