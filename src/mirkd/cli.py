@@ -1,4 +1,5 @@
-"""Command line: `mirkd transcribe` (audio -> .lab or .jams files) and `mirkd info` (checkpoint
+"""Command line: `mirkd transcribe` (audio -> .lab or .jams files; with --beats a lead sheet,
+beat JAMS and MIDI; with --html a page that plays along) and `mirkd info` (checkpoint
 metadata)."""
 
 from __future__ import annotations
@@ -11,15 +12,20 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mirkd import __version__
+from mirkd.beats import BEAT_STAY
 from mirkd.checkpoints import load_checkpoint, model_identity
 from mirkd.decoding import decoding_identity
 from mirkd.errors import MirkdError
-from mirkd.inference import select_device, transcribe_file
-from mirkd.labels import write_annotation
+from mirkd.inference import select_device, transcribe_song
+from mirkd.leadsheet import write_outputs
 
 
 def _error(message: str) -> None:
     tqdm.write(f"mirkd: error: {message}", file=sys.stderr)
+
+
+def _warning(message: str) -> None:
+    tqdm.write(f"mirkd: warning: {message}", file=sys.stderr)
 
 
 def _transcribe(args: argparse.Namespace) -> int:
@@ -42,8 +48,12 @@ def _transcribe(args: argparse.Namespace) -> int:
             continue
         claimed[out.name] = audio
         try:
-            segments = transcribe_file(bundle, audio, device, stay=args.viterbi)
-            write_annotation(out, segments, segments[-1].end, annotator)  # ends at the audio's end
+            song = transcribe_song(
+                bundle, audio, device, args.viterbi, beats=args.beats, beat_stay=args.beat_stay
+            )
+            _, warnings = write_outputs(out_dir, audio, song, annotator, args.format, args.html)
+            for warning in warnings:
+                _warning(warning)
         except (MirkdError, OSError) as exc:
             message = str(exc)
             _error(f"skipped {message if str(audio) in message else f'{audio}: {message}'}")
@@ -108,6 +118,28 @@ def _parser() -> argparse.ArgumentParser:
         help="decode with Viterbi, self-transition probability STAY in (0, 1) (the pipeline's "
         "validation choice is in results/metrics/<model>.json, viterbi.stay); default: "
         "per-frame argmax",
+    )
+    tr.add_argument(
+        "--beats",
+        action="store_true",
+        help="also track beats and downbeats (madmom) and decide chords per beat (Viterbi over "
+        "beats); writes <stem>.leadsheet.txt (4 bars a line, with the meter), <stem>.beats.jams "
+        "(beat and chord annotations) and <stem>.chords.mid (a chord track). A song with no "
+        "detectable beat gets its frame-level chords and a warning",
+    )
+    tr.add_argument(
+        "--beat-stay",
+        type=_probability,
+        default=BEAT_STAY,
+        metavar="P",
+        help=f"with --beats: probability of keeping the chord from one beat to the next "
+        f"(default {BEAT_STAY})",
+    )
+    tr.add_argument(
+        "--html",
+        action="store_true",
+        help="also write <stem>.html: the audio embedded, the bar grid of chords (bars with "
+        "--beats, else chord segments) following playback, click a bar to seek; works offline",
     )
     tr.set_defaults(func=_transcribe)
 

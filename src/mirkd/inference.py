@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mirkd.audio import load_audio
+from mirkd.beats import BEAT_STAY, BeatChord, BeatGrid, decode_beats, track_beats
 from mirkd.checkpoints import ModelBundle
 from mirkd.decoding import decode, log_softmax
 from mirkd.errors import ConfigError, MirkdError
@@ -94,6 +96,16 @@ def bundle_logits(
     return predict_logits(bundle.model, bundle.mean, bundle.std, features, device, batch_windows)
 
 
+def frame_log_probs(
+    bundle: ModelBundle, y: np.ndarray, device: torch.device | None = None
+) -> np.ndarray:
+    """Frame log-posteriors [T, C] (float64) of a mono signal at the bundle's sample rate."""
+    features = log_cqt(y, bundle.feature_params)
+    if device is None:
+        device = next(bundle.model.parameters()).device
+    return log_softmax(bundle_logits(bundle, features, device))
+
+
 def transcribe_file(
     bundle: ModelBundle,
     audio_path: str | Path,
@@ -104,12 +116,44 @@ def transcribe_file(
 
     Frames are decoded by argmax, or by Viterbi with self-transition probability `stay`
     (mirkd.decoding). `device` defaults to the device the bundle's model is on."""
+    return transcribe_song(bundle, audio_path, device, stay).segments
+
+
+@dataclass(frozen=True)
+class Transcription:
+    """What `transcribe_song` finds in one audio file: the signal's duration, the frame
+    log-posteriors and frame-level segments, and with beats the beat grid (None when no beat
+    was detected) and the chord of each beat interval."""
+
+    duration: float
+    log_probs: np.ndarray
+    segments: list[ChordSegment]
+    grid: BeatGrid | None = None
+    beat_chords: list[BeatChord] | None = None
+    beats_requested: bool = False
+
+
+def transcribe_song(
+    bundle: ModelBundle,
+    audio_path: str | Path,
+    device: torch.device | None = None,
+    stay: float | None = None,
+    beats: bool = False,
+    beat_stay: float = BEAT_STAY,
+) -> Transcription:
+    """Frame-level chords of an audio file (as transcribe_file) and, with `beats`, its beats
+    and downbeats (mirkd.beats.track_beats) and the chords decided per beat
+    (mirkd.beats.decode_beats, per-beat self-transition probability `beat_stay`)."""
     params = bundle.feature_params
     y = load_audio(audio_path, sr=params.sr)
-    features = log_cqt(y, params)
-    if device is None:
-        device = next(bundle.model.parameters()).device
-    frames = decode(log_softmax(bundle_logits(bundle, features, device)), stay)
-    return frames_to_segments(
-        frames, params.frame_period, bundle.vocab, duration=len(y) / params.sr
-    )
+    duration = len(y) / params.sr
+    log_probs = frame_log_probs(bundle, y, device)
+    frames = decode(log_probs, stay)
+    segments = frames_to_segments(frames, params.frame_period, bundle.vocab, duration=duration)
+    if not beats:
+        return Transcription(duration, log_probs, segments)
+    grid = track_beats(y, params.sr)
+    if grid is None:
+        return Transcription(duration, log_probs, segments, beats_requested=True)
+    chords = decode_beats(log_probs, params.frame_period, grid, duration, bundle.vocab, beat_stay)
+    return Transcription(duration, log_probs, segments, grid, chords, beats_requested=True)
