@@ -73,8 +73,7 @@ rule splits:
 
 rule summary:
     input:
-        metrics=[PLAN.teacher_metrics_file(t.tag) for t in PLAN.used_teachers()]
-        + [PLAN.metrics_path(v, m) for v, m in PLAN.owned_models()],
+        metrics=PLAN.result_metrics(),
         histories=[PLAN.history_path(v, m) for v, m in PLAN.owned_models()],
         splits="results/splits.tsv",
         skipped="results/skipped.tsv",

