@@ -182,3 +182,14 @@ def test_viterbi_decoding_gives_fewer_or_equal_segments(inputs, capsys):
             _transcribe(good, checkpoint=ckpt, out=viterbi_out, options=(*cpu, "--viterbi", "1.5"))
         )
     assert "not a probability" in capsys.readouterr().err
+
+
+def test_an_output_path_that_is_a_file_fails_before_any_work(inputs, capsys, tmp_path):
+    taken = tmp_path / "taken.txt"
+    taken.write_text("not a folder")
+    code = main(_transcribe(inputs["good"], checkpoint=inputs["bad"], out=taken))
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"--out {taken}: is a file" in err
+    assert str(inputs["bad"]) not in err  # refused before the checkpoint was even read
+    assert taken.read_text() == "not a folder"

@@ -29,6 +29,10 @@ def _warning(message: str) -> None:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        _error(f"--out {out_dir}: is a file, not a folder (nothing was transcribed)")
+        return 1
     try:
         device = select_device(args.device)
         bundle = load_checkpoint(args.checkpoint, map_location=device)
@@ -36,7 +40,6 @@ def _transcribe(args: argparse.Namespace) -> int:
     except MirkdError as exc:
         _error(str(exc))
         return 1
-    out_dir = Path(args.out)
     failed = 0
     claimed: dict[str, Path] = {}
     for audio in tqdm(args.audio, desc="transcribe", unit="file", file=sys.stderr, disable=None):
