@@ -191,3 +191,17 @@ def test_options_are_measured_against_the_same_songs_with_base_settings() -> Non
     )
     refs = {v.name: (r.name if (r := reference_of(v, variants)) else None) for v in variants}
     assert refs == {"": None, "b5": None, "b5_thr": "b5", "all_thr": "", "b7_thr": None}
+
+
+def test_a_variant_of_another_architecture_does_not_inherit_the_base_hparams() -> None:
+    base, same, other = expand_variants(
+        _config(
+            {
+                "wide": {"student": {"hparams": {"hidden_size": 32}}},
+                "cnet": {"student": {"arch": "chordnet", "hparams": {"t_layer": 1}}},
+            }
+        ),
+        IDS,
+    )
+    assert same.student == {"arch": "btc", "hparams": {"hidden_size": 32, "num_layers": 1}}
+    assert other.student == {"arch": "chordnet", "hparams": {"t_layer": 1}}

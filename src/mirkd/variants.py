@@ -107,6 +107,15 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
+def variant_student(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """A variant's student: the base run's with `override` merged in, except that a variant
+    that names another architecture starts from that architecture's defaults (the base run's
+    hparams belong to its own architecture)."""
+    if override.get("arch", base["arch"]) != base["arch"]:
+        return copy.deepcopy(dict(override))
+    return deep_merge(base, override)
+
+
 def budget_order(track_ids: Sequence[str]) -> list[str]:
     """Labeled training songs in the order budgets take them (hash of the id only)."""
     return sorted(track_ids, key=lambda tid: (hash_unit("budget:" + tid), tid))
@@ -186,7 +195,7 @@ def expand_variants(
                     if spec.get("teacher")
                     else base_teacher
                 ),
-                student=deep_merge(config["student"], spec.get("student") or {}),
+                student=variant_student(config["student"], spec.get("student") or {}),
                 stages={s: deep_merge(base_stages[s], spec.get(s) or {}) for s in STAGES},
                 labeled_train=tuple(order[:n]),
             )
