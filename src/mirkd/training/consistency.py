@@ -22,15 +22,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mirkd.features import CQTParams
+from mirkd.training.datasets import BINS_PER_SEMITONE, LOG_FLOOR
 from mirkd.vocab import IGNORE_INDEX, Vocabulary
 
 SHIFTS = tuple(k for k in range(-5, 7) if k != 0)  # every other key, never the same one
 GAIN = 0.7  # +-0.7 in log magnitude: about +-6 dB
 TILT = 0.5  # +-0.5 in log magnitude between the lowest and highest bin
 NOISE = 0.1  # std of Gaussian noise on the normalised features
-BINS_PER_SEMITONE = CQTParams().bins_per_octave // 12
-LOG_FLOOR = float(np.log(CQTParams().log_eps))
 
 
 @dataclass(frozen=True)

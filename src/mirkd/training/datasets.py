@@ -199,22 +199,21 @@ class PseudoLabelDataset(WindowDataset):
 
     def tally(self, vocab: Vocabulary = LARGE) -> dict[str, GroupTally]:
         """Frames per chord-quality group of the training tracks: the teacher's argmax, the
-        policy's targets, and those the confidence threshold keeps (read in chunks)."""
+        policy's targets, and those the confidence threshold keeps (read in chunks; a skipped
+        track has no rows, so every row of a bucket belongs to a usable track)."""
         total: dict[str, GroupTally] | None = None
-        for b, files in enumerate(self.buckets):
-            mapped, teacher = self._mapped(b), BucketFile(files.teacher)
-            for tid in teacher.usable():
-                span = teacher.span(tid)
-                for start in range(span.start, span.stop, CHUNK_ROWS):
-                    rows = slice(start, min(start + CHUNK_ROWS, span.stop))
-                    part = tally_targets(
-                        mapped.labels[rows],
-                        None if mapped.probs is None else mapped.probs[rows],
-                        None if mapped.confidence is None else mapped.confidence[rows],
-                        self.policy,
-                        vocab,
-                    )
-                    total = part if total is None else add_tallies(total, part)
+        for b in range(len(self.buckets)):
+            mapped = self._mapped(b)
+            for start in range(0, len(mapped.labels), CHUNK_ROWS):
+                rows = slice(start, start + CHUNK_ROWS)
+                part = tally_targets(
+                    mapped.labels[rows],
+                    None if mapped.probs is None else mapped.probs[rows],
+                    None if mapped.confidence is None else mapped.confidence[rows],
+                    self.policy,
+                    vocab,
+                )
+                total = part if total is None else add_tallies(total, part)
         if total is None:
             raise MirkdError("no pseudo-labeled frame to tally")
         return total

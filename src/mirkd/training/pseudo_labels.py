@@ -57,18 +57,24 @@ class PseudoLabelPolicy:
     ) -> np.ndarray:
         """int64 targets of frames (any leading shape): the (re-weighted) argmax, IGNORE_INDEX
         where the confidence is below the threshold."""
-        if self.class_factors is not None:
-            if probs is None:
-                raise ValueError("distribution matching needs the teacher's probabilities")
-            y = np.argmax(probs.astype(np.float32) * self.class_factors, axis=-1)
-        else:
-            y = np.asarray(labels, dtype=np.int64)
-        y = y.astype(np.int64, copy=False)
-        if self.threshold > 0:
-            if confidence is None:
-                raise ValueError("a confidence threshold needs the teacher's confidences")
-            y = np.where(confidence.astype(np.float32) < self.threshold, IGNORE_INDEX, y)
-        return y
+        return self.kept(self.chosen(labels, probs), confidence)
+
+    def chosen(self, labels: np.ndarray, probs: np.ndarray | None) -> np.ndarray:
+        """int64 class of each frame before the threshold: the stored argmax, or the argmax of
+        the re-weighted probabilities."""
+        if self.class_factors is None:
+            return np.asarray(labels, dtype=np.int64)
+        if probs is None:
+            raise ValueError("distribution matching needs the teacher's probabilities")
+        return np.argmax(probs.astype(np.float32) * self.class_factors, axis=-1).astype(np.int64)
+
+    def kept(self, chosen: np.ndarray, confidence: np.ndarray | None) -> np.ndarray:
+        """`chosen` with IGNORE_INDEX where the confidence is below the threshold."""
+        if self.threshold <= 0:
+            return chosen
+        if confidence is None:
+            raise ValueError("a confidence threshold needs the teacher's confidences")
+        return np.where(confidence.astype(np.float32) < self.threshold, IGNORE_INDEX, chosen)
 
 
 def group_names(vocab: Vocabulary) -> tuple[str, ...]:
@@ -153,12 +159,11 @@ def tally_targets(
     vocab: Vocabulary,
 ) -> dict[str, GroupTally]:
     """Per group: the teacher's argmax frames, the policy's targets and those it keeps, over
-    one track's or bucket's frames (add tallies of several with ``add_tallies``)."""
+    some frames of a bucket (add tallies of several with ``add_tallies``)."""
     groups = class_groups(vocab)
     n = len(group_names(vocab))
-    unthresholded = PseudoLabelPolicy(0.0, policy.class_factors)
-    target = unthresholded.targets(labels, probs, confidence)
-    kept = policy.targets(labels, probs, confidence)
+    target = policy.chosen(labels, probs)
+    kept = policy.kept(target, confidence)
     teacher_n = np.bincount(groups[np.asarray(labels, np.int64)], minlength=n)
     target_n = np.bincount(groups[target], minlength=n)
     kept_n = np.bincount(groups[kept[kept != IGNORE_INDEX]], minlength=n)

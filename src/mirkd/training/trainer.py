@@ -454,21 +454,19 @@ class _Run:
         n_items = len(train_ds)
         sampler = BlockShuffleSampler(n_items, config.shuffle_block, config.seed)
         loader = _loader(train_ds, sampler, config, device)
-        weights = run_class_weights(train_ds, config, model.num_classes, device)
-        rotations = Rotations.of(vocab, device) if config.consistency > 0 else None
         return cls(
-            model,
-            optimizer,
-            scaler,
-            device,
-            amp_dtype,
-            mean,
-            std,
-            config,
-            sampler,
-            loader,
-            weights,
-            rotations,
+            model=model,
+            optimizer=optimizer,
+            scaler=scaler,
+            device=device,
+            amp_dtype=amp_dtype,
+            mean=mean,
+            std=std,
+            config=config,
+            sampler=sampler,
+            loader=loader,
+            class_weights=run_class_weights(train_ds, config, model.num_classes, device),
+            rotations=Rotations.of(vocab, device) if config.consistency > 0 else None,
         )
 
     def normalise(self, raw: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
