@@ -179,6 +179,46 @@ def write_lab(path: str | Path, segments: list[ChordSegment]) -> None:
         )
 
 
+def jams_metadata(annotator: dict[str, Any], source: str) -> Any:
+    """The annotation metadata mirkd writes: who made it (`annotator`), from what (`source`)."""
+    import jams  # imported here: see _jams_rows
+
+    return jams.AnnotationMetadata(
+        annotator=annotator,
+        version=__version__,
+        annotation_tools=f"mirkd {__version__}",
+        data_source=source,
+    )
+
+
+def chord_annotation(
+    segments: list[ChordSegment], duration: float, annotator: dict[str, Any], source: str
+) -> Any:
+    """Segments as one JAMS `chord` annotation spanning `duration` seconds."""
+    import jams
+
+    annotation = jams.Annotation(
+        namespace=JAMS_NAMESPACE,
+        time=0.0,
+        duration=duration,
+        annotation_metadata=jams_metadata(annotator, source),
+    )
+    for s in segments:
+        annotation.append(time=s.start, duration=s.end - s.start, value=s.label)
+    return annotation
+
+
+def save_jams(path: str | Path, annotations: list[Any], duration: float) -> None:
+    """A JAMS file of `annotations` for audio of `duration` seconds, written atomically."""
+    import jams
+
+    jam = jams.JAMS(file_metadata=jams.FileMetadata(duration=duration))
+    for annotation in annotations:
+        jam.annotations.append(annotation)
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as out:
+        jam.save(out)
+
+
 def write_jams(
     path: str | Path, segments: list[ChordSegment], duration: float, annotator: dict[str, Any]
 ) -> None:
@@ -188,25 +228,8 @@ def write_jams(
     annotator metadata; the file duration is `duration` (of the audio, in seconds). The file
     is validated against the JAMS schema and the chord namespace before it is written.
     """
-    import jams  # imported here: see _jams_rows
-
-    jam = jams.JAMS(file_metadata=jams.FileMetadata(duration=duration))
-    annotation = jams.Annotation(
-        namespace=JAMS_NAMESPACE,
-        time=0.0,
-        duration=duration,
-        annotation_metadata=jams.AnnotationMetadata(
-            annotator=annotator,
-            version=__version__,
-            annotation_tools=f"mirkd {__version__}",
-            data_source="automatic chord transcription (mirkd)",
-        ),
-    )
-    for s in segments:
-        annotation.append(time=s.start, duration=s.end - s.start, value=s.label)
-    jam.annotations.append(annotation)
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as out:
-        jam.save(out)
+    source = "automatic chord transcription (mirkd)"
+    save_jams(path, [chord_annotation(segments, duration, annotator, source)], duration)
 
 
 def write_annotation(

@@ -21,7 +21,13 @@ from mirkd import __version__
 from mirkd.atomic import atomic_path
 from mirkd.beats import BeatChord, BeatGrid, beat_segments
 from mirkd.inference import Transcription
-from mirkd.labels import ChordSegment, write_annotation
+from mirkd.labels import (
+    ChordSegment,
+    chord_annotation,
+    jams_metadata,
+    save_jams,
+    write_annotation,
+)
 
 BARS_PER_LINE = 4
 TICKS_PER_BEAT = 480
@@ -142,37 +148,19 @@ def write_beats_jams(
     tempo in the sandbox) and a `chord` annotation of the beat-level chords, atomically."""
     import jams
 
-    def metadata(source: str) -> Any:
-        return jams.AnnotationMetadata(
-            annotator=annotator,
-            version=__version__,
-            annotation_tools=f"mirkd {__version__}",
-            data_source=source,
-        )
-
-    jam = jams.JAMS(file_metadata=jams.FileMetadata(duration=duration))
     beats = jams.Annotation(
         namespace="beat",
         time=0.0,
         duration=duration,
-        annotation_metadata=metadata("beat and downbeat tracking (madmom)"),
+        annotation_metadata=jams_metadata(annotator, "beat and downbeat tracking (madmom)"),
         sandbox=jams.Sandbox(meter=grid.meter, tempo_bpm=round(grid.tempo, 2)),
     )
     for t, p in zip(grid.times.tolist(), grid.positions.tolist(), strict=True):
         if t < duration:
             beats.append(time=t, duration=0.0, value=int(p), confidence=None)
-    chord = jams.Annotation(
-        namespace="chord",
-        time=0.0,
-        duration=duration,
-        annotation_metadata=metadata("chords decided per beat (mirkd, Viterbi over beats)"),
-    )
-    for s in beat_segments(chords):
-        chord.append(time=s.start, duration=s.end - s.start, value=s.label)
-    jam.annotations.append(beats)
-    jam.annotations.append(chord)
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as out:
-        jam.save(out)
+    source = "chords decided per beat (mirkd, Viterbi over beats)"
+    chord = chord_annotation(beat_segments(chords), duration, annotator, source)
+    save_jams(path, [beats, chord], duration)
 
 
 def chord_notes(label: str) -> list[int]:
