@@ -210,6 +210,12 @@ def test_schema_accepts_mean7_and_class_balance():
     config = train_config("stage2", val_metric="mean7", class_balance=0.5)
     assert config.val_metric == "mean7" and config.class_balance == 0.5
     assert train_config("baseline").class_balance == 0.0
+
+
+def test_consistency_is_on_by_default_in_stage1_only():
+    assert train_config("stage1").consistency == 1.0
+    assert train_config("stage2").consistency == 0.0
+    assert train_config("baseline").consistency == 0.0
     assert train_config("baseline").val_metric == "majmin"
 
 
