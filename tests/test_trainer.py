@@ -125,8 +125,14 @@ def test_stage1_training_lowers_loss_and_saves(tmp_path, data):
     val_tracks = [_agreement_track(tracks, t) for t in ids[:2]]
     model = _model(0)
     meta = _meta()
-    config = train_config(
-        epochs=6, batch_size=8, lr=1e-2, warmup_epochs=1, warmup_start_lr=3e-3, patience=10
+    config = train_config(  # one view: the loss halving is the focal loss's
+        epochs=6,
+        batch_size=8,
+        lr=1e-2,
+        warmup_epochs=1,
+        warmup_start_lr=3e-3,
+        patience=10,
+        consistency=0.0,
     )
     history = train(
         model,
@@ -426,7 +432,8 @@ def test_a_finite_step_is_the_plain_adamw_update(data):
     """The fused, flag-guarded step moves the weights as torch's default AdamW step does."""
     ds = _stage1_ds(*data)
     batches = list(DataLoader(ds, batch_size=4))[:2]
-    config = train_config(batch_size=4, weight_decay=0.1, grad_clip=0.5)
+    # one view: the reference below computes the plain (single-view) loss
+    config = train_config(batch_size=4, weight_decay=0.1, grad_clip=0.5, consistency=0.0)
     fused, _ = _steps(ds, [(b, seed) for seed, b in enumerate(batches)], config)
     model = _model(0).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.1)
