@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mirkd.buckets import ROOT, assign_buckets
+from mirkd.buckets import ROOT, assign_buckets, related
 
 
 def _durations(n: int, seed: int = 0) -> dict[str, float]:
@@ -52,3 +52,9 @@ def test_assignment_does_not_depend_on_order():
     durations = _durations(500, seed=2)
     shuffled = dict(reversed(list(durations.items())))
     assert assign_buckets(durations, 3600) == assign_buckets(shuffled, 3600)
+
+
+def test_related_buckets_are_ancestors_and_descendants_only():
+    assert related("b01", "b") and related("b01", "b0") and related("b0", "b011")
+    assert not related("b01", "b01") and not related("b01", "b1") and not related("b0", "b10")
+    assert not related("b0", "bx") and not related("stage1", "b")

@@ -100,6 +100,19 @@ def test_a_redone_bucket_carries_over_the_tracks_made_the_same_way(tmp_path):
     other.reuse(str(tmp_path / "missing.h5"), tracks, {"kind": "test"})  # first run: nothing
 
 
+def test_a_split_or_merged_bucket_carries_over_from_its_related_files(tmp_path):
+    parent = tmp_path / "b.h5"
+    pack_bucket(parent, [_part("a", 3, "fp-a"), _part("b", 2, "fp-b")], {"kind": "test"})
+    pack_bucket(tmp_path / "b11.h5", [_part("c", 4, "fp-c")], {"kind": "test"})
+    pack_bucket(tmp_path / "b0x.h5", [_part("x", 4, "fp-x")], {"kind": "test"})  # no bucket
+    tracks = [TrackFiles(t, f"{t}.wav", "", "", None, f"fp-{t}") for t in ("a", "c", "d", "x")]
+    job = BucketWork.open(tmp_path / "work", {"params": 1})
+    job.reuse(str(tmp_path / "b1.h5"), tracks, {"kind": "test"})  # b split; b11 merged into b1
+    assert [t.track_id for t in job.todo(tracks)] == ["d", "x"]
+    carried = read_part(job.part_path("c"))
+    assert carried is not None and carried.values == {"duration": 0.4}
+
+
 def _features(tmp_path, name: str = "f.h5") -> str:
     rng = np.random.default_rng(0)
     tracks = {"a": rng.normal(-5, 2, (200, 144)), "b": rng.normal(-5, 2, (100, 144))}

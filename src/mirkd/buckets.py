@@ -7,15 +7,19 @@ bucket ("b"); a bucket holding more than the size limit splits on its next hash 
 adding a track only grows the bucket it hashes into: no other bucket's tracks change, and when
 that bucket outgrows the limit it splits, so only its tracks are redone. 1,000 h of audio in
 8-h buckets make about 180 buckets (a split bucket's halves hold between 0 and the limit).
+When tracks come or go, a bucket's tracks were held before by its ancestor (it split) or its
+descendants (they merged): `related` says which earlier files a new bucket may carry tracks from.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 
 ROOT = "b"
 MAX_DEPTH = 48  # bits of the hash used; no real corpus needs that many splits
+_NAME = re.compile(rf"{ROOT}[01]*")
 
 
 def _hash_bits(track_id: str) -> str:
@@ -43,3 +47,11 @@ def assign_buckets(durations: Mapping[str, float], max_seconds: float) -> dict[s
         else:
             buckets[name] = ids
     return dict(sorted(buckets.items()))
+
+
+def related(name: str, other: str) -> bool:
+    """Whether bucket `other` (of an earlier plan of the same group) may hold tracks that bucket
+    `name` holds now: one is a prefix of the other (a split or a merge since), not the same."""
+    if other == name or not (_NAME.fullmatch(name) and _NAME.fullmatch(other)):
+        return False
+    return name.startswith(other) or other.startswith(name)

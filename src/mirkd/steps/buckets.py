@@ -6,7 +6,9 @@ parts made with other settings are never reused. A part is reused only for the s
 content (fingerprint) and path. When a bucket is redone because a track was added, the tracks
 of its previous file that were made the same way are carried over (the rules mark bucket files
 `update`, so Snakemake keeps the old file until the job replaces it): one new song costs one
-song's work, not a bucket's. Only a verified file is carried over (`BucketFile.verify`): damaged
+song's work, not a bucket's. A bucket that split (or merged) carries over from its ancestor's
+(descendants') files in the same folder too; those files are stale once the new buckets exist
+(`stale_files` lists them). Only a verified file is carried over (`BucketFile.verify`): damaged
 tracks are computed again, never copied into a file with fresh checksums.
 """
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mirkd.buckets import related
 from mirkd.errors import MirkdError
 from mirkd.manifest import TrackFiles
 from mirkd.steps import log
@@ -73,13 +76,22 @@ class BucketWork:
             track.audio,
         )
 
-    def reuse(self, previous: str, tracks: Sequence[TrackFiles], attrs: Mapping[str, Any]) -> None:
-        """Carry over the tracks of `previous` (the bucket file being replaced) that were made
-        with the same `attrs` from the same audio; nothing if it is missing, unreadable,
-        damaged or without checksums (its data could not be verified, and the new file's
-        checksums would vouch for it). Skipped tracks are tried again (a failure is quick, and
-        a strict job must see it)."""
-        if not Path(previous).is_file():
+    def reuse(self, out: str, tracks: Sequence[TrackFiles], attrs: Mapping[str, Any]) -> None:
+        """Carry over the tracks of `out` (the bucket file being replaced) and of the files of
+        its related buckets (`previous_files`) that were made with the same `attrs` from the
+        same audio."""
+        for previous in previous_files(out):
+            self._reuse_file(previous, tracks, attrs)
+
+    def _reuse_file(
+        self, previous: Path, tracks: Sequence[TrackFiles], attrs: Mapping[str, Any]
+    ) -> None:
+        """Carry over from one earlier file; nothing if it is missing, unreadable, damaged or
+        without checksums (its data could not be verified, and the new file's checksums would
+        vouch for it). Skipped tracks are tried again (a failure is quick, and a strict job
+        must see it)."""
+        todo = self.todo(tracks)
+        if not todo or not previous.is_file():
             return
         try:
             old = BucketFile(previous)
@@ -92,7 +104,7 @@ class BucketWork:
             log.warning("%s: not reused, its tracks are computed again (%s)", previous, exc)
             return
         carried = 0
-        for track in self.todo(tracks):
+        for track in todo:
             if track.track_id not in old.index or old.column("skipped", track.track_id):
                 continue
             made = (old.column("fingerprint", track.track_id), old.column("source", track.track_id))
@@ -113,3 +125,13 @@ class BucketWork:
         """Pack the parts of `tracks` (in order) into the bucket file; drop the work folder."""
         pack_bucket(out, [self.part_path(t.track_id) for t in tracks], attrs)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def previous_files(out: str | Path) -> list[Path]:
+    """`out` and the files of its related buckets in its folder (nearest first): the earlier
+    files that may hold tracks of bucket `out`."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        return [out]
+    others = [p for p in out.parent.glob(f"*{out.suffix}") if related(out.stem, p.stem)]
+    return [out, *sorted(others, key=lambda p: abs(len(p.stem) - len(out.stem)))]
