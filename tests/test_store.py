@@ -19,6 +19,7 @@ from mirkd.store import (
     BucketFile,
     TeacherOutput,
     TrackPart,
+    add_checksums,
     pack_bucket,
     read_part,
     read_teacher_output,
@@ -205,7 +206,7 @@ def test_a_file_without_checksums_is_read_with_one_warning_and_its_values_checke
         BucketFile(path).frames("cqt", "a")
     assert [r.getMessage() for r in caplog.records] == [
         f"{path}: packed without checksums by an older mirkd, so only its values are checked; "
-        "delete it and rerun snakemake to repack it with checksums"
+        "run `mirkd add-checksums` on it (or delete it and rerun snakemake)"
     ]
     old = _features(tmp_path, "old.h5")
     _strip_checksums(old)
@@ -213,6 +214,30 @@ def test_a_file_without_checksums_is_read_with_one_warning_and_its_values_checke
     with pytest.raises(DamagedBucketError, match=_damaged(old, "cqt")) as caught:
         BucketFile(old).memmap("cqt")
     assert caught.value.cause == "non-finite value at row 7: nan"
+
+
+def test_add_checksums_upgrades_an_old_file_whose_values_pass_and_refuses_a_damaged_one(tmp_path):
+    path = teacher_bucket(tmp_path / "t.h5", {"a": _uniform_teacher(40), "s": None})
+    packed = _checksums(path)
+    _strip_checksums(path)
+    assert add_checksums(path) and _checksums(path) == packed  # the CRCs pack_bucket wrote
+    BucketFile(path).verify()
+    assert not add_checksums(path)  # already there: untouched
+    old = _features(tmp_path, "old.h5")
+    _strip_checksums(old)
+    damage(old, "cqt", np.float16(np.inf).tobytes(), at=2 * 144 * 3)
+    with pytest.raises(DamagedBucketError, match="non-finite value at row 3"):
+        add_checksums(old)
+    assert not BucketFile(old).checksummed  # left as it was
+
+
+def _uniform_teacher(frames: int) -> TeacherOutput:
+    return TeacherOutput.from_probs(np.full((frames, LARGE.size), 1 / LARGE.size))
+
+
+def _checksums(path: str | Path) -> dict[str, dict]:
+    with h5py.File(path, "r") as f:
+        return {n: dict(f[n].attrs) for n in f if isinstance(f[n], h5py.Dataset)}
 
 
 @pytest.mark.parametrize("kind", ["damaged", "without checksums"])

@@ -1,6 +1,6 @@
 """Command line: `mirkd transcribe` (audio -> .lab or .jams files; with --beats a lead sheet,
-beat JAMS and MIDI; with --html a page that plays along) and `mirkd info` (checkpoint
-metadata)."""
+beat JAMS and MIDI; with --html a page that plays along), `mirkd info` (checkpoint
+metadata) and `mirkd add-checksums` (bucket files of an older mirkd)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from mirkd.decoding import decoding_identity
 from mirkd.errors import MirkdError
 from mirkd.inference import select_device, transcribe_song
 from mirkd.leadsheet import write_outputs
+from mirkd.store import add_checksums
 
 
 def _error(message: str) -> None:
@@ -88,6 +89,18 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_checksums(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.buckets:
+        try:
+            added = add_checksums(path)
+            print(f"{path}: {'checksums added' if added else 'already has checksums'}")
+        except (MirkdError, OSError) as exc:
+            _error(f"{path}: {exc}")
+            failed += 1
+    return 1 if failed else 0
+
+
 def _probability(text: str) -> float:
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -149,6 +162,14 @@ def _parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print a checkpoint's metadata as JSON")
     info.add_argument("checkpoint", help="mirkd or public BTC checkpoint")
     info.set_defaults(func=_info)
+
+    crc = sub.add_parser(
+        "add-checksums",
+        help="give bucket files packed by an older mirkd (without checksums) their checksums, "
+        "after checking every value, instead of computing them again",
+    )
+    crc.add_argument("buckets", nargs="+", help="features or teacher bucket files (.h5)")
+    crc.set_defaults(func=_add_checksums)
     return parser
 
 

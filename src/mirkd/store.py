@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import weakref
 import zipfile
 import zlib
@@ -325,7 +326,7 @@ class BucketFile:
                 _UNCHECKSUMMED.add(self.stamp)
                 log.warning(
                     "%s: packed without checksums by an older mirkd, so only its values are "
-                    "checked; delete it and rerun snakemake to repack it with checksums",
+                    "checked; run `mirkd add-checksums` on it (or delete it and rerun snakemake)",
                     self.path,
                 )
         else:
@@ -532,3 +533,34 @@ def check_teacher_compatible(buckets: Sequence[BucketFile]) -> dict[str, Any]:
     if reference is None:
         raise MirkdError("no teacher buckets given")
     return reference
+
+
+def add_checksums(path: str | Path) -> bool:
+    """Give a bucket file packed by a mirkd without checksums its arrays' checksums, after
+    checking every value (finite features and probabilities, labels in range), so hours of
+    teacher outputs need not be computed again. What the checksums then vouch for is the file
+    as it is now. Atomic (a copy is changed, then renamed over the file); False if the file
+    already had them. Raises DamagedBucketError when a value is impossible."""
+    bucket = BucketFile(path)
+    if bucket.checksummed:
+        return False
+    bucket.verify()  # without checksums: the values of every array, or DamagedBucketError
+    with atomic_path(path) as tmp:
+        shutil.copyfile(path, tmp)
+        with h5py.File(tmp, "r+") as f:
+            for name in [*bucket.frame_names, "offsets"]:
+                data = f[name]
+                if data.id.get_offset() is None:
+                    data.attrs[CHECKSUM] = 0
+                    continue
+                values = np.memmap(
+                    tmp, dtype=data.dtype, mode="r", offset=data.id.get_offset(), shape=data.shape
+                )
+                crc = 0
+                rows = max(1, _VERIFY_CHUNK_BYTES // max(1, values[:1].nbytes))
+                for start in range(0, len(values), rows):
+                    crc = zlib.crc32(np.ascontiguousarray(values[start : start + rows]).data, crc)
+                del values
+                data.attrs[CHECKSUM] = crc
+    log.info("%s: checksums added", path)
+    return True
