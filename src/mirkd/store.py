@@ -544,6 +544,7 @@ def add_checksums(path: str | Path) -> bool:
     bucket = BucketFile(path)
     if bucket.checksummed:
         return False
+    _UNCHECKSUMMED.add(bucket.stamp)  # no warning to run what is running
     bucket.verify()  # without checksums: the values of every array, or DamagedBucketError
     with atomic_path(path) as tmp:
         shutil.copyfile(path, tmp)
