@@ -22,7 +22,16 @@ import benchlib  # noqa: E402
 
 from mirkd.atomic import atomic_write_text  # noqa: E402
 
-BENCHMARKS = ("features", "teacher", "loading", "integrity", "stage1", "incremental", "scale")
+BENCHMARKS = (
+    "features",
+    "teacher",
+    "loading",
+    "integrity",
+    "stage1",
+    "incremental",
+    "scale",
+    "planning_io",
+)
 RESULTS = HERE / "RESULTS.md"
 NOTES_MARKER = "<!-- notes: everything below is hand-written and kept by run_all.py -->"
 COMMAND = "make bench  # = .venv/bin/python benchmarks/run_all.py"

@@ -14,18 +14,26 @@ import pytest
 import soundfile as sf
 
 from mirkd.errors import ConfigError
-from mirkd.manifest import AudioFacts, audio_facts, file_sha1, scan_audio
+from mirkd.manifest import (
+    SAMPLE_BLOCK_BYTES,
+    SAMPLE_SHARE,
+    AudioFacts,
+    audio_facts,
+    content_digest,
+    scan_audio,
+)
 
 
 def test_audio_facts_are_cached_and_refreshed_when_a_file_changes(tmp_path, monkeypatch):
     song, cache = tmp_path / "a.wav", tmp_path / "facts.json"
     sf.write(song, np.zeros(22050 * 2, np.float32), 22050)
-    assert audio_facts([str(song)], cache) == {str(song): AudioFacts(file_sha1(song), 2.0)}
+    digest = content_digest(song)
+    assert audio_facts([str(song)], cache) == {str(song): AudioFacts(digest, digest, 2.0)}
 
     def no_reading(path):
         raise AssertionError(f"{path} read again")
 
-    monkeypatch.setattr("mirkd.manifest.file_sha1", no_reading)
+    monkeypatch.setattr("mirkd.manifest.content_digest", no_reading)
     assert audio_facts([str(song)], cache)[str(song)].seconds == 2.0  # from the cache
     monkeypatch.undo()
     sf.write(song, np.zeros(22050 * 3, np.float32), 22050)  # new content, new size
@@ -36,15 +44,15 @@ def test_audio_rewritten_with_its_size_and_mtime_kept_is_hashed_again(tmp_path):
     """`cp -p` / `rsync -t` keep size and mtime; the cache also keys on ctime and inode."""
     song, cache = tmp_path / "a.wav", tmp_path / "facts.json"
     sf.write(song, np.zeros(22050, np.float32), 22050)
-    before = audio_facts([str(song)], cache)[str(song)].sha1
+    before = audio_facts([str(song)], cache)[str(song)].fingerprint
     st = song.stat()
     replacement = tmp_path / "b.wav"
     sf.write(replacement, np.full(22050, 0.5, np.float32), 22050)  # same size, new content
     os.utime(replacement, ns=(st.st_atime_ns, st.st_mtime_ns))
     os.replace(replacement, song)
     assert (song.stat().st_size, song.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
-    after = audio_facts([str(song)], cache)[str(song)].sha1
-    assert after == file_sha1(song) != before
+    after = audio_facts([str(song)], cache)[str(song)].fingerprint
+    assert after == content_digest(song) != before
 
 
 def test_an_older_cache_entry_is_read_again(tmp_path, monkeypatch):
@@ -54,9 +62,62 @@ def test_an_older_cache_entry_is_read_again(tmp_path, monkeypatch):
     st = song.stat()
     old_key = f"{st.st_size}:{st.st_mtime_ns}"
     cache.write_text(json.dumps({str(song): {"key": old_key, "sha1": "stale"}}))
-    monkeypatch.setattr("mirkd.manifest.file_sha1", lambda path: "rehashed")
-    assert audio_facts([str(song)], cache)[str(song)] == AudioFacts("rehashed", 1.0)
+    monkeypatch.setattr("mirkd.manifest.content_digest", lambda path: "rehashed")
+    assert audio_facts([str(song)], cache)[str(song)] == AudioFacts("rehashed", "rehashed", 1.0)
     assert json.loads(cache.read_text())[str(song)]["key"] != old_key
+
+
+def test_planning_reads_a_few_blocks_of_a_large_file_and_copies_share_the_digest(
+    tmp_path, monkeypatch
+):
+    song = tmp_path / "a.wav"
+    sf.write(song, np.random.default_rng(0).uniform(-1, 1, 22050 * 60), 22050)  # 2.6 MB
+    reads = []
+    real_pread = os.pread
+
+    def counting_pread(fd, n, offset):
+        reads.append(n)
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(os, "pread", counting_pread)
+    digest = content_digest(song)
+    monkeypatch.undo()
+    size = song.stat().st_size
+    assert 2 * SAMPLE_BLOCK_BYTES <= sum(reads) <= SAMPLE_SHARE * size + SAMPLE_BLOCK_BYTES
+    copy = tmp_path / "copy.wav"
+    copy.write_bytes(song.read_bytes())
+    assert content_digest(copy) == digest
+    data = bytearray(song.read_bytes())
+    data[-1] ^= 1  # the last block is always read
+    copy.write_bytes(bytes(data))
+    assert content_digest(copy) != digest
+
+
+def test_a_rewrite_planning_cannot_see_gets_a_new_fingerprint_and_a_stable_digest(tmp_path):
+    """The file system says the file was rewritten (ctime, inode) but the sampled bytes are the
+    same: the jobs that decode it run again; leakage checks still see the same content."""
+    song, cache = tmp_path / "a.wav", tmp_path / "facts.json"
+    sf.write(song, np.random.default_rng(0).uniform(-1, 1, 22050 * 30), 22050)
+    data = bytearray(song.read_bytes())
+    before = audio_facts([str(song)], cache)[str(song)]
+    middle = len(data) // 2 + 1000  # between two sampled blocks
+    data[middle] ^= 1
+    song.write_bytes(bytes(data))
+    after = audio_facts([str(song)], cache)[str(song)]
+    assert after.digest == before.digest and after.fingerprint != before.fingerprint
+    assert audio_facts([str(song)], cache)[str(song)] == after  # stable until the next change
+
+
+def test_a_cache_of_whole_file_hashes_keeps_them_as_fingerprints(tmp_path):
+    """Upgrading mirkd reruns nothing: an entry with a matching key keeps its hash."""
+    song, cache = tmp_path / "a.wav", tmp_path / "facts.json"
+    sf.write(song, np.zeros(22050, np.float32), 22050)
+    st = song.stat()
+    key = f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+    cache.write_text(json.dumps({str(song): {"key": key, "sha1": "old", "seconds": 1.0}}))
+    assert audio_facts([str(song)], cache)[str(song)] == AudioFacts(
+        content_digest(song), "old", 1.0
+    )
 
 
 def test_an_unreadable_header_plans_as_zero_seconds(tmp_path):

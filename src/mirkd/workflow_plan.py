@@ -290,7 +290,7 @@ class RunPlan:
                     self.features_path(ref.group, ref.name),
                     self.teacher_path(teacher, ref.group, ref.name) if teacher else "",
                     t.lab,
-                    self.facts[t.audio].sha1,
+                    self.facts[t.audio].fingerprint,
                 )
             )
         return files
@@ -452,7 +452,7 @@ def _shared_audio(plan: RunPlan, allow_labeled_in_unlabeled: bool) -> SharedAudi
     test = {(t.set_name, t.track_id) for t in plan.test_tracks}
     shared = shared_audio(
         (t for s in SETS for t in plan.tracks[s].values()),
-        {path: f.sha1 for path, f in plan.facts.items()},
+        {path: f.digest for path, f in plan.facts.items()},
         lambda t: (t.set_name, t.track_id) in test,
     )
     shared.check(allow_labeled_in_unlabeled)
