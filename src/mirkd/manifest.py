@@ -278,7 +278,7 @@ def content_digest(path: str | Path) -> str:
             size = os.fstat(f.fileno()).st_size
             digest = hashlib.sha1(f"{size}:".encode())
             if size <= WHOLE_FILE_BYTES:
-                offsets = range(0, size, SAMPLE_BLOCK_BYTES)
+                offsets = list(range(0, size, SAMPLE_BLOCK_BYTES))
             else:
                 last = size - SAMPLE_BLOCK_BYTES
                 blocks = min(SAMPLE_BLOCKS, max(2, int(size * SAMPLE_SHARE) // SAMPLE_BLOCK_BYTES))

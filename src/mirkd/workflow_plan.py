@@ -365,11 +365,8 @@ def _found_tracks(
     if demo:
         found = demo_tracks(f"{results}/demo", demo)
         # not rendered yet: no duration to read, so each demo group is one bucket
-        facts = {
-            t.audio: AudioFacts(f"demo:{demo['seed']}:{t.audio}", 0.0)
-            for ts in found.values()
-            for t in ts
-        }
+        made = {t.audio: f"demo:{demo['seed']}:{t.audio}" for ts in found.values() for t in ts}
+        facts = {audio: AudioFacts(key, key, 0.0) for audio, key in made.items()}
         return found, facts
     found = _folder_tracks(config["data"])
     paths = [t.audio for ts in found.values() for t in ts]
