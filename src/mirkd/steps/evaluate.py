@@ -13,8 +13,9 @@ from tqdm import tqdm
 from mirkd.atomic import atomic_write_json
 from mirkd.checkpoints import ModelBundle, load_checkpoint, model_identity
 from mirkd.decoding import decoding_identity, log_softmax, tune_stay, viterbi
+from mirkd.devices import select_device
 from mirkd.evaluation import evaluate_songs
-from mirkd.inference import bundle_logits, select_device
+from mirkd.inference import bundle_logits
 from mirkd.labels import write_annotation
 from mirkd.manifest import TrackFiles
 from mirkd.steps import log

@@ -18,9 +18,9 @@ import torch
 
 from mirkd.atomic import atomic_path, atomic_write_json
 from mirkd.checkpoints import load_checkpoint
+from mirkd.devices import select_device
 from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
-from mirkd.inference import select_device
 from mirkd.labels import read_annotation, segments_to_frames
 from mirkd.manifest import BucketFiles, TrackFiles
 from mirkd.models.registry import build_model
