@@ -18,6 +18,7 @@ from mirkd.features import CQTParams
 from mirkd.labels import ChordSegment
 from mirkd.manifest import BucketFiles
 from mirkd.models.registry import build_model
+from mirkd.references import ReferenceTrack
 from mirkd.store import BucketFile, FrameGrid, TeacherOutput
 from mirkd.training.datasets import (
     LabeledDataset,
@@ -38,12 +39,7 @@ from mirkd.training.trainer import (
     scheduled_lr,
     train,
 )
-from mirkd.training.validation import (
-    AgreementTrack,
-    ReferenceTrack,
-    frame_agreement,
-    validation_wcsr,
-)
+from mirkd.training.validation import AgreementTrack, frame_agreement, validation_wcsr
 from mirkd.vocab import LARGE
 
 from model_helpers import TINY_BTC, train_config

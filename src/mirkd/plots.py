@@ -25,20 +25,22 @@ from mirkd.evaluation import METRICS, QUALITY_GROUPS
 from mirkd.labels import ChordSegment, read_annotation
 from mirkd.manifest import find_annotation
 from mirkd.scores import ModelScores, read_scores
+from mirkd.stages import BASELINE, STAGE1, STAGE2, TEACHER
 from mirkd.vocab import LARGE
 
 MODEL_COLORS = {
-    "teacher": "#7F7F7F",
-    "stage1": "#56B4E9",
-    "stage2": "#D55E00",
-    "baseline": "#009E73",
+    TEACHER: "#7F7F7F",
+    STAGE1: "#56B4E9",
+    STAGE2: "#D55E00",
+    BASELINE: "#009E73",
 }
 MODEL_LABELS = {
-    "teacher": "teacher",
-    "stage1": "stage 1",
-    "stage2": "stage 2 (KD)",
-    "baseline": "baseline",
+    TEACHER: "teacher",
+    STAGE1: "stage 1",
+    STAGE2: "stage 2 (KD)",
+    BASELINE: "baseline",
 }
+UNLABELED_MODELS = (TEACHER, STAGE1)  # trained without labels: the same at every budget
 REFERENCE_COLOR = "#222222"
 FALLBACK_COLORS = ("#E69F00", "#0072B2", "#CC79A7", "#F0E442")
 DPI = 200
@@ -421,7 +423,7 @@ def label_efficiency_figure(points: Sequence[Mapping[str, Any]]) -> Figure:
     fig = _figure(6.4, 4.2)
     ax = fig.add_subplot()
     budgets = sorted({p["budget"] for p in points})
-    for model in ("teacher", "stage1", "baseline", "stage2"):
+    for model in (*UNLABELED_MODELS, BASELINE, STAGE2):
         for decoding, style in (("argmax", "-"), ("viterbi", "--")):
             series = sorted(
                 (
@@ -434,7 +436,7 @@ def label_efficiency_figure(points: Sequence[Mapping[str, Any]]) -> Figure:
             if not series:
                 continue
             label = f"{model_label(model)}{' (Viterbi)' if decoding == 'viterbi' else ''}"
-            if model in ("teacher", "stage1"):
+            if model in UNLABELED_MODELS:
                 point = series[0]
                 ax.axhline(
                     100 * point["mean7"],

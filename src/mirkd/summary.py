@@ -13,6 +13,7 @@ from typing import Any
 from mirkd.atomic import atomic_write_text
 from mirkd.evaluation import METRICS, QUALITY_GROUPS, paired_difference
 from mirkd.scores import ModelScores, read_scores
+from mirkd.stages import BASELINE, STAGE1, STAGE2, TEACHER
 
 RARE_QUALITIES = ("maj7", "min7", "7", "sus4", "sus2", "dim", "hdim7", "aug", "maj6")
 
@@ -125,7 +126,7 @@ def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, M
     teachers_seen: set[str] = set()
     listed = []
     for row in rows:
-        if row["model"] == "teacher":
+        if row["model"] == TEACHER:
             if row["metrics"] in teachers_seen:
                 continue
             teachers_seen.add(row["metrics"])
@@ -148,8 +149,8 @@ def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, M
         "|---|---:|---:|---:|---:|",
     ]
     for variant, group in _by_variant(rows).items():
-        s2, base = metrics[group["stage2"]["metrics"]], metrics[group["baseline"]["metrics"]]
-        teacher = metrics[group["teacher"]["metrics"]]
+        s2, base = metrics[group[STAGE2]["metrics"]], metrics[group[BASELINE]["metrics"]]
+        teacher = metrics[group[TEACHER]["metrics"]]
         diff = paired_difference(s2.per_song, base.per_song)
         vdiff = (
             paired_difference(s2.viterbi.per_song, base.viterbi.per_song)
@@ -158,7 +159,7 @@ def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, M
         )
         tdiff = paired_difference(s2.per_song, teacher.per_song)
         lines.append(
-            f"| {variant} | {group['stage2']['budget']} | {_signed(diff)} | {_signed(vdiff)} "
+            f"| {variant} | {group[STAGE2]['budget']} | {_signed(diff)} | {_signed(vdiff)} "
             f"| {_signed(tdiff)} |"
         )
     lines += _options_markdown(rows, metrics)
@@ -188,7 +189,7 @@ def _options_markdown(
     """Each variant with options against its reference (same labeled songs, base settings):
     paired differences of stage 1 and stage 2, validation, and seconds per training epoch."""
     grouped = _by_variant(rows)
-    measured = [(v, g) for v, g in grouped.items() if g["stage2"].get("reference")]
+    measured = [(v, g) for v, g in grouped.items() if g[STAGE2].get("reference")]
     if not measured:
         return []
     lines = [
@@ -203,18 +204,18 @@ def _options_markdown(
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for variant, group in measured:
-        ref = grouped[group["stage2"]["reference"]]
+        ref = grouped[group[STAGE2]["reference"]]
         cells = []
-        for model in ("stage1", "stage2"):
+        for model in (STAGE1, STAGE2):
             ours, theirs = metrics[group[model]["metrics"]], metrics[ref[model]["metrics"]]
             cells.append(_signed(paired_difference(ours.per_song, theirs.per_song)))
-        val, ref_val = (best_validation(g["stage2"].get("history")) for g in (group, ref))
+        val, ref_val = (best_validation(g[STAGE2].get("history")) for g in (group, ref))
         dval = None if val is None or ref_val is None else val - ref_val
         speed = " | ".join(
-            _cell(epoch_seconds(group[m].get("history")), scale=1) for m in ("stage1", "stage2")
+            _cell(epoch_seconds(group[m].get("history")), scale=1) for m in (STAGE1, STAGE2)
         )
         lines.append(
-            f"| {variant} | {group['stage2']['reference']} | {cells[0]} | {cells[1]} "
+            f"| {variant} | {group[STAGE2]['reference']} | {cells[0]} | {cells[1]} "
             f"| {'–' if dval is None else f'{100 * dval:+.1f}'} | {speed} |"
         )
     return lines
@@ -229,7 +230,7 @@ def epoch_seconds(history_path: str | None) -> float | None:
 
 
 def _model_cell(row: Mapping[str, Any]) -> str:
-    if row["model"] == "teacher" and row.get("teacher"):
+    if row["model"] == TEACHER and row.get("teacher"):
         return f"teacher {row['teacher']}"
     owner = row.get("trained_by")
     return row["model"] if not owner or owner == row["variant"] else f"{row['model']} (= {owner})"

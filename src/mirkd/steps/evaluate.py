@@ -18,10 +18,10 @@ from mirkd.evaluation import evaluate_songs
 from mirkd.inference import bundle_logits
 from mirkd.labels import write_annotation
 from mirkd.manifest import TrackFiles
+from mirkd.references import ReferenceTrack, reference_track, song_pairs, wcsr
 from mirkd.scores import ModelScores, ViterbiScores
 from mirkd.steps import log
 from mirkd.store import read_teacher_output
-from mirkd.training.validation import ReferenceTrack, reference_track, song_pairs, wcsr
 
 
 def _score_tracks(
