@@ -10,7 +10,7 @@ import torch
 from bucket_helpers import feature_bucket, teacher_bucket
 from torch.utils.data import DataLoader
 
-import mirkd.training.validation as validation
+import mirkd.references as references
 from mirkd.checkpoints import load_checkpoint, read_checkpoint_state
 from mirkd.errors import ConfigError
 from mirkd.evaluation import METRICS
@@ -193,13 +193,13 @@ def test_validation_mean7_is_the_mean_of_the_seven_from_one_scoring(data, monkey
     half = [ChordSegment(0.0, end / 2, "C:maj7"), ChordSegment(end / 2, end, "C:min")]
     val = [_reference_track(tracks, "t1", half)]
     calls = []
-    scored = validation.song_scores
+    scored = references.song_scores
 
     def counting(songs):
         calls.append(1)
         return scored(songs)
 
-    monkeypatch.setattr(validation, "song_scores", counting)
+    monkeypatch.setattr(references, "song_scores", counting)
     model = _Constant(LARGE.to_index("C"))
     mean7 = validation_wcsr(model, 0.0, 1.0, val, CPU, metric="mean7")
     assert len(calls) == 1
