@@ -6,7 +6,8 @@ id), and include one rule file per stage. All logic lives in the mirkd library.
 
 from snakemake.utils import min_version, validate
 
-from mirkd.workflow_plan import MODELS, UNLABELED_GROUPS as UNLABELED, plan_run
+from mirkd.stages import MODELS as ALL_MODELS, STAGES as MODELS
+from mirkd.workflow_plan import UNLABELED_GROUPS as UNLABELED, plan_run
 
 min_version("8.0")
 

@@ -4,7 +4,7 @@
 wildcard_constraints:
     group=r"(unlabeled|labeled|test)-(train|val|test)",
     bucket=r"b[01]*",
-    model="stage1|stage2|baseline",
+    model="|".join(MODELS),
     vdir=r"(variants/[^/]+/)?",
     teacher=r"[a-z0-9]+-[0-9a-f]+",
 
@@ -66,11 +66,6 @@ def variant(wildcards):
     return PLAN.variant(wildcards.vdir)
 
 
-def distils(wildcards, model):
-    """Whether `model` of the job's variant distils from the teacher's outputs."""
-    return model == "stage2" and variant(wildcards).stages["stage2"]["use_kd"]
-
-
 def stage1_prior_annotations(wildcards):
     """Annotations of the variant's labeled training songs when stage 1 matches their
     chord-quality distribution (none otherwise)."""
@@ -97,7 +92,7 @@ def labeled_inputs(wildcards, model):
     v = variant(wildcards)
     tracks = PLAN.labeled_train(v) + PLAN.in_split("labeled", "val")
     inputs = {"features": PLAN.feature_files(tracks), "labs": labs_of(tracks)}
-    if distils(wildcards, model):
+    if v.distils(model):
         inputs["teacher"] = PLAN.teacher_files(PLAN.labeled_train(v), v.teacher.tag)
     if model == "stage2":
         inputs["init"] = PLAN.model_path(v, "stage1")

@@ -1,7 +1,7 @@
 # Figures of a finished run (results/plots/*.png) and the pieces of `snakemake --report`.
 # Captions live in report/; every figure is drawn by mirkd.plots.
 
-PLOT_MODELS = ["teacher", *MODELS]
+PLOT_MODELS = list(ALL_MODELS)
 TIMELINE_TRACKS = PLAN.test_tracks[:3]
 
 
@@ -77,10 +77,6 @@ rule plots:
         predictions={m: PLAN.predictions_path(PLAN.base, m) for m in PLOT_MODELS},
         timelines=[(t.track_id, t.lab) for t in TIMELINE_TRACKS],
         result_rows=PLAN.result_rows(),
-        val_metrics={
-            "stage1": "agreement with teacher",
-            "stage2": config["stage2"]["val_metric"],
-            "baseline": config["baseline"]["val_metric"],
-        },
+        val_metrics=PLAN.base.selection_metrics(),
     script:
         "../workflow_scripts/plots.py"

@@ -62,7 +62,7 @@ rule stage2:
             PLAN.labeled_train(variant(w)), variant(w).teacher.tag
         ),
         val_tracks=track_params(PLAN.in_split("labeled", "val")),
-        distil=lambda w: distils(w, "stage2"),
+        distil=lambda w: variant(w).distils("stage2"),
         rehearsal_buckets=lambda w: rehearsal_buckets(w, "stage2"),
         work=lambda w: PLAN.work_dir(w.vdir, "stage2"),
     script:

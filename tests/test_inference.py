@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from mirkd.devices import select_device
 from mirkd.errors import ConfigError, MirkdError
-from mirkd.inference import bundle_logits, select_device
+from mirkd.inference import bundle_logits
 
 from model_helpers import tiny_bundle
 

@@ -117,7 +117,9 @@ def test_quality_figure_from_metrics_with_and_without_precision(
     tmp_path: Path, with_precision: bool
 ) -> None:
     scores = {m: _metrics(i + 1, with_precision) for i, m in enumerate(MODELS)}
-    recall, share, precision = quality_series(scores)
+    recall, share, precision = quality_series(
+        {m: s["quality"]["groups"] for m, s in scores.items()}
+    )
     assert recall["stage1"]["maj"] == pytest.approx(0.2)
     assert share["maj"] == pytest.approx(1 / len(QUALITY_GROUPS))
     expected = 0.5 if with_precision else None

@@ -10,6 +10,7 @@ import numpy as np
 from mirkd.evaluation import evaluate_songs
 from mirkd.labels import ChordSegment
 from mirkd.plots import label_efficiency_figure, label_efficiency_points, save_figure
+from mirkd.scores import ModelScores, read_scores
 from mirkd.summary import summary_markdown, write_summary
 
 REFERENCE = [ChordSegment(0, 4, "C:maj7"), ChordSegment(4, 8, "A:min7"), ChordSegment(8, 10, "G")]
@@ -91,7 +92,7 @@ def test_variant_tables_and_label_efficiency(tmp_path: Path) -> None:
     assert option.count("[") == 2 and option.endswith("| +0.0 | 15.0 | 15.0 |")
     rare_row = next(line for line in text.splitlines() if line.startswith("| b5 | stage2 |"))
     assert rare_row.endswith(" / – |")  # min7 is never called: precision "–"
-    scores = {r["metrics"]: json.loads(Path(r["metrics"]).read_text()) for r in rows}
+    scores = {r["metrics"]: read_scores(r["metrics"]) for r in rows}
     points = label_efficiency_points(rows, scores)
     assert {p["budget"] for p in points} == {5, 20}  # b5_lr is not a budget-only variant
     assert {p["decoding"] for p in points} == {"argmax", "viterbi"}
@@ -144,7 +145,7 @@ def test_per_quality_table_shows_recall_and_precision_and_reads_old_metrics() ->
     old = json.loads(json.dumps(new))  # a metrics file written before precision existed
     for group in old["quality"]["groups"].values():
         del group["precision"], group["est_seconds"]
-    text = summary_markdown({"new": new, "old": old})
+    text = summary_markdown({"new": ModelScores.from_json(new), "old": ModelScores.from_json(old)})
     assert "Per-quality recall / precision (%)" in text
     assert "| quality | share | new R / P | old R / P |" in text
     assert "| maj | 50.0 | 50.0 / 100.0 | 50.0 / – |" in text

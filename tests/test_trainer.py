@@ -10,7 +10,7 @@ import torch
 from bucket_helpers import feature_bucket, teacher_bucket
 from torch.utils.data import DataLoader
 
-import mirkd.training.validation as validation
+import mirkd.references as references
 from mirkd.checkpoints import load_checkpoint, read_checkpoint_state
 from mirkd.errors import ConfigError
 from mirkd.evaluation import METRICS
@@ -18,6 +18,7 @@ from mirkd.features import CQTParams
 from mirkd.labels import ChordSegment
 from mirkd.manifest import BucketFiles
 from mirkd.models.registry import build_model
+from mirkd.references import ReferenceTrack
 from mirkd.store import BucketFile, FrameGrid, TeacherOutput
 from mirkd.training.datasets import (
     LabeledDataset,
@@ -38,12 +39,7 @@ from mirkd.training.trainer import (
     scheduled_lr,
     train,
 )
-from mirkd.training.validation import (
-    AgreementTrack,
-    ReferenceTrack,
-    frame_agreement,
-    validation_wcsr,
-)
+from mirkd.training.validation import AgreementTrack, frame_agreement, validation_wcsr
 from mirkd.vocab import LARGE
 
 from model_helpers import TINY_BTC, train_config
@@ -197,13 +193,13 @@ def test_validation_mean7_is_the_mean_of_the_seven_from_one_scoring(data, monkey
     half = [ChordSegment(0.0, end / 2, "C:maj7"), ChordSegment(end / 2, end, "C:min")]
     val = [_reference_track(tracks, "t1", half)]
     calls = []
-    scored = validation.song_scores
+    scored = references.song_scores
 
     def counting(songs):
         calls.append(1)
         return scored(songs)
 
-    monkeypatch.setattr(validation, "song_scores", counting)
+    monkeypatch.setattr(references, "song_scores", counting)
     model = _Constant(LARGE.to_index("C"))
     mean7 = validation_wcsr(model, 0.0, 1.0, val, CPU, metric="mean7")
     assert len(calls) == 1

@@ -15,8 +15,9 @@ from mirkd import __version__
 from mirkd.beats import BEAT_STAY
 from mirkd.checkpoints import load_checkpoint, model_identity
 from mirkd.decoding import decoding_identity
+from mirkd.devices import select_device
 from mirkd.errors import MirkdError
-from mirkd.inference import select_device, transcribe_song
+from mirkd.inference import transcribe_song
 from mirkd.leadsheet import write_outputs
 from mirkd.store import add_checksums
 

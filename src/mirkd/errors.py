@@ -75,3 +75,12 @@ class DamagedBucketError(MirkdError):
             f"{self.path}: {array}: {cause}; the bucket file is damaged: delete it and rerun "
             "snakemake to remake it"
         )
+
+
+class MetricsFileError(MirkdError):
+    """A metrics file (results/**/metrics/*.json) is missing, unreadable or lacks a key."""
+
+    def __init__(self, path: str | Path, cause: str) -> None:
+        self.path = str(path)
+        self.cause = cause
+        super().__init__(f"{self.path}: {cause}")

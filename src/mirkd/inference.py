@@ -1,4 +1,5 @@
-"""Run a loaded model on features or audio files: device choice, batched windows, segments."""
+"""Run a loaded model on features or audio files: batched windows, segments (the device:
+mirkd.devices)."""
 
 from __future__ import annotations
 
@@ -13,28 +14,10 @@ from mirkd.audio import load_audio
 from mirkd.beats import BEAT_STAY, BeatChord, BeatGrid, decode_beats, track_beats
 from mirkd.checkpoints import ModelBundle
 from mirkd.decoding import decode, log_softmax
-from mirkd.errors import ConfigError, MirkdError
+from mirkd.errors import MirkdError
 from mirkd.features import log_cqt
 from mirkd.labels import ChordSegment, frames_to_segments
 from mirkd.models.common import ChordModel
-
-
-def select_device(pref: str = "auto") -> torch.device:
-    """ "auto" -> cuda if available else cpu; "cpu"; "cuda" or "cuda:N" (ConfigError if absent)."""
-    if pref == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if pref == "cpu":
-        return torch.device("cpu")
-    if pref == "cuda" or pref.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {pref!r} requested but CUDA is not available")
-        device = torch.device(pref)
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"device {pref!r} requested but only {torch.cuda.device_count()} GPU(s) exist"
-            )
-        return device
-    raise ConfigError(f"unknown device {pref!r}; use auto, cpu, cuda or cuda:N")
 
 
 def predict_logits(

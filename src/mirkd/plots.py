@@ -24,20 +24,23 @@ from mirkd.errors import LabFormatError
 from mirkd.evaluation import METRICS, QUALITY_GROUPS
 from mirkd.labels import ChordSegment, read_annotation
 from mirkd.manifest import find_annotation
+from mirkd.scores import ModelScores, read_scores
+from mirkd.stages import BASELINE, STAGE1, STAGE2, TEACHER
 from mirkd.vocab import LARGE
 
 MODEL_COLORS = {
-    "teacher": "#7F7F7F",
-    "stage1": "#56B4E9",
-    "stage2": "#D55E00",
-    "baseline": "#009E73",
+    TEACHER: "#7F7F7F",
+    STAGE1: "#56B4E9",
+    STAGE2: "#D55E00",
+    BASELINE: "#009E73",
 }
 MODEL_LABELS = {
-    "teacher": "teacher",
-    "stage1": "stage 1",
-    "stage2": "stage 2 (KD)",
-    "baseline": "baseline",
+    TEACHER: "teacher",
+    STAGE1: "stage 1",
+    STAGE2: "stage 2 (KD)",
+    BASELINE: "baseline",
 }
+UNLABELED_MODELS = (TEACHER, STAGE1)  # trained without labels: the same at every budget
 REFERENCE_COLOR = "#222222"
 FALLBACK_COLORS = ("#E69F00", "#0072B2", "#CC79A7", "#F0E442")
 DPI = 200
@@ -420,7 +423,7 @@ def label_efficiency_figure(points: Sequence[Mapping[str, Any]]) -> Figure:
     fig = _figure(6.4, 4.2)
     ax = fig.add_subplot()
     budgets = sorted({p["budget"] for p in points})
-    for model in ("teacher", "stage1", "baseline", "stage2"):
+    for model in (*UNLABELED_MODELS, BASELINE, STAGE2):
         for decoding, style in (("argmax", "-"), ("viterbi", "--")):
             series = sorted(
                 (
@@ -433,7 +436,7 @@ def label_efficiency_figure(points: Sequence[Mapping[str, Any]]) -> Figure:
             if not series:
                 continue
             label = f"{model_label(model)}{' (Viterbi)' if decoding == 'viterbi' else ''}"
-            if model in ("teacher", "stage1"):
+            if model in UNLABELED_MODELS:
                 point = series[0]
                 ax.axhline(
                     100 * point["mean7"],
@@ -483,7 +486,7 @@ def label_efficiency_figure(points: Sequence[Mapping[str, Any]]) -> Figure:
 
 
 def label_efficiency_points(
-    rows: Sequence[Mapping[str, Any]], scores: Mapping[str, Mapping[str, Any]]
+    rows: Sequence[Mapping[str, Any]], scores: Mapping[str, ModelScores]
 ) -> list[dict[str, Any]]:
     """Points of the label-efficiency figure from the run plan's result rows: the base run
     and the variants that differ from it by their labeled budget only."""
@@ -491,33 +494,31 @@ def label_efficiency_points(
     for row in rows:
         if not row["budget_only"]:
             continue
-        metrics = scores[row["metrics"]]
-        for decoding, m in (("argmax", metrics), ("viterbi", metrics.get("viterbi"))):
-            if m:
-                points.append(
-                    {
-                        "model": row["model"],
-                        "budget": row["budget"],
-                        "decoding": decoding,
-                        "mean7": m.get("mean7"),
-                        "ci95": (m.get("ci95") or {}).get("mean7"),
-                    }
-                )
+        for decoding, m in scores[row["metrics"]].decodings().items():
+            points.append(
+                {
+                    "model": row["model"],
+                    "budget": row["budget"],
+                    "decoding": decoding,
+                    "mean7": m.mean7,
+                    "ci95": m.interval("mean7"),
+                }
+            )
     return points
 
 
 def quality_series(
-    scores: Mapping[str, Mapping[str, Any]],
+    groups: Mapping[str, Mapping[str, Mapping[str, float | None]]],
 ) -> tuple[
     dict[str, dict[str, float | None]], dict[str, float], dict[str, dict[str, float | None]]
 ]:
-    """(recall, share, precision) of ``quality_recall_figure`` from {model: metrics JSON}.
+    """(recall, share, precision) of ``quality_recall_figure`` from {model: its per-quality
+    groups} (`ModelScores.groups`).
 
     The share of test time is the first model's (the same reference for all). Older metrics
     files without a per-quality "precision" give None there (drawn as no bar).
     """
-    groups = {m: s["quality"]["groups"] for m, s in scores.items()}
-    share = {q: g["share"] for q, g in next(iter(groups.values())).items()} if groups else {}
+    share = {q: g["share"] or 0.0 for q, g in next(iter(groups.values())).items()} if groups else {}
     recall = {m: {q: g["recall"] for q, g in gs.items()} for m, gs in groups.items()}
     precision = {m: {q: g.get("precision") for q, g in gs.items()} for m, gs in groups.items()}
     return recall, share, precision
@@ -556,15 +557,15 @@ def write_figures(
     ``out_timelines`` one per timeline, in the same order. ``result_rows`` (the run plan's
     (variant, budget, model, metrics) rows) feed the label-efficiency figure.
     """
-    scores = {m: _read_json(p) for m, p in metrics.items()}
-    means = {m: s["mean"] for m, s in scores.items()}
-    n_songs = next(iter(scores.values()))["n_songs"] if scores else 0
+    scores = {m: read_scores(p) for m, p in metrics.items()}
+    means = {m: s.mean for m, s in scores.items()}
+    n_songs = next(iter(scores.values())).n_songs if scores else 0
     atomic_write_text(out_table_html, scores_table_html(means, n_songs))
     save_figure(scores_table_figure(means), out_table_png)
-    recall, share, precision = quality_series(scores)
+    recall, share, precision = quality_series({m: s.groups for m, s in scores.items()})
     save_figure(quality_recall_figure(recall, share, precision=precision), out_quality)
     for (model, s), png in zip(scores.items(), out_confusion, strict=True):
-        confusion = s["quality"]["confusion"]
+        confusion = s.confusion
         save_figure(confusion_figure(confusion["labels"], confusion["seconds"], model), png)
     curves = {m: _read_json(p)["history"] for m, p in histories.items()}
     save_figure(training_curves_figure(curves, val_metrics), out_training)
@@ -572,7 +573,7 @@ def write_figures(
         estimates = {m: _prediction(d, tid) for m, d in predictions.items()}
         save_figure(timeline_figure(read_annotation(reference), estimates, tid), png)
     if out_label_efficiency:
-        row_scores = {r["metrics"]: _read_json(r["metrics"]) for r in result_rows}
+        row_scores = {r["metrics"]: read_scores(r["metrics"]) for r in result_rows}
         points = label_efficiency_points(result_rows, row_scores)
         save_figure(label_efficiency_figure(points), out_label_efficiency)
 

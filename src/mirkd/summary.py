@@ -12,6 +12,8 @@ from typing import Any
 
 from mirkd.atomic import atomic_write_text
 from mirkd.evaluation import METRICS, QUALITY_GROUPS, paired_difference
+from mirkd.scores import ModelScores, read_scores
+from mirkd.stages import BASELINE, STAGE1, STAGE2, TEACHER
 
 RARE_QUALITIES = ("maj7", "min7", "7", "sus4", "sus2", "dim", "hdim7", "aug", "maj6")
 
@@ -55,16 +57,16 @@ def _recall_precision(group: Mapping[str, Any] | None) -> str:
     return f"{_cell(group.get('recall'))} / {_cell(group.get('precision'))}"
 
 
-def _mean7_cells(metrics: Mapping[str, Any]) -> tuple[str, str]:
+def _mean7_cells(metrics: ModelScores) -> tuple[str, str]:
     """(argmax, Viterbi) 7-metric means with their intervals; "–" where absent."""
-    argmax = _with_ci(metrics.get("mean7"), (metrics.get("ci95") or {}).get("mean7"))
-    vit = metrics.get("viterbi")
-    decoded = _with_ci(vit.get("mean7"), vit["ci95"].get("mean7")) if vit else "–"
+    argmax = _with_ci(metrics.mean7, metrics.interval("mean7"))
+    vit = metrics.viterbi
+    decoded = _with_ci(vit.mean7, vit.interval("mean7")) if vit else "–"
     return argmax, decoded
 
 
-def summary_markdown(metrics: Mapping[str, Mapping]) -> str:
-    """Markdown tables (scores in %) from {model name: metrics JSON content}."""
+def summary_markdown(metrics: Mapping[str, ModelScores]) -> str:
+    """Markdown tables (scores in %) from {model name: its metrics file}."""
     models = list(metrics)
     lines = [
         "# mirkd results",
@@ -78,12 +80,12 @@ def summary_markdown(metrics: Mapping[str, Mapping]) -> str:
         "|---|" + "---:|" * (len(METRICS) + 3),
     ]
     for name in models:
-        mean, ci = metrics[name]["mean"], metrics[name].get("ci95") or {}
-        cells = " | ".join(_with_ci(mean[m], ci.get(m)) for m in METRICS)
-        argmax, decoded = _mean7_cells(metrics[name])
-        lines.append(f"| {name} | {cells} | {argmax} | {decoded} | {metrics[name]['n_songs']} |")
-    groups = metrics[models[0]]["quality"]["groups"] if models else {}
-    shown = _shown(groups, [metrics[m]["quality"]["groups"] for m in models], QUALITY_GROUPS)
+        scores = metrics[name]
+        cells = " | ".join(_with_ci(scores.mean[m], scores.interval(m)) for m in METRICS)
+        argmax, decoded = _mean7_cells(scores)
+        lines.append(f"| {name} | {cells} | {argmax} | {decoded} | {scores.n_songs} |")
+    groups = metrics[models[0]].groups if models else {}
+    shown = _shown(groups, [metrics[m].groups for m in models], QUALITY_GROUPS)
     lines += [
         "",
         "Per-quality recall / precision (%): recall = share of the quality's reference time "
@@ -95,18 +97,16 @@ def summary_markdown(metrics: Mapping[str, Mapping]) -> str:
         "|---|---:|" + "---:|" * len(models),
     ]
     for q in shown:
-        cells = " | ".join(
-            _recall_precision(metrics[m]["quality"]["groups"].get(q)) for m in models
-        )
+        cells = " | ".join(_recall_precision(metrics[m].groups.get(q)) for m in models)
         lines.append(f"| {q} | {_cell(groups.get(q, {}).get('share'))} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
-def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, Mapping]) -> str:
+def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, ModelScores]) -> str:
     """Tables over every (variant, model) row: scores, stage 2 - baseline, rare qualities.
 
     `rows` are the run plan's result rows (variant, budget, model, metrics path); `metrics`
-    maps a metrics path to its content. A model shared by several variants shows its numbers
+    maps a metrics path to its record. A model shared by several variants shows its numbers
     in each of their rows.
     """
     lines = [
@@ -126,7 +126,7 @@ def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, M
     teachers_seen: set[str] = set()
     listed = []
     for row in rows:
-        if row["model"] == "teacher":
+        if row["model"] == TEACHER:
             if row["metrics"] in teachers_seen:
                 continue
             teachers_seen.add(row["metrics"])
@@ -137,7 +137,7 @@ def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, M
         lines.append(
             f"| {row['variant']} | {row['budget']} | {_model_cell(row)} | "
             f"{_cell(best_validation(row.get('history')))} | "
-            f"{_cell(m['mean']['majmin'])} | {argmax} | {decoded} |"
+            f"{_cell(m.mean['majmin'])} | {argmax} | {decoded} |"
         )
     lines += [
         "",
@@ -149,23 +149,22 @@ def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, M
         "|---|---:|---:|---:|---:|",
     ]
     for variant, group in _by_variant(rows).items():
-        s2, base = metrics[group["stage2"]["metrics"]], metrics[group["baseline"]["metrics"]]
-        teacher = metrics[group["teacher"]["metrics"]]
-        both_vit = s2.get("viterbi") and base.get("viterbi")
-        diff = paired_difference(s2["per_song"], base["per_song"])
+        s2, base = metrics[group[STAGE2]["metrics"]], metrics[group[BASELINE]["metrics"]]
+        teacher = metrics[group[TEACHER]["metrics"]]
+        diff = paired_difference(s2.per_song, base.per_song)
         vdiff = (
-            paired_difference(s2["viterbi"]["per_song"], base["viterbi"]["per_song"])
-            if both_vit
+            paired_difference(s2.viterbi.per_song, base.viterbi.per_song)
+            if s2.viterbi and base.viterbi
             else None
         )
-        tdiff = paired_difference(s2["per_song"], teacher["per_song"])
+        tdiff = paired_difference(s2.per_song, teacher.per_song)
         lines.append(
-            f"| {variant} | {group['stage2']['budget']} | {_signed(diff)} | {_signed(vdiff)} "
+            f"| {variant} | {group[STAGE2]['budget']} | {_signed(diff)} | {_signed(vdiff)} "
             f"| {_signed(tdiff)} |"
         )
     lines += _options_markdown(rows, metrics)
-    first = metrics[rows[0]["metrics"]]["quality"]["groups"]
-    called = [metrics[r["metrics"]]["quality"]["groups"] for r in listed]
+    first = metrics[rows[0]["metrics"]].groups
+    called = [metrics[r["metrics"]].groups for r in listed]
     rare = _shown(first, called, RARE_QUALITIES)
     lines += [
         "",
@@ -178,19 +177,19 @@ def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, M
         "|---|---|" + "---:|" * len(rare),
     ]
     for row in listed:
-        groups = metrics[row["metrics"]]["quality"]["groups"]
+        groups = metrics[row["metrics"]].groups
         cells = " | ".join(_recall_precision(groups.get(q)) for q in rare)
         lines.append(f"| {row['variant']} | {_model_cell(row)} | {cells} |")
     return "\n".join(lines) + "\n"
 
 
 def _options_markdown(
-    rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, Mapping]
+    rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, ModelScores]
 ) -> list[str]:
     """Each variant with options against its reference (same labeled songs, base settings):
     paired differences of stage 1 and stage 2, validation, and seconds per training epoch."""
     grouped = _by_variant(rows)
-    measured = [(v, g) for v, g in grouped.items() if g["stage2"].get("reference")]
+    measured = [(v, g) for v, g in grouped.items() if g[STAGE2].get("reference")]
     if not measured:
         return []
     lines = [
@@ -205,18 +204,18 @@ def _options_markdown(
         "|---|---|---:|---:|---:|---:|---:|",
     ]
     for variant, group in measured:
-        ref = grouped[group["stage2"]["reference"]]
+        ref = grouped[group[STAGE2]["reference"]]
         cells = []
-        for model in ("stage1", "stage2"):
+        for model in (STAGE1, STAGE2):
             ours, theirs = metrics[group[model]["metrics"]], metrics[ref[model]["metrics"]]
-            cells.append(_signed(paired_difference(ours["per_song"], theirs["per_song"])))
-        val, ref_val = (best_validation(g["stage2"].get("history")) for g in (group, ref))
+            cells.append(_signed(paired_difference(ours.per_song, theirs.per_song)))
+        val, ref_val = (best_validation(g[STAGE2].get("history")) for g in (group, ref))
         dval = None if val is None or ref_val is None else val - ref_val
         speed = " | ".join(
-            _cell(epoch_seconds(group[m].get("history")), scale=1) for m in ("stage1", "stage2")
+            _cell(epoch_seconds(group[m].get("history")), scale=1) for m in (STAGE1, STAGE2)
         )
         lines.append(
-            f"| {variant} | {group['stage2']['reference']} | {cells[0]} | {cells[1]} "
+            f"| {variant} | {group[STAGE2]['reference']} | {cells[0]} | {cells[1]} "
             f"| {'–' if dval is None else f'{100 * dval:+.1f}'} | {speed} |"
         )
     return lines
@@ -231,7 +230,7 @@ def epoch_seconds(history_path: str | None) -> float | None:
 
 
 def _model_cell(row: Mapping[str, Any]) -> str:
-    if row["model"] == "teacher" and row.get("teacher"):
+    if row["model"] == TEACHER and row.get("teacher"):
         return f"teacher {row['teacher']}"
     owner = row.get("trained_by")
     return row["model"] if not owner or owner == row["variant"] else f"{row['model']} (= {owner})"
@@ -265,7 +264,7 @@ def write_summary(
     `skipped` (results/skipped.tsv) adds the count of undecodable unlabeled tracks;
     `labeled_in_unlabeled` (labeled audio, unlabeled audio) lists the songs in both sets.
     """
-    metrics = {r["metrics"]: json.loads(Path(r["metrics"]).read_text()) for r in rows}
+    metrics = {r["metrics"]: read_scores(r["metrics"]) for r in rows}
     base = {r["model"]: metrics[r["metrics"]] for r in rows if r["variant"] == rows[0]["variant"]}
     text = summary_markdown(base)
     if len({r["variant"] for r in rows}) > 1:

@@ -41,9 +41,9 @@ from typing import Any
 
 from mirkd.errors import ConfigError
 from mirkd.manifest import hash_unit
+from mirkd.stages import STAGES, decode_metric, distils, selection_metric
 from mirkd.teacher_spec import TeacherSpec
 
-STAGES = ("stage1", "stage2", "baseline")
 ROUND_TEACHERS = ("student", "ensemble")
 OVERRIDABLE = ("student", *STAGES)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -69,10 +69,16 @@ class Variant:
         return self.name or "base"
 
     def decode_metric(self, model: str) -> str:
-        """Validation metric that tunes the Viterbi prior of `model`'s predictions (stage 1
-        has none of its own: it takes stage 2's)."""
-        stage = "stage2" if model == "stage1" else model
-        return self.stages[stage]["val_metric"]
+        """Validation metric that tunes the Viterbi prior of `model`'s predictions."""
+        return decode_metric(model, self.stages)
+
+    def distils(self, model: str) -> bool:
+        """Whether this variant's `model` distils from the teacher's outputs."""
+        return distils(model, self.stages[model])
+
+    def selection_metrics(self) -> dict[str, str]:
+        """{model: what selects its checkpoint} for the trained models."""
+        return {m: selection_metric(m, self.stages[m]) for m in STAGES}
 
     def model_key(self, model: str) -> str:
         """Fingerprint of everything that decides `model`'s training in this variant."""

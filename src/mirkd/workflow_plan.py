@@ -37,6 +37,7 @@ from mirkd.manifest import (
     split_of,
     track_id,
 )
+from mirkd.stages import STAGES as MODELS
 from mirkd.teacher_spec import TeacherSpec
 from mirkd.variants import (
     Variant,
@@ -48,7 +49,6 @@ from mirkd.variants import (
 )
 
 SETS = ("unlabeled", "labeled", "test")
-MODELS = ("stage1", "stage2", "baseline")
 UNLABELED_GROUPS = ("unlabeled-train", "unlabeled-val")
 log = logging.getLogger(__name__)
 

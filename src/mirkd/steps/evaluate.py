@@ -13,13 +13,15 @@ from tqdm import tqdm
 from mirkd.atomic import atomic_write_json
 from mirkd.checkpoints import ModelBundle, load_checkpoint, model_identity
 from mirkd.decoding import decoding_identity, log_softmax, tune_stay, viterbi
+from mirkd.devices import select_device
 from mirkd.evaluation import evaluate_songs
-from mirkd.inference import bundle_logits, select_device
+from mirkd.inference import bundle_logits
 from mirkd.labels import write_annotation
 from mirkd.manifest import TrackFiles
+from mirkd.references import ReferenceTrack, reference_track, song_pairs, wcsr
+from mirkd.scores import ModelScores, ViterbiScores
 from mirkd.steps import log
 from mirkd.store import read_teacher_output
-from mirkd.training.validation import ReferenceTrack, reference_track, song_pairs, wcsr
 
 
 def _score_tracks(
@@ -79,6 +81,7 @@ def evaluate_checkpoint(
         songs, predictions_dir, frames, prediction_format, {**identity, **decoding_identity(None)}
     )
     source = {"checkpoint": checkpoint, "provenance": bundle.provenance}
+    decoded = None
     if val_tracks:
         val_songs = _songs(val_tracks)
         val = _log_posteriors(bundle, val_songs, dev, f"validation {name}")
@@ -92,20 +95,19 @@ def evaluate_checkpoint(
         )
         vit_dir = Path(predictions_dir) / "viterbi"
         vit_dir.mkdir(parents=True, exist_ok=True)
-        decoded = _score_tracks(
-            songs,
-            vit_dir,
-            {t: viterbi(lp, stay) for t, lp in test.items()},
-            prediction_format,
-            {**identity, **decoding_identity(stay)},
+        decoded = ViterbiScores(
+            **_score_tracks(
+                songs,
+                vit_dir,
+                {t: viterbi(lp, stay) for t, lp in test.items()},
+                prediction_format,
+                {**identity, **decoding_identity(stay)},
+            ),
+            stay=stay,
+            val_metric=val_metric,
+            val_scores={str(k): v for k, v in val_scores.items()},
         )
-        argmax["viterbi"] = {
-            **decoded,
-            "stay": stay,
-            "val_metric": val_metric,
-            "val_scores": {str(k): v for k, v in val_scores.items()},
-        }
-    _write_metrics(out_metrics, argmax, source)
+    _write_metrics(out_metrics, ModelScores(**argmax, viterbi=decoded, source=source))
 
 
 def evaluate_teacher(
@@ -119,9 +121,11 @@ def evaluate_teacher(
     teacher_outputs = sorted({t.teacher for t in tracks})
     annotator = {"name": "teacher", "teacher_outputs": teacher_outputs, **decoding_identity(None)}
     scores = _score_tracks(_songs(tracks), predictions_dir, frames, prediction_format, annotator)
-    _write_metrics(out_metrics, scores, {"teacher_outputs": teacher_outputs})
+    record = ModelScores(**scores, source={"teacher_outputs": teacher_outputs})
+    _write_metrics(out_metrics, record)
 
 
-def _write_metrics(out: str, scores: dict[str, Any], source: dict[str, Any]) -> None:
-    atomic_write_json(out, {**scores, "source": source})
-    log.info("%s: %s", out, json.dumps(scores.get("mean", {})))
+def _write_metrics(out: str, scores: ModelScores) -> None:
+    """The metrics file (the one writer of `scores.ModelScores`)."""
+    atomic_write_json(out, scores.to_json())
+    log.info("%s: %s", out, json.dumps(scores.mean))

