@@ -252,6 +252,12 @@ def _by_variant(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Mappin
     return grouped
 
 
+def read_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Metrics path -> content of the metrics JSON of every result row (the run plan's
+    `result_rows`), each file read once."""
+    return {r["metrics"]: json.loads(Path(r["metrics"]).read_text()) for r in rows}
+
+
 def write_summary(
     rows: Sequence[Mapping[str, Any]],
     splits: str,
@@ -265,7 +271,7 @@ def write_summary(
     `skipped` (results/skipped.tsv) adds the count of undecodable unlabeled tracks;
     `labeled_in_unlabeled` (labeled audio, unlabeled audio) lists the songs in both sets.
     """
-    metrics = {r["metrics"]: json.loads(Path(r["metrics"]).read_text()) for r in rows}
+    metrics = read_metrics(rows)
     base = {r["model"]: metrics[r["metrics"]] for r in rows if r["variant"] == rows[0]["variant"]}
     text = summary_markdown(base)
     if len({r["variant"] for r in rows}) > 1:
