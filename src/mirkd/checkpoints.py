@@ -6,6 +6,8 @@ A mirkd checkpoint is a dict of plain Python values and tensors only, so it load
     format ("mirkd-checkpoint"), format_version, arch, hparams (all config fields), vocab (name),
     feature_params (CQTParams.to_dict()), mean, std (floats), provenance (dict), state_dict,
     plus any extra top-level entries the caller passes (e.g. the trainer's "training_state").
+    The state dict is float32, or float16 for the released model (save_checkpoint(float16=True));
+    loading casts it to float32.
 
 The public BTC files (``btc_model_large_voca.pt``, ``btc_model.pt``) are
 ``{'model': state_dict, 'mean': numpy scalar, 'std': numpy scalar}``; they are read with
