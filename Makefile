@@ -6,7 +6,7 @@ CORES ?= all
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean release
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ lint: $(STAMP)
 	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/snakemake --lint
 	$(BIN)/mypy
+
+# The released model: `make release CONFIG=configs/release.yaml RUN=/path/run` runs the
+# workflow's release target in the run folder RUN and copies its four files into the package.
+RELEASED := src/mirkd/released
+release: $(STAMP)
+	@test -n "$(CONFIG)" -a -n "$(RUN)" || { echo "usage: make release CONFIG=config.yaml RUN=run-folder"; exit 2; }
+	$(BIN)/snakemake --cores $(CORES) -s $(CURDIR)/Snakefile --directory $(RUN) --configfile $(abspath $(CONFIG)) release
+	cp $(RUN)/results/release/model.pt $(RUN)/results/release/stage1.pt $(RUN)/results/release/model_card.json $(RUN)/results/release/MODEL_CARD.md $(RELEASED)/
+	@echo "Released: $(CURDIR)/$(RELEASED)/MODEL_CARD.md"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -6,7 +6,7 @@ id), and include one rule file per stage. All logic lives in the mirkd library.
 
 from snakemake.utils import min_version, validate
 
-from mirkd.stages import MODELS as ALL_MODELS, STAGES as MODELS
+from mirkd.stages import STAGES as MODELS
 from mirkd.workflow_plan import UNLABELED_GROUPS as UNLABELED, plan_run
 
 min_version("8.0")
@@ -28,6 +28,7 @@ include: "rules/teacher.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/release.smk"
 
 
 # Seconds of work each, reading small files: on a cluster they run on the head node

@@ -95,7 +95,7 @@ def labeled_inputs(wildcards, model):
     if v.distils(model):
         inputs["teacher"] = PLAN.teacher_files(PLAN.labeled_train(v), v.teacher.tag)
     if model == "stage2":
-        inputs["init"] = PLAN.model_path(v, "stage1")
+        inputs["init"] = PLAN.stage2_init(v)  # this run's stage 1 unless stage2.init
     inputs["rehearsal"] = [
         path for b in rehearsal_buckets(wildcards, model) for path in b.values()
     ]

@@ -76,7 +76,8 @@ rule summary:
         metrics=PLAN.result_metrics(),
         histories=[PLAN.history_path(v, m) for v, m in PLAN.owned_models()],
         splits="results/splits.tsv",
-        skipped="results/skipped.tsv",
+        # the unlabeled tracks' count: only where a stage 1 trains on them (stage2.init)
+        skipped=["results/skipped.tsv"] if PLAN.trains_stage1 else [],
     output:
         "results/summary.md",
     log:

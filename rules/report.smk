@@ -1,7 +1,7 @@
 # Figures of a finished run (results/plots/*.png) and the pieces of `snakemake --report`.
 # Captions live in report/; every figure is drawn by mirkd.plots.
 
-PLOT_MODELS = list(ALL_MODELS)
+PLOT_MODELS = ["teacher", *PLAN.base.models]  # no stage 1 when stage2.init is set
 TIMELINE_TRACKS = PLAN.test_tracks[:3]
 
 
@@ -11,7 +11,7 @@ report: "../report/workflow.rst"
 rule plots:
     input:
         metrics=[PLAN.metrics_path(PLAN.base, m) for m in PLOT_MODELS],
-        histories=[PLAN.history_path(PLAN.base, m) for m in MODELS],
+        histories=[PLAN.history_path(PLAN.base, m) for m in PLAN.base.models],
         predictions=[PLAN.predictions_path(PLAN.base, m) for m in PLOT_MODELS],
         labs=labs_of(TIMELINE_TRACKS),
         variant_metrics=PLAN.result_metrics(),  # every row the figures read, teachers too
@@ -73,7 +73,7 @@ rule plots:
         runtime=10,
     params:
         metrics={m: PLAN.metrics_path(PLAN.base, m) for m in PLOT_MODELS},
-        histories={m: PLAN.history_path(PLAN.base, m) for m in MODELS},
+        histories={m: PLAN.history_path(PLAN.base, m) for m in PLAN.base.models},
         predictions={m: PLAN.predictions_path(PLAN.base, m) for m in PLOT_MODELS},
         timelines=[(t.track_id, t.lab) for t in TIMELINE_TRACKS],
         result_rows=PLAN.result_rows(),

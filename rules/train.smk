@@ -29,7 +29,7 @@ rule stage1:
         runtime=RES["train_runtime"],
     params:
         common=train_common,
-        train=lambda w: variant(w).stages["stage1"],
+        train=lambda w: variant(w).settings("stage1"),
         train_buckets=lambda w: unlabeled_buckets(w, "train"),
         val_buckets=lambda w: unlabeled_buckets(w, "val"),
         prior_annotations=stage1_prior_annotations,
@@ -57,7 +57,7 @@ rule stage2:
         runtime=RES["train_runtime"],
     params:
         common=train_common,
-        train=lambda w: variant(w).stages["stage2"],
+        train=lambda w: variant(w).settings("stage2"),
         train_tracks=lambda w: track_params(
             PLAN.labeled_train(variant(w)), variant(w).teacher.tag
         ),
@@ -88,7 +88,7 @@ rule baseline:
         runtime=RES["train_runtime"],
     params:
         common=train_common,
-        train=lambda w: variant(w).stages["baseline"],
+        train=lambda w: variant(w).settings("baseline"),
         train_tracks=lambda w: track_params(PLAN.labeled_train(variant(w))),
         val_tracks=track_params(PLAN.in_split("labeled", "val")),
         work=lambda w: PLAN.work_dir(w.vdir, "baseline"),

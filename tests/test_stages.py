@@ -10,12 +10,10 @@ from mirkd.stages import (
     distils,
     selection_metric,
 )
-from mirkd.workflow_plan import MODELS as PLANNED
 
 
 def test_the_models_are_named_once() -> None:
     assert MODELS == ("teacher", "stage1", "stage2", "baseline") and STAGES == MODELS[1:]
-    assert PLANNED == STAGES
     assert set(MODEL_COLORS) == set(MODEL_LABELS) == set(MODELS)
 
 

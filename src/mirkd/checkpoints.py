@@ -6,6 +6,8 @@ A mirkd checkpoint is a dict of plain Python values and tensors only, so it load
     format ("mirkd-checkpoint"), format_version, arch, hparams (all config fields), vocab (name),
     feature_params (CQTParams.to_dict()), mean, std (floats), provenance (dict), state_dict,
     plus any extra top-level entries the caller passes (e.g. the trainer's "training_state").
+    The state dict is float32, or float16 for the released model (save_checkpoint(float16=True));
+    loading casts it to float32.
 
 The public BTC files (``btc_model_large_voca.pt``, ``btc_model.pt``) are
 ``{'model': state_dict, 'mean': numpy scalar, 'std': numpy scalar}``; they are read with
@@ -130,9 +132,16 @@ def _check_plain(value: Any, where: str, path: Path) -> None:
 
 
 def save_checkpoint(
-    path: str | Path, bundle: ModelBundle, extra_state: dict[str, Any] | None = None
+    path: str | Path,
+    bundle: ModelBundle,
+    extra_state: dict[str, Any] | None = None,
+    float16: bool = False,
 ) -> None:
     """Write `bundle` atomically in the mirkd format.
+
+    With `float16` the floating-point weights are stored as float16 (half the size: the
+    released model); loading casts them back to float32. A weight too large for float16 is
+    refused (CheckpointError) rather than stored as infinity.
 
     `extra_state` entries become additional top-level entries (e.g. "training_state" with
     optimizer, scheduler, epoch and RNG states) that read_checkpoint_state returns; they must be
@@ -173,12 +182,31 @@ def save_checkpoint(
         "mean": float(bundle.mean),
         "std": float(bundle.std),
         "provenance": provenance,
-        "state_dict": {k: v.detach().cpu() for k, v in bundle.model.state_dict().items()},
+        "state_dict": _stored_state(bundle.model, float16, path),
         **extra_state,
     }
     _check_plain(payload, "checkpoint", path)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
+
+
+def _stored_state(model: ChordModel, float16: bool, path: Path) -> dict[str, torch.Tensor]:
+    """The model's state dict on the CPU, floating-point tensors in float16 if asked."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if float16:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        _check_finite(state, path)  # a weight beyond float16's range became infinite
+    return state
+
+
+def _float32_state(state_dict: Any) -> Any:
+    """A stored state dict with its float16 (or other floating) tensors cast to float32."""
+    if not isinstance(state_dict, dict):
+        return state_dict
+    return {
+        k: v.float() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+        for k, v in state_dict.items()
+    }
 
 
 def _torch_load(path: Path, map_location: Any, safe_globals: list[Any] | None = None) -> Any:
@@ -303,7 +331,7 @@ def _bundle_from_mirkd(raw: dict[str, Any], path: Path, map_location: Any) -> Mo
     std = _as_float(raw["std"], "std", path)
     if std <= 0:
         raise CheckpointError(path, f"std must be positive, got {std}")
-    _load_state(model, raw["state_dict"], path)
+    _load_state(model, _float32_state(raw["state_dict"]), path)
     return ModelBundle(
         model=_finish(model, map_location),
         arch=raw["arch"],

@@ -1,6 +1,7 @@
 """Command line: `mirkd transcribe` (audio -> .lab or .jams files; with --beats a lead sheet,
 beat JAMS and MIDI; with --html a page that plays along), `mirkd info` (checkpoint
-metadata) and `mirkd add-checksums` (bucket files of an older mirkd)."""
+metadata; without a checkpoint both use the model released with mirkd, mirkd.released) and
+`mirkd add-checksums` (bucket files of an older mirkd)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mirkd import __version__
+from mirkd import __version__, released
 from mirkd.beats import BEAT_STAY
 from mirkd.checkpoints import load_checkpoint, model_identity
 from mirkd.decoding import decoding_identity
@@ -36,9 +37,12 @@ def _transcribe(args: argparse.Namespace) -> int:
         _error(f"--out {out_dir}: is a file, not a folder (nothing was transcribed)")
         return 1
     try:
+        checkpoint = args.checkpoint or released.require(
+            released.MODEL, "pass a model with --checkpoint PATH"
+        )
         device = select_device(args.device)
-        bundle = load_checkpoint(args.checkpoint, map_location=device)
-        annotator = {**model_identity(bundle, args.checkpoint), **decoding_identity(args.viterbi)}
+        bundle = load_checkpoint(checkpoint, map_location=device)
+        annotator = {**model_identity(bundle, checkpoint), **decoding_identity(args.viterbi)}
     except MirkdError as exc:
         _error(str(exc))
         return 1
@@ -69,6 +73,8 @@ def _transcribe(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
+    if args.checkpoint is None:
+        return _released_info()
     try:
         bundle = load_checkpoint(args.checkpoint)
     except MirkdError as exc:
@@ -102,6 +108,19 @@ def _add_checksums(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _released_info() -> int:
+    """The released model's card (model_card.json) with the path of its weights."""
+    try:
+        card = json.loads(
+            released.require(released.CARD_JSON, "pass a checkpoint: mirkd info PATH").read_text()
+        )
+    except (MirkdError, OSError, ValueError) as exc:
+        _error(str(exc))
+        return 1
+    print(json.dumps({"path": str(released.model_path()), **card}, indent=2, default=str))
+    return 0
+
+
 def _probability(text: str) -> float:
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -116,7 +135,11 @@ def _parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("transcribe", help="write one .lab (or .jams) chord file per audio file")
     tr.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, opus, mp3)")
-    tr.add_argument("--checkpoint", required=True, help="mirkd or public BTC checkpoint")
+    tr.add_argument(
+        "--checkpoint",
+        default=None,
+        help="mirkd or public BTC checkpoint (default: the model released with mirkd)",
+    )
     tr.add_argument("--out", required=True, help="output directory (<stem>.lab or .jams per input)")
     tr.add_argument(
         "--format",
@@ -160,8 +183,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     tr.set_defaults(func=_transcribe)
 
-    info = sub.add_parser("info", help="print a checkpoint's metadata as JSON")
-    info.add_argument("checkpoint", help="mirkd or public BTC checkpoint")
+    info = sub.add_parser(
+        "info", help="print a checkpoint's metadata (default: the released model's card) as JSON"
+    )
+    info.add_argument(
+        "checkpoint",
+        nargs="?",
+        default=None,
+        help="mirkd or public BTC checkpoint (default: the model released with mirkd)",
+    )
     info.set_defaults(func=_info)
 
     crc = sub.add_parser(

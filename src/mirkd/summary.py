@@ -251,6 +251,12 @@ def _by_variant(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Mappin
     return grouped
 
 
+def read_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, ModelScores]:
+    """Metrics path -> the scores of every result row (the run plan's `result_rows`), each
+    file read once."""
+    return {r["metrics"]: read_scores(r["metrics"]) for r in rows}
+
+
 def write_summary(
     rows: Sequence[Mapping[str, Any]],
     splits: str,
@@ -264,7 +270,7 @@ def write_summary(
     `skipped` (results/skipped.tsv) adds the count of undecodable unlabeled tracks;
     `labeled_in_unlabeled` (labeled audio, unlabeled audio) lists the songs in both sets.
     """
-    metrics = {r["metrics"]: read_scores(r["metrics"]) for r in rows}
+    metrics = read_metrics(rows)
     base = {r["model"]: metrics[r["metrics"]] for r in rows if r["variant"] == rows[0]["variant"]}
     text = summary_markdown(base)
     if len({r["variant"] for r in rows}) > 1:

@@ -1,12 +1,14 @@
 """Which teacher a run (or a variant) uses, and the tag its outputs are filed under.
 
 A teacher is named by its config: a kind ("lvchordia", "btc", "mirkd") with its checkpoint and
-precision, or an "ensemble" of such teachers whose frame probabilities are averaged (optionally
-weighted) on the shared frame grid. Each teacher's bucket files live under
-`results/teacher/<tag>/`, the tag being the kind and a hash of the settings, so a run can hold
-the outputs of several teachers at once: variants that use different teachers share the
-features, an ensemble reuses its members' buckets, and switching back to a teacher reruns
-nothing. Planning imports this module: it must stay free of torch, numpy and h5py.
+precision (kind "mirkd" without a checkpoint: the model released with mirkd, mirkd.released,
+whose sha256 is part of the tag, so a new release is a new teacher), or an "ensemble" of such
+teachers whose frame probabilities are averaged (optionally weighted) on the shared frame grid.
+Each teacher's bucket files live under `results/teacher/<tag>/`, the tag being the kind and a
+hash of the settings, so a run can hold the outputs of several teachers at once: variants that
+use different teachers share the features, an ensemble reuses its members' buckets, and
+switching back to a teacher reruns nothing. Planning imports this module: it must stay free
+of torch, numpy and h5py.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mirkd import released
 from mirkd.errors import ConfigError
 
 SINGLE_KINDS = ("lvchordia", "btc", "mirkd")
@@ -33,6 +36,7 @@ class TeacherSpec:
     precision: str = "fp32"
     members: tuple[TeacherSpec, ...] = ()
     weights: tuple[float, ...] = ()
+    released: str | None = None  # sha256 of the released model (kind mirkd, no checkpoint)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], where: str = "teacher") -> TeacherSpec:
@@ -61,10 +65,17 @@ class TeacherSpec:
         precision = cfg.get("precision", "fp32")
         if kind == "lvchordia" and checkpoint:
             raise ConfigError(f"{where}: teacher kind lvchordia takes no checkpoint ({checkpoint})")
-        if kind != "lvchordia" and not checkpoint:
+        if kind == "btc" and not checkpoint:
             raise ConfigError(f"{where}: teacher kind {kind} needs a checkpoint path")
         if kind != "lvchordia" and precision != "fp32":
             raise ConfigError(f"{where}: precision {precision} is supported for lvchordia only")
+        if kind == "mirkd" and not checkpoint:
+            path = released.require(
+                released.MODEL,
+                f"{where}: teacher kind mirkd without a checkpoint means the released model; "
+                f"give {where}.checkpoint",
+            )
+            return cls(kind, None, precision, released=released.file_sha256(path))
         return cls(kind, checkpoint, precision)
 
     @property
@@ -89,7 +100,17 @@ class TeacherSpec:
                 "members": [m.to_dict() for m in self.members],
                 "weights": list(self.weights),
             }
-        return {"kind": self.kind, "checkpoint": self.checkpoint, "precision": self.precision}
+        settings = {"kind": self.kind, "checkpoint": self.checkpoint, "precision": self.precision}
+        if self.released:  # only then: the tags of every other teacher stay as they were
+            settings["released"] = self.released
+        return settings
+
+    @property
+    def checkpoint_file(self) -> str | None:
+        """The file a single teacher loads: its checkpoint, the released model, or none."""
+        if self.released:
+            return str(released.model_path())
+        return self.checkpoint
 
     @property
     def tag(self) -> str:
@@ -101,4 +122,4 @@ class TeacherSpec:
         """Checkpoint files this teacher reads (its own, or its members'), for rule inputs."""
         if self.is_ensemble:
             return [c for m in self.members for c in m.checkpoints()]
-        return [self.checkpoint] if self.checkpoint else []
+        return [self.checkpoint_file] if self.checkpoint_file else []

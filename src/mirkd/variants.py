@@ -68,6 +68,22 @@ class Variant:
     def label(self) -> str:
         return self.name or "base"
 
+    @property
+    def stage2_init(self) -> str | None:
+        """What stage 2 starts from: None = this variant's stage 1, "released" = the packaged
+        stage-1 student, or a checkpoint path."""
+        return self.stages["stage2"].get("init")
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The models this variant has: no stage 1 when stage 2 starts from another model."""
+        return STAGES if self.stage2_init is None else ("stage2", "baseline")
+
+    def settings(self, model: str) -> dict[str, Any]:
+        """`model`'s training settings as its job receives them: without stage 2's `init`,
+        which is the job's input file, not a parameter."""
+        return {k: v for k, v in self.stages[model].items() if k != "init"}
+
     def decode_metric(self, model: str) -> str:
         """Validation metric that tunes the Viterbi prior of `model`'s predictions."""
         return decode_metric(model, self.stages)
@@ -93,6 +109,8 @@ class Variant:
             parts["labeled_train"] = sorted(self.labeled_train)
         if model == "stage2":
             parts["stage2"] = self.stages["stage2"]
+            if self.stage2_init is not None:  # starts from a given model: stage 1 is moot
+                del parts["stage1"]
         text = json.dumps({"model": model, **parts}, sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()
 
@@ -210,6 +228,11 @@ def expand_variants(
             variants.extend(
                 _later_rounds(variants[-1], spec["rounds"], variants, results, f"{where}.rounds")
             )
+    for v in variants:
+        for stage in ("stage1", "baseline"):
+            if v.stages[stage].get("init") is not None:
+                where = f"variants.{v.name}.{stage}" if v.name else stage
+                raise ConfigError(f"{where}.init: only stage 2 starts from another model")
     return variants
 
 
@@ -218,7 +241,7 @@ def model_owners(variants: Sequence[Variant]) -> dict[tuple[str, str], str]:
     first: dict[str, str] = {}
     owners = {}
     for variant in variants:
-        for model in STAGES:
+        for model in variant.models:
             owners[(variant.name, model)] = first.setdefault(variant.model_key(model), variant.name)
     return owners
 

