@@ -25,6 +25,7 @@ include: "rules/demo.smk"
 include: "rules/features.smk"
 include: "rules/teacher.smk"
 include: "rules/train.smk"
+include: "rules/beats.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
