@@ -82,6 +82,7 @@ def summary_markdown(metrics: Mapping[str, Mapping]) -> str:
         cells = " | ".join(_with_ci(mean[m], ci.get(m)) for m in METRICS)
         argmax, decoded = _mean7_cells(metrics[name])
         lines.append(f"| {name} | {cells} | {argmax} | {decoded} | {metrics[name]['n_songs']} |")
+    lines += beats_markdown(metrics)
     groups = metrics[models[0]]["quality"]["groups"] if models else {}
     shown = _shown(groups, [metrics[m]["quality"]["groups"] for m in models], QUALITY_GROUPS)
     lines += [
@@ -100,6 +101,34 @@ def summary_markdown(metrics: Mapping[str, Mapping]) -> str:
         )
         lines.append(f"| {q} | {_cell(groups.get(q, {}).get('share'))} | {cells} |")
     return "\n".join(lines) + "\n"
+
+
+def beats_markdown(metrics: Mapping[str, Mapping]) -> list[str]:
+    """The table of the chords decided per beat (`evaluation.beats`, metrics key "beats"), of
+    the models that have them; no lines when none has."""
+    scored = [name for name in metrics if metrics[name].get("beats")]
+    if not scored:
+        return []
+    lines = [
+        "",
+        "Chords per beat (evaluation.beats: beats tracked once per test song, frame "
+        "log-posteriors summed per beat, Viterbi over beats). Δ = per beat minus the frames it "
+        "falls back to (Viterbi; teacher: argmax), 7-metric mean, paired bootstrap; songs "
+        "without beats are scored on those frames.",
+        "",
+        "| model | majmin per beat | mean7 per beat | Δ vs frames [95 % CI] | no beat |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in scored:
+        m, beats = metrics[name], metrics[name]["beats"]
+        frames = m["viterbi"] if beats.get("fallback") == "viterbi" and m.get("viterbi") else m
+        diff = paired_difference(beats["per_song"], frames["per_song"])
+        lines.append(
+            f"| {name} | {_cell(beats['mean']['majmin'])} | "
+            f"{_with_ci(beats.get('mean7'), (beats.get('ci95') or {}).get('mean7'))} | "
+            f"{_signed(diff)} | {len(beats.get('no_beats', []))} of {beats['n_songs']} |"
+        )
+    return lines
 
 
 def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, Mapping]) -> str:
