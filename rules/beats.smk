@@ -3,24 +3,6 @@
 # evaluation of every model, which then also scores the chords decided per beat. A song with no
 # detectable beat is recorded with no beats; one whose audio cannot be decoded as skipped.
 
-BEATS = config["evaluation"]["beats"]  # every default is in config.schema.yaml
-
-
-def beats_inputs(tracks):
-    """The beats files of `tracks` (none with evaluation.beats off)."""
-    return sorted(set(PLAN.beats_files(tracks).values())) if BEATS else []
-
-
-def beats_params(tracks):
-    """Params of an evaluation with beats on: track id -> beats file, and the per-beat stay.
-    Off: no params at all, so a run made before the option existed does not rerun."""
-    if not BEATS:
-        return {}
-    return {
-        "beats": PLAN.beats_files(tracks),
-        "beat_stay": config["evaluation"]["beat_stay"],
-    }
-
 
 rule beats:
     input:
