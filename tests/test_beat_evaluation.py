@@ -122,3 +122,16 @@ def test_beats_step_tracks_each_song_once_and_skips_undecodable_audio(tmp_path, 
     # a rerun of the bucket (say a song was added) carries the tracked songs over
     beats_step.track_bucket_beats(out, str(tmp_path / "work"), tracks)
     assert calls == [1.0, 1.0]
+
+
+def test_the_pipeline_default_beat_stay_is_the_cli_default():
+    from pathlib import Path
+
+    import yaml
+
+    from mirkd.beats import BEAT_STAY
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "config.schema.yaml").read_text())
+    evaluation = schema["properties"]["evaluation"]["properties"]
+    assert evaluation["beat_stay"]["default"] == BEAT_STAY
+    assert evaluation["beats"]["default"] is False
