@@ -107,3 +107,22 @@ def train_common(wildcards):
         "student": variant(wildcards).student,
         "device": config["device"],
     }
+
+
+BEATS = config["evaluation"]["beats"]  # every default is in config.schema.yaml
+
+
+def beats_inputs(tracks):
+    """The beats files of `tracks` (none with evaluation.beats off)."""
+    return sorted(set(PLAN.beats_files(tracks).values())) if BEATS else []
+
+
+def beats_params(tracks):
+    """Params of an evaluation with beats on: track id -> beats file, and the per-beat stay.
+    Off: no params at all, so a run made before the option existed does not rerun."""
+    if not BEATS:
+        return {}
+    return {
+        "beats": PLAN.beats_files(tracks),
+        "beat_stay": config["evaluation"]["beat_stay"],
+    }

@@ -8,6 +8,7 @@ rule evaluate_model:
         labs=labs_of(PLAN.test_tracks),
         val_features=PLAN.feature_files(PLAN.in_split("labeled", "val")),
         val_labs=labs_of(PLAN.in_split("labeled", "val")),
+        beats=beats_inputs(PLAN.test_tracks),
     output:
         metrics=PLAN.metrics_file("{vdir}", "{model}"),
         predictions=directory(PLAN.predictions_dir("{vdir}", "{model}")),
@@ -22,6 +23,7 @@ rule evaluate_model:
         mem_mb=4000,
         runtime=60,
     params:
+        **beats_params(PLAN.test_tracks),
         tracks=track_params(PLAN.test_tracks),
         val_tracks=track_params(PLAN.in_split("labeled", "val")),
         val_metric=lambda w: variant(w).decode_metric(w.model),
@@ -36,6 +38,7 @@ rule evaluate_teacher:
         teacher=lambda w: PLAN.teacher_files(PLAN.test_tracks, w.teacher),
         features=PLAN.feature_files(PLAN.test_tracks),
         labs=labs_of(PLAN.test_tracks),
+        beats=beats_inputs(PLAN.test_tracks),
     output:
         metrics=PLAN.teacher_metrics_file("{teacher}"),
         predictions=directory(PLAN.teacher_predictions_dir("{teacher}")),
@@ -49,6 +52,7 @@ rule evaluate_teacher:
         mem_mb=4000,
         runtime=60,
     params:
+        **beats_params(PLAN.test_tracks),
         tracks=lambda w: track_params(PLAN.test_tracks, w.teacher),
         prediction_format=config["evaluation"]["prediction_format"],
     script:

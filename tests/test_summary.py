@@ -152,3 +152,17 @@ def test_per_quality_table_shows_recall_and_precision_and_reads_old_metrics() ->
     assert "| maj7 | 50.0 | 50.0 / 50.0 | 50.0 / – |" in text
     # sus4 is not in the reference, but over-calling it shows as a precision of 0
     assert "| sus4 | 0.0 | – / 0.0 | – / – |" in text
+
+
+def test_per_beat_table_only_when_a_model_has_beat_scores() -> None:
+    frames, better = _metrics(0.5, seed=1), _metrics(0.9, seed=1)
+    assert "Chords per beat" not in summary_markdown({"stage2": ModelScores.from_json(frames)})
+    beats = {**better["viterbi"], "fallback": "viterbi", "no_beats": []}
+    with_beats = ModelScores.from_json({**frames, "beats": beats})
+    text = summary_markdown({"teacher": ModelScores.from_json(frames), "stage2": with_beats})
+    assert "| model | majmin per beat | mean7 per beat | Δ vs frames [95 % CI] | no beat |" in text
+    row = next(
+        line for line in text.splitlines() if line.startswith("| stage2 | ") and "of 6" in line
+    )
+    assert row.endswith("| 0 of 6 |") and "| +" in row  # per beat better than its Viterbi frames
+    assert not any(line.startswith("| teacher |") and "of 6" in line for line in text.splitlines())

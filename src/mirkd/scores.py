@@ -3,10 +3,11 @@
 One record, one writer (`steps.evaluate`), one reader (`read_scores`): the summary, the figures
 and anything else that reads a metrics file go through `ModelScores`, never through string keys.
 The file's layout is the record's (`to_json` / `from_json`): the argmax scores at the top level,
-the Viterbi scores under "viterbi" with the prior that was chosen, and the "source" of the
-predictions. Keys that files written before a feature lack are optional here (mean7 and ci95
-before the bootstrap intervals, viterbi before decoding, source); the others are required, and a
-file without one is a MetricsFileError naming the file and the key.
+the Viterbi scores under "viterbi" with the prior that was chosen, the per-beat scores under
+"beats" (with `evaluation.beats`), and the "source" of the predictions. Keys that files written
+before a feature lack are optional here (mean7 and ci95 before the bootstrap intervals, viterbi
+before decoding, beats, source); the others are required, and a file without one is a
+MetricsFileError naming the file and the key.
 """
 
 from __future__ import annotations
@@ -89,12 +90,26 @@ class ViterbiScores(Scores):
 
 
 @dataclass(frozen=True, kw_only=True)
+class BeatScores(Scores):
+    """Scores of the chords decided per beat (`evaluation.beats`), on the same songs as the
+    frame-level ones: per-beat probability `stay` of keeping the chord; the songs without a
+    beat grid (`no_beats`) are scored on their `fallback` frames ("viterbi" or "argmax");
+    `skipped`: songs whose audio the beat tracker could not decode, with the cause."""
+
+    stay: float
+    fallback: str
+    no_beats: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelScores(Scores):
     """A model's metrics file: its argmax scores, the Viterbi scores (None for the teacher, and
     in files written before decoding) and the source of its predictions (checkpoint and
     provenance, or the teacher's output files)."""
 
     viterbi: ViterbiScores | None = None
+    beats: BeatScores | None = None
     source: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -102,13 +117,17 @@ class ModelScores(Scores):
         values = cls._values(data, where)
         if values.get("viterbi") is not None:
             values["viterbi"] = ViterbiScores.from_json(values["viterbi"], f"{where}: viterbi")
+        if values.get("beats") is not None:
+            values["beats"] = BeatScores.from_json(values["beats"], f"{where}: beats")
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
-        """The metrics file's content ("viterbi" only when there are Viterbi scores)."""
+        """The metrics file's content ("viterbi" and "beats" only when there are such scores)."""
         out = super().to_json()
-        out["viterbi"] = self.viterbi.to_json() if self.viterbi else None
-        return {k: v for k, v in out.items() if k != "viterbi" or v is not None}
+        for name in ("viterbi", "beats"):
+            part = getattr(self, name)
+            out[name] = part.to_json() if part else None
+        return {k: v for k, v in out.items() if k not in ("viterbi", "beats") or v is not None}
 
     def decodings(self) -> dict[str, Scores]:
         """{"argmax": self, "viterbi": the Viterbi scores} (without "viterbi" when absent)."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from mirkd.atomic import atomic_write_text
 from mirkd.evaluation import METRICS, QUALITY_GROUPS, paired_difference
-from mirkd.scores import ModelScores, read_scores
+from mirkd.scores import ModelScores, Scores, read_scores
 from mirkd.stages import BASELINE, STAGE1, STAGE2, TEACHER
 
 RARE_QUALITIES = ("maj7", "min7", "7", "sus4", "sus2", "dim", "hdim7", "aug", "maj6")
@@ -84,6 +84,7 @@ def summary_markdown(metrics: Mapping[str, ModelScores]) -> str:
         cells = " | ".join(_with_ci(scores.mean[m], scores.interval(m)) for m in METRICS)
         argmax, decoded = _mean7_cells(scores)
         lines.append(f"| {name} | {cells} | {argmax} | {decoded} | {scores.n_songs} |")
+    lines += beats_markdown(metrics)
     groups = metrics[models[0]].groups if models else {}
     shown = _shown(groups, [metrics[m].groups for m in models], QUALITY_GROUPS)
     lines += [
@@ -100,6 +101,36 @@ def summary_markdown(metrics: Mapping[str, ModelScores]) -> str:
         cells = " | ".join(_recall_precision(metrics[m].groups.get(q)) for m in models)
         lines.append(f"| {q} | {_cell(groups.get(q, {}).get('share'))} | {cells} |")
     return "\n".join(lines) + "\n"
+
+
+def beats_markdown(metrics: Mapping[str, ModelScores]) -> list[str]:
+    """The table of the chords decided per beat (`evaluation.beats`), of the models that have
+    them; no lines when none has."""
+    scored = [name for name in metrics if metrics[name].beats is not None]
+    if not scored:
+        return []
+    lines = [
+        "",
+        "Chords per beat (evaluation.beats: beats tracked once per test song, frame "
+        "log-posteriors summed per beat, Viterbi over beats). Δ = per beat minus the frames it "
+        "falls back to (Viterbi; teacher: argmax), 7-metric mean, paired bootstrap; songs "
+        "without beats are scored on those frames.",
+        "",
+        "| model | majmin per beat | mean7 per beat | Δ vs frames [95 % CI] | no beat |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name in scored:
+        m = metrics[name]
+        beats = m.beats
+        assert beats is not None
+        frames: Scores = m.viterbi if beats.fallback == "viterbi" and m.viterbi else m
+        diff = paired_difference(beats.per_song, frames.per_song)
+        lines.append(
+            f"| {name} | {_cell(beats.mean['majmin'])} | "
+            f"{_with_ci(beats.mean7, beats.interval('mean7'))} | "
+            f"{_signed(diff)} | {len(beats.no_beats)} of {beats.n_songs} |"
+        )
+    return lines
 
 
 def variants_markdown(rows: Sequence[Mapping[str, Any]], metrics: Mapping[str, ModelScores]) -> str:

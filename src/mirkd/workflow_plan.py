@@ -257,6 +257,15 @@ class RunPlan:
         "{teacher}", "{group}" and "{bucket}")."""
         return f"{self.results}/teacher/{teacher}/{group}/{bucket}.h5"
 
+    def beats_path(self, group: str, bucket: str) -> str:
+        """Beats bucket file of test songs (or the rules' pattern, with "{group}", "{bucket}")."""
+        return f"{self.results}/beats/{group}/{bucket}.h5"
+
+    def beats_files(self, tracks: Iterable[Track]) -> dict[str, str]:
+        """Track id -> the beats bucket file holding its beats (`evaluation.beats`)."""
+        refs = {t.track_id: self.bucket_of(t) for t in tracks}
+        return {tid: self.beats_path(ref.group, ref.name) for tid, ref in refs.items()}
+
     def bucket_work(self, kind: str, group: str, bucket: str) -> str:
         """Finished tracks of a running bucket job (not a rule output: a killed job resumes)."""
         return f"{self.results}/work/{kind}/{group}/{bucket}"
