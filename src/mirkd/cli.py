@@ -89,7 +89,12 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _probability(text: str) -> float:
-    value = float(text)
+    """A probability in (0, 1) from the command line; argparse puts the option's name before
+    the error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"{text} is not a probability in (0, 1)")
     return value
