@@ -1,6 +1,6 @@
 """Command line: `mirkd transcribe` (audio -> .lab or .jams files; with --beats a lead sheet,
-beat JAMS and MIDI; with --html a page that plays along) and `mirkd info` (checkpoint
-metadata)."""
+beat JAMS and MIDI; with --html a page that plays along), `mirkd info` (checkpoint
+metadata) and `mirkd check-config` (config files read strictly)."""
 
 from __future__ import annotations
 
@@ -64,6 +64,26 @@ def _transcribe(args: argparse.Namespace) -> int:
     if failed:
         _error(f"{failed} of {len(args.audio)} file(s) failed")
     return 1 if failed else 0
+
+
+SCHEMA = Path(__file__).resolve().parents[2] / "config.schema.yaml"  # in the repository
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from mirkd.config_check import check_config_file, read_config_file
+
+    failed = 0
+    for path in args.config:
+        try:
+            if args.schema.is_file():
+                check_config_file(path, args.schema)
+            else:
+                read_config_file(path)
+                _warning(f"{args.schema} not found: {path} read, its keys not checked")
+        except MirkdError as exc:
+            _error(str(exc))
+            failed = 1
+    return failed
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -150,6 +170,18 @@ def _parser() -> argparse.ArgumentParser:
         "--beats, else chord segments) following playback, click a bar to seek; works offline",
     )
     tr.set_defaults(func=_transcribe)
+
+    check = sub.add_parser(
+        "check-config",
+        help="read config files strictly: a YAML syntax error with its line, a key given "
+        "twice, unknown keys and wrong types (Snakemake reports a --configfile it cannot parse "
+        "without the line)",
+    )
+    check.add_argument("config", nargs="+", help="config files (YAML)")
+    check.add_argument(
+        "--schema", type=Path, default=SCHEMA, help=f"the config schema (default {SCHEMA})"
+    )
+    check.set_defaults(func=_check_config)
 
     info = sub.add_parser("info", help="print a checkpoint's metadata as JSON")
     info.add_argument("checkpoint", help="mirkd or public BTC checkpoint")
