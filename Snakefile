@@ -11,6 +11,7 @@ from snakemake.utils import min_version, validate
 
 from mirkd.config_check import check_config, check_config_files
 from mirkd.errors import MirkdError
+from mirkd.stale import report_stale, stale_results
 from mirkd.workflow_plan import MODELS, UNLABELED_GROUPS as UNLABELED, plan_run
 
 min_version("8.0")
@@ -45,6 +46,8 @@ try:
     )
 except MirkdError as exc:
     raise WorkflowError(str(exc)) from None
+if workflow.is_main_process:
+    report_stale(PLAN)  # files the plan no longer names: `prune` removes them
 
 
 include: "rules/common.smk"
@@ -63,6 +66,7 @@ localrules:
     skipped,
     summary,
     plots,
+    prune,
 
 
 rule all:
@@ -70,3 +74,17 @@ rule all:
     input:
         "results/summary.md",
         rules.plots.output,
+
+
+# Not part of `all`: removes the files under results/{features,teacher,work} that the plan
+# no longer names (listed at every planning); never data, models or metrics.
+rule prune:
+    log:
+        "results/logs/prune.log",
+    conda:
+        "envs/mirkd.yaml"
+    params:
+        stale=lambda w: [str(p) for p in stale_results(PLAN)],
+        results="results",
+    script:
+        "workflow_scripts/prune.py"
