@@ -12,8 +12,6 @@ from mirkd.stale import remove, stale_results
 from conftest import copy_of_run
 from workflow_helpers import planned_jobs, run_plan, snakemake
 
-pytestmark = pytest.mark.slow
-
 
 def _plant_stale(run: Path) -> list[Path]:
     """Files a plan leaves behind: a bucket that split since (a child of a bucket of the plan
@@ -30,6 +28,7 @@ def _plant_stale(run: Path) -> list[Path]:
     return [split, teacher.parents[1], group.parent, work.parents[1]]
 
 
+@pytest.mark.slow
 def test_prune_removes_only_what_the_plan_no_longer_names(finished_tiny_run, tmp_path, monkeypatch):
     run = copy_of_run(finished_tiny_run, tmp_path)
     results = run / "results"
@@ -62,3 +61,17 @@ def test_prune_removes_only_what_the_plan_no_longer_names(finished_tiny_run, tmp
 
     with pytest.raises(ValueError, match="not under"):
         remove([run / "data"], results)
+
+
+def test_remove_takes_a_link_not_its_target_and_nothing_outside_the_bucket_folders(tmp_path):
+    results, data = tmp_path / "results", tmp_path / "data"
+    (results / "features/g").mkdir(parents=True)
+    data.mkdir()
+    (data / "song.flac").write_bytes(b"audio")
+    link = results / "features/g/linked"
+    link.symlink_to(data)
+    assert remove([link, results / "features/g/missing.h5"], results) == [link]
+    assert (data / "song.flac").exists()
+    for outside in (data, results / "models", results / "features", results / "work"):
+        with pytest.raises(ValueError, match="not under"):
+            remove([outside], results)

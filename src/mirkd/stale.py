@@ -83,14 +83,13 @@ def describe(paths: Iterable[Path], limit: int = 10) -> str:
 
 
 def remove(paths: Iterable[Path | str], results: str | Path) -> list[Path]:
-    """Remove `paths` (files, or folders with what they hold), each of which must lie under
-    results/{features,teacher,work}; returns what was removed."""
+    """Remove `paths` (files, or folders with what they hold; a link, not what it points to),
+    each of which must lie under results/{features,teacher,work}; returns what was removed."""
     roots = [(Path(results) / f).resolve() for f in PRUNED]
     removed = []
     for path in map(Path, paths):
-        if not any(path.resolve().is_relative_to(root) for root in roots) or path.resolve() in (
-            roots
-        ):
+        where = path.parent.resolve() / path.name  # a link's own place, not its target's
+        if where in roots or not any(where.is_relative_to(root) for root in roots):
             raise ValueError(f"{path}: not under {', '.join(map(str, roots))}; not removed")
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
