@@ -193,3 +193,19 @@ def test_an_output_path_that_is_a_file_fails_before_any_work(inputs, capsys, tmp
     assert f"--out {taken}: is a file" in err
     assert str(inputs["bad"]) not in err  # refused before the checkpoint was even read
     assert taken.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "cause"),
+    [
+        ("--viterbi", "abc", "'abc' is not a number"),
+        ("--viterbi", "nan", "nan is not a probability in (0, 1)"),
+        ("--beat-stay", "x", "'x' is not a number"),
+    ],
+)
+def test_a_bad_probability_names_its_option_and_the_cause(capsys, option, value, cause):
+    with pytest.raises(SystemExit):
+        main(["transcribe", "song.wav", "--checkpoint", "c.pt", "--out", "o", option, value])
+    err = capsys.readouterr().err
+    assert f"argument {option}: {cause}" in err
+    assert "_probability" not in err

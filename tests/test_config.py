@@ -5,12 +5,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import pytest
+
+from mirkd.cli import main
+from mirkd.config_check import check_config_file, read_config_file
 from mirkd.demo import write_demo_corpus
+from mirkd.errors import ConfigError
 from mirkd.labels import ChordSegment, read_annotation, write_jams, write_lab
 from mirkd.manifest import scan_audio
 from mirkd.vocab import LARGE
 
-from workflow_helpers import snakemake, tiny_config, write_config
+from workflow_helpers import REPO, snakemake, tiny_config, write_config
 
 
 def _dry_run_output(workdir: Path, config: dict) -> tuple[int, str]:
@@ -89,3 +94,56 @@ def test_symlinked_folders_are_followed(tmp_path: Path) -> None:
     (tmp_path / "linked" / "part").symlink_to(tmp_path / "data" / "labeled")
     tracks = scan_audio(tmp_path / "linked", "labeled", need_labels=True)
     assert [t.track_id.split("-")[0] for t in tracks] == ["part_labeled_0000", "part_labeled_0001"]
+
+
+def test_a_key_given_twice_is_an_error_naming_both_lines(tmp_path: Path) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text("split:\n  labeled_val_fraction: 0.1\n  labeled_val_fraction: 0.2\n")
+    with pytest.raises(ConfigError, match=r"dup.yaml:3: key 'labeled_val_fraction' is given twice"):
+        read_config_file(path)
+
+
+def test_a_yaml_syntax_error_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("split:\n  labeled_val_fraction: 0.1\n   bad: [\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:3: YAML syntax error: mapping values"):
+        read_config_file(path)
+
+
+def test_schema_errors_are_one_short_line_each(tmp_path: Path) -> None:
+    path = tmp_path / "typo.yaml"
+    path.write_text("split:\n  labeled_val_fractoin: 0.1\nstage1:\n  epochs: ten\n")
+    with pytest.raises(ConfigError) as info:
+        check_config_file(path, REPO / "config.schema.yaml")
+    lines = str(info.value).splitlines()
+    assert lines[0] == f"{path}: the config does not fit config.schema.yaml (2 error(s)):"
+    assert lines[1].startswith("  split.labeled_val_fractoin: unknown key (known here: ")
+    assert lines[2] == "  stage1.epochs: 'ten' is not of type 'integer'"
+    assert len(lines) == 3  # a missing key is no error in one of several files
+
+
+def test_mirkd_check_config_names_the_line(tmp_path: Path, capsys) -> None:
+    bad, good = tmp_path / "bad.yaml", tmp_path / "good.yaml"
+    bad.write_text("split:\n  labeled_val_fraction: 0.1\n   bad: [\n")
+    good.write_text((REPO / "config.yaml").read_text())
+    assert main(["check-config", str(good)]) == 0
+    assert main(["check-config", str(good), str(bad)]) == 1
+    assert f"mirkd: error: {bad}:3: YAML syntax error" in capsys.readouterr().err
+
+
+def test_a_dry_run_says_a_config_error_in_short(tmp_path: Path) -> None:
+    """What `snakemake -n` prints for an unknown key or a key given twice: the cause in a line,
+    no dump of the schema."""
+    write_demo_corpus(tmp_path / "data", 1, 2, 1, seed=0, min_seconds=5, max_seconds=6)
+    config = tiny_config(tmp_path / "data")
+    config["split"]["labeled_val_fractoin"] = 0.1
+    code, out = _dry_run_output(tmp_path, config)
+    assert code != 0
+    assert "split.labeled_val_fractoin: unknown key" in out
+    assert "Failed validating" not in out and "$schema" not in out and len(out) < 1500
+    del config["split"]["labeled_val_fractoin"]
+    text = write_config(tmp_path, config).read_text()
+    (tmp_path / "config.yaml").write_text(text + "device: cpu\n")
+    result = snakemake(tmp_path, "-n", timeout=120)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "key 'device' is given twice" in out and len(out) < 1500

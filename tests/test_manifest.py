@@ -18,10 +18,16 @@ from mirkd.manifest import (
     SAMPLE_BLOCK_BYTES,
     SAMPLE_SHARE,
     AudioFacts,
+    Track,
     audio_facts,
+    check_annotations,
     content_digest,
     scan_audio,
 )
+from mirkd.workflow_plan import plan_run
+
+from model_helpers import resolved_config
+from workflow_helpers import tiny_config
 
 
 def test_audio_facts_are_cached_and_refreshed_when_a_file_changes(tmp_path, monkeypatch):
@@ -182,3 +188,95 @@ def test_an_audio_file_that_may_not_be_read_is_a_planning_error(tmp_path, monkey
     message = f"{song}: cannot read this data file: permission denied"
     with pytest.raises(ConfigError, match=re.escape(message)):
         audio_facts([str(song)], tmp_path / "facts.json")
+
+
+def _labeled_song(folder: Path, name: str, seconds: float, annotation: str, suffix=".lab"):
+    """A labeled track: `seconds` of silence and the annotation text beside it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    audio = folder / f"{name}.wav"
+    sf.write(audio, np.zeros(int(8000 * seconds), np.float32), 8000)
+    lab = audio.with_suffix(suffix)
+    lab.write_text(annotation)
+    return Track("labeled", name, str(audio), str(lab))
+
+
+CHORDLESS_JAMS = json.dumps(
+    {
+        "file_metadata": {"duration": 10.0},
+        "annotations": [
+            {
+                "namespace": "beat",
+                "data": [{"time": 0.0, "duration": 0.0, "value": 1, "confidence": None}],
+                "annotation_metadata": {},
+                "sandbox": {},
+                "time": 0,
+                "duration": None,
+            }
+        ],
+        "sandbox": {},
+    }
+)
+
+
+def test_every_bad_annotation_is_listed_in_one_error_with_its_cause(tmp_path):
+    folder = tmp_path / "labeled"
+    tracks = [
+        _labeled_song(folder, "good", 10.0, "0 10 C:maj\n"),
+        _labeled_song(folder, "late", 10.0, "0 5 C\n5 30 G\n"),  # ends 20 s past the audio
+        _labeled_song(folder, "garbled", 10.0, "0 10\n"),
+        _labeled_song(folder, "unknown_label", 10.0, "0 10 H:maj\n"),
+        _labeled_song(folder, "no_chords", 10.0, CHORDLESS_JAMS, ".jams"),
+    ]
+    seconds = {
+        t.audio: audio_facts([t.audio], tmp_path / "f.json")[t.audio].seconds for t in tracks
+    }
+    with pytest.raises(ConfigError) as info:
+        check_annotations(tracks, seconds, tmp_path / "annotations.json")
+    message = str(info.value)
+    assert message.startswith("4 annotation file(s)")
+    assert f"{folder / 'late.lab'}: annotation ends at 30.000 s but the audio lasts 10.000 s" in (
+        message
+    )
+    assert f"{folder / 'garbled.lab'}:1: expected 'start end label'" in message
+    assert f"{folder / 'unknown_label.lab'}:1: chord label 'H:maj'" in message
+    assert f"{folder / 'no_chords.jams'}: no 'chord' annotation (namespaces found: beat)" in message
+    assert "good.lab" not in message
+
+
+def test_annotation_checks_are_cached_by_the_files_stat(tmp_path, monkeypatch):
+    folder, cache = tmp_path / "labeled", tmp_path / "annotations.json"
+    good = _labeled_song(folder, "good", 10.0, "0 10 C:maj\n")
+    bad = _labeled_song(folder, "bad", 10.0, "0 10 H:maj\n")
+    seconds = {good.audio: 10.0, bad.audio: 10.0}
+    with pytest.raises(ConfigError, match="1 annotation file"):
+        check_annotations([good, bad], seconds, cache)
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("an unchanged annotation was parsed again")
+
+    monkeypatch.setattr("mirkd.labels.read_annotation", no_reading)
+    with pytest.raises(ConfigError, match="bad.lab:1"):  # the cached cause, not parsed again
+        check_annotations([good, bad], seconds, cache)
+    monkeypatch.undo()
+    Path(bad.lab).write_text("0 10 G:min\n")  # fixed: its stat changed, so it is read again
+    check_annotations([good, bad], seconds, cache)
+    with pytest.raises(ConfigError, match="good.lab: annotation ends at 10.000 s"):
+        check_annotations([good], {good.audio: 30.0}, cache)  # other audio: checked again
+
+
+def test_planning_refuses_a_labeled_annotation_that_does_not_fit_its_audio(tmp_path):
+    data = tmp_path / "data"
+    for set_name in ("unlabeled", "labeled", "test"):
+        for i in range(4):
+            level = (len(set_name) * 10 + i + 1) / 100
+            song = data / set_name / f"{set_name}_{i}.wav"
+            song.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(song, np.full(8000 * 2, level, np.float32), 8000)
+            if set_name != "unlabeled":
+                song.with_suffix(".lab").write_text("0 2 N\n")
+    (data / "test" / "test_3.lab").write_text("0 40 C\n")
+    (data / "labeled" / "labeled_1.lab").write_text("0 2 C:nonsense\n")
+    with pytest.raises(ConfigError) as info:
+        plan_run(resolved_config(tiny_config(data)), str(tmp_path / "results"))
+    assert str(info.value).startswith("2 annotation file(s)")
+    assert "labeled_1.lab:1" in str(info.value) and "test_3.lab: annotation ends" in str(info.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from pathlib import Path
 
 import h5py
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from bucket_helpers import damage, feature_bucket, teacher_bucket
 
+from mirkd import store
 from mirkd.errors import DamagedBucketError, MirkdError
 from mirkd.manifest import TrackFiles
 from mirkd.steps.buckets import BucketWork
@@ -24,6 +26,7 @@ from mirkd.store import (
     read_part,
     read_teacher_output,
     read_track_features,
+    verified_path,
     write_part,
 )
 from mirkd.vocab import LARGE
@@ -61,7 +64,8 @@ def test_packed_bucket_is_contiguous_and_memory_mapped(tmp_path):
         assert f["cqt"].chunks is None and f["cqt"].compression is None
     with pytest.raises(MirkdError, match="no track 'x'"):
         bucket.span("x")
-    assert [p.name for p in tmp_path.iterdir()] == ["b.h5"]  # written atomically
+    # written atomically; its verification recorded beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.h5", "b.h5.verified"]
 
 
 def test_bucket_work_resumes_only_matching_parts(tmp_path):
@@ -255,3 +259,58 @@ def test_a_previous_file_that_cannot_be_verified_is_not_carried_over(tmp_path, c
     assert [t.track_id for t in job.todo(tracks)] == ["a", "b"]  # computed again
     expected = "checksum mismatch" if kind == "damaged" else "packed without checksums"
     assert f"{previous}: not reused" in caplog.text and expected in caplog.text
+
+
+def _a_new_process() -> None:
+    """What a new process has verified: nothing yet."""
+    store._VERIFIED.clear()
+    store._MAPS.clear()
+
+
+def _no_checksum_reading(monkeypatch) -> list[str]:
+    """Arrays whose checksum is computed from now on (listed, then checked as usual)."""
+    computed: list[str] = []
+    verify = BucketFile._verify
+
+    def counted(self, name):
+        computed.append(name)
+        verify(self, name)
+
+    monkeypatch.setattr(BucketFile, "_verify", counted)
+    return computed
+
+
+def _recorded_a_tick_later(path: str) -> None:
+    """The verification record of `path` as written a timestamp tick after the file changed
+    (a real record is written after reading the whole file back)."""
+    ctime = os.stat(path).st_ctime_ns
+    os.utime(verified_path(path), ns=(ctime + 10**7, ctime + 10**7))
+
+
+def test_a_verified_file_version_is_not_checksummed_again_by_other_processes(tmp_path, monkeypatch):
+    path = _features(tmp_path)  # packing verified it and recorded that beside it
+    _recorded_a_tick_later(path)
+    computed = _no_checksum_reading(monkeypatch)
+    _a_new_process()
+    BucketFile(path).memmap("cqt")
+    assert computed == []
+    os.utime(verified_path(path), ns=(0, os.stat(path).st_ctime_ns))  # same tick: not trusted
+    _a_new_process()
+    BucketFile(path).memmap("cqt")
+    assert computed == ["cqt"]
+
+
+def test_damage_after_a_recorded_verification_is_still_found(tmp_path):
+    """Bytes written in place with the size and mtime kept change the ctime: the record is of
+    another version, so the file is checksummed again."""
+    path = _features(tmp_path)
+    _recorded_a_tick_later(path)
+    _a_new_process()
+    BucketFile(path).memmap("cqt")
+    time.sleep(0.05)  # a later timestamp tick than the file's last change
+    damage(path, "cqt", at=1000)
+    _a_new_process()
+    with pytest.raises(DamagedBucketError, match=_damaged(path, "cqt")):
+        BucketFile(path).memmap("cqt")
+    with pytest.raises(DamagedBucketError, match=_damaged(path, "cqt")):  # never recorded
+        _a_new_process() or BucketFile(path).memmap("cqt")

@@ -1,7 +1,8 @@
 """Command line: `mirkd transcribe` (audio -> .lab or .jams files; with --beats a lead sheet,
 beat JAMS and MIDI; with --html a page that plays along), `mirkd info` (checkpoint
-metadata; without a checkpoint both use the model released with mirkd, mirkd.released) and
-`mirkd add-checksums` (bucket files of an older mirkd)."""
+metadata; without a checkpoint both use the model released with mirkd, mirkd.released),
+`mirkd add-checksums` (bucket files of an older mirkd) and `mirkd check-config` (config files
+read strictly)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,26 @@ def _transcribe(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+SCHEMA = Path(__file__).resolve().parents[2] / "config.schema.yaml"  # in the repository
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from mirkd.config_check import check_config_file, read_config_file
+
+    failed = 0
+    for path in args.config:
+        try:
+            if args.schema.is_file():
+                check_config_file(path, args.schema)
+            else:
+                read_config_file(path)
+                _warning(f"{args.schema} not found: {path} read, its keys not checked")
+        except MirkdError as exc:
+            _error(str(exc))
+            failed = 1
+    return failed
+
+
 def _info(args: argparse.Namespace) -> int:
     if args.checkpoint is None:
         return _released_info()
@@ -122,7 +143,12 @@ def _released_info() -> int:
 
 
 def _probability(text: str) -> float:
-    value = float(text)
+    """A probability in (0, 1) from the command line; argparse puts the option's name before
+    the error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"{text} is not a probability in (0, 1)")
     return value
@@ -182,6 +208,18 @@ def _parser() -> argparse.ArgumentParser:
         "--beats, else chord segments) following playback, click a bar to seek; works offline",
     )
     tr.set_defaults(func=_transcribe)
+
+    check = sub.add_parser(
+        "check-config",
+        help="read config files strictly: a YAML syntax error with its line, a key given "
+        "twice, unknown keys and wrong types (Snakemake reports a --configfile it cannot parse "
+        "without the line)",
+    )
+    check.add_argument("config", nargs="+", help="config files (YAML)")
+    check.add_argument(
+        "--schema", type=Path, default=SCHEMA, help=f"the config schema (default {SCHEMA})"
+    )
+    check.set_defaults(func=_check_config)
 
     info = sub.add_parser(
         "info", help="print a checkpoint's metadata (default: the released model's card) as JSON"

@@ -20,7 +20,7 @@ from typing import Any
 
 from mirkd.atomic import atomic_write_json
 from mirkd.audio import AUDIO_EXTENSIONS, audio_duration
-from mirkd.errors import AudioError, ConfigError, MirkdError, os_cause
+from mirkd.errors import AudioError, ConfigError, LabFormatError, MirkdError, os_cause
 
 log = logging.getLogger(__name__)
 ANNOTATION_SUFFIXES = (".lab", ".jams")  # beside audio files, in find_annotation's order
@@ -352,3 +352,62 @@ def _seconds(path: str) -> float:
     except AudioError as exc:
         log.warning("%s", exc)
         return 0.0
+
+
+# What an annotation is checked against at planning; a cache entry made under other rules is
+# checked again (bump when mirkd.labels' checks or tolerances change).
+_ANNOTATION_RULES = "labels-v1"
+
+
+def check_annotations(
+    tracks: Iterable[Track], seconds: Mapping[str, float], cache_file: str | Path
+) -> None:
+    """Every annotation of `tracks` parses (mirkd.labels.read_annotation: its labels in the
+    large vocabulary) and fits its audio's duration (`seconds`, read from the header); a
+    ConfigError lists every bad file with its cause (an audio file whose header cannot be
+    read too: its annotation cannot be checked). This is what a dry run can know before any
+    job runs. Results are cached by annotation path, `_cache_key` and the audio's duration,
+    so planning 15,000 tracks again parses only the annotations that changed."""
+    from mirkd.labels import END_TOLERANCE, UNANNOTATED_TAIL, read_annotation
+    from mirkd.vocab import LARGE
+
+    rules = f"{_ANNOTATION_RULES}:{END_TOLERANCE}:{UNANNOTATED_TAIL}:{LARGE.name}"
+    cache_file = Path(cache_file)
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        cache = {}
+    problems, changed = [], False
+    for t in tracks:
+        if t.lab is None:
+            continue
+        duration = seconds.get(t.audio, 0.0)
+        if not duration:
+            problems.append(
+                f"{t.audio}: cannot read the audio header, so its annotation {t.lab} "
+                "cannot be checked"
+            )
+            continue
+        try:
+            key = f"{_cache_key(t.lab)}:{duration!r}:{rules}"
+        except OSError as exc:
+            problems.append(f"{t.lab}: cannot read: {os_cause(exc)}")
+            continue
+        entry = cache.get(t.lab)
+        if entry is None or entry.get("key") != key:
+            try:
+                read_annotation(t.lab, LARGE, duration)
+                entry = {"key": key, "error": ""}
+            except LabFormatError as exc:
+                entry = {"key": key, "error": str(exc)}
+            cache[t.lab] = entry
+            changed = True
+        if entry["error"]:
+            problems.append(entry["error"])
+    if changed:
+        atomic_write_json(cache_file, cache)
+    if problems:
+        raise ConfigError(
+            f"{len(problems)} annotation file(s) of the labeled or test songs cannot be used "
+            "(fix or remove them):\n  " + "\n  ".join(problems)
+        )

@@ -18,8 +18,10 @@ with a non-finite feature or probability or a label outside [0, C) is refused. R
 offsets on opening and each per-frame array on its first use in a process (`BucketFile.verify`:
 truncation, checksum; the values when the checksum does not match, to name the cause), cached by
 file version, so training, evaluation and carry-over never use damaged data: a
-`DamagedBucketError` names the file, the array and the cause. A file packed before checksums
-existed has its values checked and is named in a warning.
+`DamagedBucketError` names the file, the array and the cause. Packing verifies what it wrote, and
+a verification is recorded beside the file (`<file>.verified`: the file's inode, size, mtime and
+ctime), so other processes skip the checksum of a file version already verified. A file packed
+before checksums existed has its values checked and is named in a warning.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import h5py
 import numpy as np
 
 from mirkd import __version__
-from mirkd.atomic import atomic_path
+from mirkd.atomic import atomic_path, atomic_write_json
 from mirkd.errors import DamagedBucketError, MirkdError
 from mirkd.features import CQTParams
 
@@ -50,6 +52,7 @@ TEACHER_FRAMES = ("labels", "probs", "confidence")
 TEACHER_IDENTITY_KEYS = ("teacher_kind", "teacher_fingerprint", "vocab", "sr", "hop_length")
 _TEXT_COLUMNS = ("track_id", "fingerprint", "source", "skipped")
 CHECKSUM = "crc32"  # attribute of each array: zlib.crc32 of its bytes as stored
+VERIFIED_SUFFIX = ".verified"  # beside a bucket file: which arrays of which version verified
 _VERIFY_CHUNK_BYTES = 1 << 20  # verified in chunks, so the value checks need little memory
 log = logging.getLogger("mirkd")
 
@@ -179,6 +182,9 @@ def pack_bucket(
         f.attrs["created"] = _now()
         for key, value in attrs.items():
             f.attrs[key] = value
+    # what was written, read back once and recorded for the readers (not this process's cache,
+    # so a change in the same timestamp tick is still seen here)
+    BucketFile(out).verify(in_process=False)
 
 
 def _must_read_part(path: str | Path) -> TrackPart:
@@ -207,18 +213,61 @@ def _value_problem(values: np.ndarray, n_classes: int | None, first_row: int = 0
 
 @dataclass(frozen=True)
 class FileStamp:
-    """One version of a file as a process sees it: a file rewritten (even with its mtime
-    kept by the writer) gets another inode or size or mtime, so it is verified again."""
+    """One version of a file: a file rewritten, even in place with its size and mtime kept,
+    gets another ctime (no writer can set it), so it is verified again."""
 
     path: str
     inode: int
     size: int
     mtime_ns: int
+    ctime_ns: int
 
     @classmethod
     def of(cls, path: str) -> FileStamp:
         st = os.stat(path)
-        return cls(path, st.st_ino, st.st_size, st.st_mtime_ns)
+        return cls(path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    @property
+    def version(self) -> list[int]:
+        return [self.inode, self.size, self.mtime_ns, self.ctime_ns]
+
+
+def verified_path(path: str | Path) -> str:
+    """The file beside a bucket file recording which of its arrays were verified, and in which
+    version of the file (`BucketFile.verify`)."""
+    return f"{path}{VERIFIED_SUFFIX}"
+
+
+def _recorded(stamp: FileStamp) -> set[str]:
+    """The arrays recorded verified for exactly this version of the file; none if the record is
+    missing, of another version, or written within the file's last change's timestamp tick (a
+    change in that same tick would leave ctime as it was: verified again, like a racy index
+    entry of git)."""
+    path = verified_path(stamp.path)
+    try:
+        written = os.stat(path).st_mtime_ns
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(record, dict) or record.get("version") != stamp.version:
+        return set()
+    if stamp.ctime_ns >= written:
+        return set()
+    return {str(a) for a in record.get("arrays", [])}
+
+
+def _record(stamp: FileStamp, arrays: set[str]) -> None:
+    """Record `arrays` verified in this version of the file, unless it changed meanwhile; a
+    folder that cannot be written only means the next process verifies again."""
+    if FileStamp.of(stamp.path) != stamp:
+        return
+    try:
+        atomic_write_json(
+            verified_path(stamp.path), {"version": stamp.version, "arrays": sorted(arrays)}
+        )
+    except OSError as exc:
+        log.debug("%s: verification not recorded (%s)", stamp.path, exc)
 
 
 _VERIFIED: set[tuple[FileStamp, str]] = set()  # (file, array) verified in this process
@@ -300,16 +349,32 @@ class BucketFile:
         """Whether every array has a checksum (files packed by older mirkd versions lack it)."""
         return all(a.crc32 is not None for a in self._arrays.values())
 
-    def verify(self, *names: str) -> None:
-        """Check per-frame arrays `names` (all by default) once per file version in this
-        process: the file holds them whole and their checksum is the one recorded when packed
-        (so their values are those checked then). Without a matching checksum, their values
-        are checked (finite features and probabilities, labels in [0, C)) to name the cause.
-        Raises DamagedBucketError; a file without checksums whose values pass gets a warning."""
-        for name in names or self.frame_names:
-            if (self.stamp, name) not in _VERIFIED:
+    def verify(self, *names: str, in_process: bool = True) -> None:
+        """Check per-frame arrays `names` (all by default) once per file version: the file
+        holds them whole and their checksum is the one recorded when packed (so their values
+        are those checked then). Without a matching checksum, their values are checked (finite
+        features and probabilities, labels in [0, C)) to name the cause. Raises
+        DamagedBucketError; a file without checksums whose values pass gets a warning.
+
+        Once per process, and once per file version across processes: verified checksummed
+        arrays are recorded beside the file (`verified_path`) with the file's inode, size,
+        mtime and ctime, and a process finding its arrays recorded for the version it opened
+        skips the checksum. Any change through the file system (a rewrite, bytes written in
+        place, even with the mtime restored) changes the ctime, so the file is verified again;
+        damage that bypasses the file system (a failing disk) is not seen after the record.
+        `in_process` False: recorded beside the file only (the packing job's check)."""
+        todo = [n for n in names or self.frame_names if (self.stamp, n) not in _VERIFIED]
+        if not todo:
+            return
+        recorded = _recorded(self.stamp)
+        for name in todo:
+            if name not in recorded:
                 self._verify(name)
+            if in_process:
                 _VERIFIED.add((self.stamp, name))
+        checksummed = {n for n in todo if self._arrays[n].crc32 is not None}
+        if not checksummed <= recorded:
+            _record(self.stamp, recorded | checksummed)
 
     def _verify(self, name: str) -> None:
         array = self._arrays[name]

@@ -32,6 +32,7 @@ from mirkd.manifest import (
     Track,
     TrackFiles,
     audio_facts,
+    check_annotations,
     data_root,
     ensure_split,
     scan_audio,
@@ -422,7 +423,13 @@ def _found_tracks(
         return found, facts
     found = _folder_tracks(config["data"])
     paths = [t.audio for ts in found.values() for t in ts]
-    return found, audio_facts(paths, Path(results) / ".fingerprints.json")
+    facts = audio_facts(paths, Path(results) / ".fingerprints.json")
+    check_annotations(
+        (t for s in ("labeled", "test") for t in found[s]),
+        {p: f.seconds for p, f in facts.items()},
+        Path(results) / ".annotations.json",
+    )
+    return found, facts
 
 
 def _write_manifest(path: str, found: dict[str, list[Track]], facts: dict[str, AudioFacts]) -> None:
