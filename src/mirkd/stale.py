@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mirkd.buckets import related
+from mirkd.stages import STAGES
 from mirkd.store import verified_path
 
 if TYPE_CHECKING:
@@ -32,14 +33,12 @@ def named_paths(plan: RunPlan) -> set[Path]:
     """Every path under the pruned folders the plan names: each bucket's features file and
     every teacher's (with their verification records), each bucket job's work folder, and the
     base run's training work folders."""
-    from mirkd.workflow_plan import MODELS
-
     refs = plan.group_buckets(plan.buckets)
     files = [plan.features_path(r.group, r.name) for r in refs]
     files += [plan.teacher_path(tag, r.group, r.name) for tag in plan.teachers for r in refs]
     named = {Path(p) for f in files for p in (f, verified_path(f))}
     named |= {Path(plan.bucket_work(k, r.group, r.name)) for k in BUCKET_KINDS for r in refs}
-    named |= {Path(plan.work_dir("", m)) for m in MODELS}
+    named |= {Path(plan.work_dir("", m)) for m in STAGES}
     return named
 
 
