@@ -224,7 +224,9 @@ def test_add_checksums_upgrades_an_old_file_whose_values_pass_and_refuses_a_dama
     path = teacher_bucket(tmp_path / "t.h5", {"a": _uniform_teacher(40), "s": None})
     packed = _checksums(path)
     _strip_checksums(path)
+    mtime = os.stat(path).st_mtime_ns
     assert add_checksums(path) and _checksums(path) == packed  # the CRCs pack_bucket wrote
+    assert os.stat(path).st_mtime_ns == mtime  # downstream outputs stay up to date
     BucketFile(path).verify()
     assert not add_checksums(path)  # already there: untouched
     old = _features(tmp_path, "old.h5")

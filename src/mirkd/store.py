@@ -604,13 +604,16 @@ def add_checksums(path: str | Path) -> bool:
     """Give a bucket file packed by a mirkd without checksums its arrays' checksums, after
     checking every value (finite features and probabilities, labels in range), so hours of
     teacher outputs need not be computed again. What the checksums then vouch for is the file
-    as it is now. Atomic (a copy is changed, then renamed over the file); False if the file
-    already had them. Raises DamagedBucketError when a value is impossible."""
+    as it is now. Atomic (a copy is changed, then renamed over the file), with the file's mtime
+    kept: its content is unchanged, so the jobs downstream must not rerun (Snakemake compares
+    mtimes). False if the file already had them. Raises DamagedBucketError when a value is
+    impossible."""
     bucket = BucketFile(path)
     if bucket.checksummed:
         return False
     _UNCHECKSUMMED.add(bucket.stamp)  # no warning to run what is running
     bucket.verify()  # without checksums: the values of every array, or DamagedBucketError
+    before = os.stat(path)
     with atomic_path(path) as tmp:
         shutil.copyfile(path, tmp)
         with h5py.File(tmp, "r+") as f:
@@ -628,5 +631,6 @@ def add_checksums(path: str | Path) -> bool:
                     crc = zlib.crc32(np.ascontiguousarray(values[start : start + rows]).data, crc)
                 del values
                 data.attrs[CHECKSUM] = crc
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # what Snakemake compares
     log.info("%s: checksums added", path)
     return True
