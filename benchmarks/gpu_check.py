@@ -42,7 +42,8 @@ import torch
 from mirkd.checkpoints import ModelBundle, save_checkpoint
 from mirkd.demo import synthesize_song
 from mirkd.features import CQTParams
-from mirkd.inference import select_device, transcribe_file
+from mirkd.devices import select_device
+from mirkd.inference import transcribe_file
 from mirkd.manifest import TrackFiles
 from mirkd.models.registry import ARCHITECTURES, build_model
 from mirkd.steps.data import extract_bucket_features

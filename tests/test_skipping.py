@@ -87,7 +87,8 @@ def test_undecodable_unlabeled_track_is_recorded_as_skipped(tmp_path):
     assert bucket.skipped()["broken"].startswith("cannot decode audio")
     assert bucket.frames("cqt", "broken").shape == (0, 144)
     assert bucket.column("source", "broken") == rows[1].audio
-    assert sorted(p.name for p in (tmp_path / "features").iterdir()) == ["b.h5"]  # atomic
+    written = sorted(p.name for p in (tmp_path / "features").iterdir())
+    assert written == ["b.h5", "b.h5.verified"]  # atomic: no temp file; the packer's record
     assert not (tmp_path / "work" / "features" / "b").exists()  # parts removed once packed
 
 

@@ -270,9 +270,10 @@ WHOLE_FILE_BYTES = 256 * 1024  # files up to this size are read whole
 def content_digest(path: str | Path) -> str:
     """A digest of a file's size and content that reads a few evenly spaced blocks of a large
     file (at most SAMPLE_SHARE of it, 32 KiB at most), so planning 1,000 h on a login node reads
-    almost nothing; copies of a file get the same digest. An edit that keeps the size and
-    touches no sampled block does not change it: `audio_facts` then treats the file as changed
-    from what the file system says. ConfigError naming the file if it cannot be read."""
+    almost nothing; copies of a file get the same digest. What it cannot see: an edit that keeps
+    the size and touches no sampled block and neither the header nor the end (a re-render, a
+    gain change, a re-encode or a tag edit all change sampled bytes or the size). ConfigError
+    naming the file if it cannot be read."""
     try:
         with open(path, "rb", buffering=0) as f:
             size = os.fstat(f.fileno()).st_size
@@ -308,15 +309,11 @@ def _cache_key(path: str) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
 
 
-def _fresh_entry(path: str, key: str, previous: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The facts of a new or rewritten file. A file the file system says was rewritten (new
-    key) whose sampled bytes did not change may have changed where planning did not read: it
-    gets a new fingerprint, so the jobs that decode it run again (one track's work each)."""
+def _fresh_entry(path: str, key: str) -> dict[str, Any]:
+    """The facts of a new or rewritten file: its digest is also its fingerprint, so a copied or
+    moved corpus (new inodes, same bytes) plans the same jobs, nothing reruns."""
     digest = content_digest(path)
-    fingerprint = digest
-    if previous is not None and previous.get("digest") == digest:
-        fingerprint = f"{digest}~{hashlib.sha1(key.encode()).hexdigest()[:8]}"
-    return {"key": key, "digest": digest, "fingerprint": fingerprint, "seconds": _seconds(path)}
+    return {"key": key, "digest": digest, "fingerprint": digest, "seconds": _seconds(path)}
 
 
 def audio_facts(paths: list[str], cache_file: str | Path) -> dict[str, AudioFacts]:
@@ -334,7 +331,7 @@ def audio_facts(paths: list[str], cache_file: str | Path) -> dict[str, AudioFact
         key = _cache_key(path)
         entry = cache.get(path)
         if entry is None or entry.get("key") != key or "seconds" not in entry:
-            entry = _fresh_entry(path, key, entry)
+            entry = _fresh_entry(path, key)
         elif "digest" not in entry:
             entry = {**entry, "digest": content_digest(path), "fingerprint": entry["sha1"]}
         if cache.get(path) is not entry:
