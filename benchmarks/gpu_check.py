@@ -41,8 +41,9 @@ import torch
 
 from mirkd.checkpoints import ModelBundle, save_checkpoint
 from mirkd.demo import synthesize_song
+from mirkd.devices import select_device
 from mirkd.features import CQTParams
-from mirkd.inference import select_device, transcribe_file
+from mirkd.inference import transcribe_file
 from mirkd.manifest import TrackFiles
 from mirkd.models.registry import ARCHITECTURES, build_model
 from mirkd.steps.data import extract_bucket_features
