@@ -15,6 +15,7 @@ from pathlib import Path
 import benchlib  # first: limits threads and silences tqdm before torch loads
 import torch
 
+from mirkd.checkpoints import ModelBundle
 from mirkd.features import CQTParams, n_frames
 from mirkd.manifest import BucketFiles
 from mirkd.models.registry import build_model
@@ -50,20 +51,10 @@ def epoch_seconds(
         runs = iter(range(benchlib.REPEATS + 1))
 
         def epoch() -> None:
-            model = build_model(arch, hparams)
             out = Path(tmp) / str(next(runs))
-            meta = {
-                "arch": arch,
-                "hparams": hparams,
-                "vocab": LARGE,
-                "feature_params": CQTParams(),
-                "mean": -5.0,
-                "std": 2.0,
-                "provenance": {},
-            }
+            bundle = ModelBundle.student(build_model(arch, hparams), arch, hparams, -5.0, 2.0)
             train(
-                model,
-                meta,
+                bundle,
                 dataset,
                 lambda m: 0.0,
                 config,

@@ -41,8 +41,8 @@ import torch
 
 from mirkd.checkpoints import ModelBundle, save_checkpoint
 from mirkd.demo import synthesize_song
-from mirkd.features import CQTParams
 from mirkd.devices import select_device
+from mirkd.features import CQTParams
 from mirkd.inference import transcribe_file
 from mirkd.manifest import TrackFiles
 from mirkd.models.registry import ARCHITECTURES, build_model
@@ -182,13 +182,13 @@ def _epoch_rate(
     device: torch.device,
 ) -> Callable[[], float]:
     """A function that trains a fresh model for one epoch of `dataset`; windows per second."""
-    meta = {"arch": arch, "hparams": hparams, "vocab": LARGE, "feature_params": CQTParams(),
-            "mean": -5.0, "std": 2.0, "provenance": {}}  # fmt: skip
 
     def epoch() -> float:
         out = folder / f"{arch}{next(_RUNS)}"
         started = time.perf_counter()
-        train(build_model(arch, hparams), meta, dataset, lambda m: 0.0, config,
+        model = build_model(arch, hparams)
+        bundle = ModelBundle.student(model, arch, hparams, mean=-5.0, std=2.0)
+        train(bundle, dataset, lambda b: 0.0, config,
               out / "best.pt", out / "last.pt", device=device, log=lambda _: None)  # fmt: skip
         return len(dataset) / (time.perf_counter() - started)
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from mirkd.checkpoints import ModelBundle
-from mirkd.features import CQTParams
 from mirkd.models import build_model
-from mirkd.vocab import LARGE
 
 TINY_BTC = {
     "hidden_size": 16,
@@ -25,16 +23,7 @@ def tiny_bundle(arch: str = "btc", seed: int = 0, **provenance) -> ModelBundle:
     torch.manual_seed(seed)
     hparams = dict(TINY_BTC if arch == "btc" else TINY_CHORDNET)
     model = build_model(arch, hparams).eval()
-    return ModelBundle(
-        model=model,
-        arch=arch,
-        hparams=hparams,
-        vocab=LARGE,
-        feature_params=CQTParams(),
-        mean=-3.5,
-        std=2.25,
-        provenance=dict(provenance),
-    )
+    return ModelBundle.student(model, arch, hparams, mean=-3.5, std=2.25, provenance=provenance)
 
 
 def resolved_config(config: dict) -> dict:

@@ -74,10 +74,7 @@ def test_export_is_float16_and_predicts_like_the_original(tmp_path: Path, traine
     assert exported.provenance["trained"]["git_commit"] == original.provenance["git_commit"]
     features = np.random.default_rng(0).normal(-3.5, 2.0, (300, 144)).astype(np.float32)
     cpu = torch.device("cpu")
-    a, b = (
-        predict_logits_many(m.model, m.mean, m.std, [features], cpu)[0]
-        for m in (original, exported)
-    )
+    a, b = (predict_logits_many(m, [features], cpu)[0] for m in (original, exported))
     np.testing.assert_allclose(a, b, atol=2e-2, rtol=1e-2)
     assert (a.argmax(-1) == b.argmax(-1)).mean() > 0.99
 

@@ -164,7 +164,7 @@ def test_lvchordia_rejects_mismatched_features(lv_teacher: LvChordiaTeacher, son
 @pytest.mark.parametrize("kind", ["btc", "mirkd"])
 def test_checkpoint_teacher_gives_probabilities(kind: str, tmp_path: Path) -> None:
     from mirkd import checkpoints
-    from mirkd.inference import bundle_logits
+    from mirkd.inference import predict_logits
     from mirkd.models import registry
 
     torch.manual_seed(0)
@@ -195,7 +195,7 @@ def test_checkpoint_teacher_gives_probabilities(kind: str, tmp_path: Path) -> No
     probs = teacher.frame_probs(tmp_path / "unused.wav", features)
     assert probs.shape == (250, LARGE.size) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
-    logits = bundle_logits(teacher.bundle, features, torch.device("cpu"))
+    logits = predict_logits(teacher.bundle, features, torch.device("cpu"))
     expected = np.exp(logits - logits.max(axis=1, keepdims=True))
     np.testing.assert_allclose(probs, expected / expected.sum(axis=1, keepdims=True), atol=1e-6)
     with pytest.raises(MirkdError, match="unused.wav"):

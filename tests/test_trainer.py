@@ -11,7 +11,7 @@ from bucket_helpers import feature_bucket, teacher_bucket
 from torch.utils.data import DataLoader
 
 import mirkd.references as references
-from mirkd.checkpoints import load_checkpoint, read_checkpoint_state
+from mirkd.checkpoints import ModelBundle, load_checkpoint, read_checkpoint_state
 from mirkd.errors import ConfigError
 from mirkd.evaluation import METRICS
 from mirkd.features import CQTParams
@@ -78,16 +78,9 @@ def data(tmp_path):
     return tracks, files
 
 
-def _meta(mean=-5.5, std=1.5):
-    return {
-        "arch": "btc",
-        "hparams": TINY,
-        "vocab": LARGE,
-        "feature_params": PARAMS,
-        "mean": mean,
-        "std": std,
-        "provenance": {"test": True},
-    }
+def _bundle(model, mean=-5.5, std=1.5):
+    """`model` as the tiny BTC student of a step: LARGE vocabulary, normalised by mean/std."""
+    return ModelBundle.student(model, "btc", TINY, mean, std, {"test": True})
 
 
 def _agreement_track(tracks, track_id):
@@ -119,8 +112,7 @@ def test_stage1_training_lowers_loss_and_saves(tmp_path, data):
     ids = sorted(tracks)
     ds = PseudoLabelDataset([files], seq_len=16, stride=16)
     val_tracks = [_agreement_track(tracks, t) for t in ids[:2]]
-    model = _model(0)
-    meta = _meta()
+    bundle = _bundle(_model(0))
     config = train_config(  # one view: the loss halving is the focal loss's
         epochs=6,
         batch_size=8,
@@ -131,10 +123,9 @@ def test_stage1_training_lowers_loss_and_saves(tmp_path, data):
         consistency=0.0,
     )
     history = train(
-        model,
-        meta,
+        bundle,
         ds,
-        lambda m: frame_agreement(m, meta["mean"], meta["std"], val_tracks, torch.device("cpu")),
+        lambda b: frame_agreement(b, val_tracks, torch.device("cpu")),
         config,
         tmp_path / "best.pt",
         tmp_path / "last.pt",
@@ -172,18 +163,12 @@ def test_validation_scores_whole_tracks(data):
     cpu = torch.device("cpu")
     c_major = LARGE.to_index("C")
     labels = tracks["t1"][1]
-    agreement = frame_agreement(_Constant(c_major), 0.0, 1.0, [_agreement_track(tracks, "t1")], cpu)
+    constant = _bundle(_Constant(c_major), 0.0, 1.0)
+    agreement = frame_agreement(constant, [_agreement_track(tracks, "t1")], cpu)
     assert agreement == pytest.approx(float(np.mean(labels == c_major)))
     end = len(labels) * PARAMS.frame_period
     half = [ChordSegment(0.0, end / 2, "C:maj7"), ChordSegment(end / 2, end, "D:min")]
-    wcsr = validation_wcsr(
-        _Constant(c_major),
-        0.0,
-        1.0,
-        [_reference_track(tracks, "t1", half)],
-        cpu,
-        metric="majmin",
-    )
+    wcsr = validation_wcsr(constant, [_reference_track(tracks, "t1", half)], cpu, metric="majmin")
     assert wcsr == pytest.approx(0.5)
 
 
@@ -200,10 +185,10 @@ def test_validation_mean7_is_the_mean_of_the_seven_from_one_scoring(data, monkey
         return scored(songs)
 
     monkeypatch.setattr(references, "song_scores", counting)
-    model = _Constant(LARGE.to_index("C"))
-    mean7 = validation_wcsr(model, 0.0, 1.0, val, CPU, metric="mean7")
+    model = _bundle(_Constant(LARGE.to_index("C")), 0.0, 1.0)
+    mean7 = validation_wcsr(model, val, CPU, metric="mean7")
     assert len(calls) == 1
-    seven = [validation_wcsr(model, 0.0, 1.0, val, CPU, metric=m) for m in METRICS]
+    seven = [validation_wcsr(model, val, CPU, metric=m) for m in METRICS]
     assert mean7 == pytest.approx(float(np.mean(seven)))
     assert len(set(seven)) > 1  # a mean of different values, not one metric
 
@@ -246,13 +231,13 @@ def test_class_balance_needs_class_counts(data):
     config = train_config(batch_size=4, class_balance=0.5)
     assert run_class_weights(ds, train_config(batch_size=4), LARGE.size, CPU) is None
     with pytest.raises(ConfigError, match="class_counts"):
-        _Run.start(_model(0), config, CPU, -5.5, 1.5, ds, LARGE)
+        _Run.start(_bundle(_model(0)), config, CPU, ds)
 
 
 def test_class_balance_weights_the_focal_loss_of_a_run(tmp_path, data):
     ds = _Counted(_stage1_ds(*data))
     config = train_config(batch_size=4, class_balance=0.5)
-    run = _Run.start(_model(0), config, CPU, -5.5, 1.5, ds, LARGE)
+    run = _Run.start(_bundle(_model(0)), config, CPU, ds)
     expected = class_weights(ds.class_counts(), 0.5)
     assert torch.equal(run.class_weights, expected)
     batch = next(iter(DataLoader(ds, batch_size=4)))
@@ -281,8 +266,7 @@ def test_plateau_decay_and_early_stopping(tmp_path, data):
     )
     scores = iter([0.5, 0.4, 0.5, 0.1])
     history = train(
-        _model(0),
-        _meta(),
+        _bundle(_model(0)),
         ds,
         lambda m: next(scores),
         config,
@@ -295,8 +279,7 @@ def test_plateau_decay_and_early_stopping(tmp_path, data):
     assert [h["lr"] for h in history] == pytest.approx([1e-3, 5e-4, 3e-4])  # floor min_lr
     assert read_checkpoint_state(tmp_path / "best.pt")["epoch"] == 1
     again = train(
-        _model(0),
-        _meta(),
+        _bundle(_model(0)),
         ds,
         lambda m: 1.0,
         config,
@@ -330,11 +313,11 @@ def _stage2_run(tmp_path, data, out_dir, kill_at_epoch=None, model_seed=0, **set
     ]
     calls = []
 
-    def validate(model):
+    def validate(bundle):
         calls.append(1)
         if len(calls) == kill_at_epoch:
             raise _Killed
-        return validation_wcsr(model, -5.5, 1.5, val, torch.device("cpu"), metric="root")
+        return validation_wcsr(bundle, val, torch.device("cpu"), metric="root")
 
     config = train_config(
         "stage2",
@@ -352,8 +335,7 @@ def _stage2_run(tmp_path, data, out_dir, kill_at_epoch=None, model_seed=0, **set
     out = tmp_path / out_dir
     model = _model(model_seed)
     train(
-        model,
-        _meta(),
+        _bundle(model),
         ds,
         validate,
         config,
@@ -390,13 +372,27 @@ def _stage1_ds(tracks, files):
 def _steps(ds, batches, config):
     """A fresh tiny model and fused AdamW after one `_train_step` per (batch, dropout seed);
     the totals."""
-    run = _Run.start(_model(0), config, CPU, -5.5, 1.5, ds, LARGE)
+    run = _Run.start(_bundle(_model(0)), config, CPU, ds)
     run.model.train()
     totals = _EpochTotals.zeros(CPU)
     for batch, seed in batches:
         torch.manual_seed(seed)
         _train_step(run, batch, totals)
     return run, totals
+
+
+def test_a_run_normalises_its_batches_as_before_through_the_bundle(data):
+    """The trainer's batches: float32, the bundle's (x - mean) / std, padding frames 0; bit
+    for bit the formula the trainer had before the bundle owned it."""
+    ds = _stage1_ds(*data)
+    run = _Run.start(_bundle(_model(0)), train_config(batch_size=4), CPU, ds)
+    batch = next(iter(DataLoader(ds, batch_size=4)))
+    mask = batch["mask"].clone()
+    mask[0, -3:] = False
+    got = run.normalise(batch["x"], mask)
+    assert got.dtype == torch.float32
+    assert torch.equal(got, ((batch["x"].float() + 5.5) / 1.5) * mask.unsqueeze(-1))
+    assert torch.equal(got[0, -3:], torch.zeros_like(got[0, -3:]))
 
 
 def _assert_same_state(a, b):
@@ -468,8 +464,7 @@ class _Spy(WindowDataset):
 def _train_briefly(tmp_path, ds, model, log=lambda s: None, **settings):
     """Two epochs of `model` on `ds` in batches of 4 (fixed validation score)."""
     return train(
-        model,
-        _meta(),
+        _bundle(model),
         ds,
         lambda m: 0.5,
         train_config(epochs=2, batch_size=4, patience=5, **settings),
@@ -522,7 +517,7 @@ def test_an_unfused_optimiser_state_resumes_into_the_fused_one(data):
     unfused = torch.optim.AdamW(model.parameters(), lr=config.lr)
     loss_for_batch(model(batch["x"].float()), batch, config).backward()
     unfused.step()
-    run = _Run.start(model, config, CPU, -5.5, 1.5, ds, LARGE)
+    run = _Run.start(_bundle(model), config, CPU, ds)
     _load_optimizer(run.optimizer, unfused.state_dict())
     assert all(g["fused"] for g in run.optimizer.param_groups)
     _train_step(run, batch, _EpochTotals.zeros(CPU))  # an unfused AdamW refuses the flag
@@ -551,13 +546,13 @@ def test_a_finished_run_is_trained_again_not_resumed(tmp_path, data, epochs, pat
     def run(logged):
         validations = []
 
-        def validate(model):
+        def validate(bundle):
             validations.append(1)
             return 0.5
 
         config = train_config(epochs=epochs, batch_size=4, patience=patience)
         best, last = tmp_path / "best.pt", tmp_path / "last.pt"
-        history = train(_model(0), _meta(), ds, validate, config, best, last, CPU, logged.append)
+        history = train(_bundle(_model(0)), ds, validate, config, best, last, CPU, logged.append)
         return history, len(validations)
 
     first, validated = run([])

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -92,6 +92,44 @@ class ModelBundle:
     mean: float
     std: float
     provenance: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def student(
+        cls,
+        model: ChordModel,
+        arch: str,
+        hparams: dict[str, Any],
+        mean: float,
+        std: float,
+        provenance: dict[str, Any] | None = None,
+    ) -> ModelBundle:
+        """`model` as the training steps make their students: over the LARGE vocabulary, on
+        the pipeline's features (default CQTParams), normalised by `mean`/`std`."""
+        return cls(
+            model=model,
+            arch=arch,
+            hparams=hparams,
+            vocab=LARGE,
+            feature_params=CQTParams(),
+            mean=float(mean),
+            std=float(std),
+            provenance={} if provenance is None else provenance,
+        )
+
+    @overload
+    def normalise(self, features: np.ndarray) -> np.ndarray: ...
+
+    @overload
+    def normalise(self, features: torch.Tensor) -> torch.Tensor: ...
+
+    def normalise(self, features: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """Raw log-CQT standardised as the model takes it: ``(features - mean) / std``.
+
+        The one home of the formula: inference applies it to numpy frames
+        (`mirkd.inference.predict_logits_many`), the trainer to its torch batches (float32;
+        it then zeroes the padding frames). The dtype follows numpy's and torch's promotion
+        of the input with a Python float (float32 stays float32)."""
+        return (features - self.mean) / self.std
 
 
 @lru_cache(maxsize=1)

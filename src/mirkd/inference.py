@@ -17,31 +17,24 @@ from mirkd.decoding import decode, log_softmax
 from mirkd.errors import MirkdError
 from mirkd.features import log_cqt
 from mirkd.labels import ChordSegment, frames_to_segments
-from mirkd.models.common import ChordModel
 
 
 def predict_logits(
-    model: ChordModel,
-    mean: float,
-    std: float,
-    features: np.ndarray,
-    device: torch.device,
-    batch_windows: int = 16,
+    bundle: ModelBundle, features: np.ndarray, device: torch.device, batch_windows: int = 16
 ) -> np.ndarray:
-    """Frame logits [T, C] float32 of a model (in eval mode) for raw log-CQT `features`.
+    """Frame logits [T, C] float32 of a bundle's model (in eval mode) for raw log-CQT
+    `features` [T, n_bins] (the bundle's number of CQT bins, else MirkdError).
 
-    Features [T, n_bins] are normalised with `mean`/`std`, zero-padded to whole model windows
-    (as the models pad) and run in batches of `batch_windows` windows (inference mode,
+    Features are normalised by the bundle (`ModelBundle.normalise`), zero-padded to whole model
+    windows (as the models pad) and run in batches of `batch_windows` windows (inference mode,
     autocast on CUDA). The model is moved to `device`. Used for evaluation, transcription,
     teachers and the validation scores during training alike.
     """
-    return predict_logits_many(model, mean, std, [features], device, batch_windows)[0]
+    return predict_logits_many(bundle, [features], device, batch_windows)[0]
 
 
 def predict_logits_many(
-    model: ChordModel,
-    mean: float,
-    std: float,
+    bundle: ModelBundle,
     tracks: Sequence[np.ndarray],
     device: torch.device,
     batch_windows: int = 16,
@@ -50,14 +43,17 @@ def predict_logits_many(
     own, then the windows of all tracks share the batches, so a batch can be full (on a GPU)
     even when the tracks are short. Windows never see each other, so each track's logits are
     those `predict_logits` gives it alone (up to the float rounding of another batch size)."""
-    model = model.to(device)
+    n_bins = bundle.feature_params.n_bins
+    for features in tracks:
+        if features.ndim != 2 or features.shape[1] != n_bins:
+            raise MirkdError(f"features of shape {features.shape} do not match {n_bins} CQT bins")
+    model = bundle.model.to(device)
     window = int(model.window)
     counts = [-(-len(f) // window) for f in tracks]
-    n_bins = tracks[0].shape[1] if tracks else 0
     padded = np.zeros((sum(counts) * window, n_bins), dtype=np.float32)
     starts = np.concatenate([[0], np.cumsum(counts)]) * window
     for features, start in zip(tracks, starts[:-1], strict=True):
-        padded[start : start + len(features)] = (features - mean) / std
+        padded[start : start + len(features)] = bundle.normalise(features)
     windows = torch.from_numpy(padded).view(sum(counts), window, n_bins)
     outputs = [torch.zeros((0, model.num_classes))]
     with torch.inference_mode(), torch.autocast(device.type, enabled=device.type == "cuda"):
@@ -68,17 +64,6 @@ def predict_logits_many(
     return [logits[start : start + len(f)] for f, start in zip(tracks, starts[:-1], strict=True)]
 
 
-def bundle_logits(
-    bundle: ModelBundle, features: np.ndarray, device: torch.device, batch_windows: int = 16
-) -> np.ndarray:
-    """`predict_logits` with a checkpoint's model and normalisation; features must have the
-    bundle's number of CQT bins."""
-    n_bins = bundle.feature_params.n_bins
-    if features.ndim != 2 or features.shape[1] != n_bins:
-        raise MirkdError(f"features of shape {features.shape} do not match {n_bins} CQT bins")
-    return predict_logits(bundle.model, bundle.mean, bundle.std, features, device, batch_windows)
-
-
 def frame_log_probs(
     bundle: ModelBundle, y: np.ndarray, device: torch.device | None = None
 ) -> np.ndarray:
@@ -86,7 +71,7 @@ def frame_log_probs(
     features = log_cqt(y, bundle.feature_params)
     if device is None:
         device = next(bundle.model.parameters()).device
-    return log_softmax(bundle_logits(bundle, features, device))
+    return log_softmax(predict_logits(bundle, features, device))
 
 
 def transcribe_file(

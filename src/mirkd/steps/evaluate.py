@@ -18,7 +18,7 @@ from mirkd.decoding import decoding_identity, log_softmax, tune_stay, viterbi
 from mirkd.devices import select_device
 from mirkd.errors import MirkdError
 from mirkd.evaluation import evaluate_songs
-from mirkd.inference import bundle_logits
+from mirkd.inference import predict_logits
 from mirkd.labels import ChordSegment, frames_to_segments, write_annotation
 from mirkd.manifest import TrackFiles
 from mirkd.references import ReferenceTrack, reference_track, song_pairs, wcsr
@@ -48,7 +48,7 @@ def _log_posteriors(
 ) -> dict[str, np.ndarray]:
     return {
         s.name: log_softmax(
-            bundle_logits(bundle, np.asarray(s.features, dtype=np.float32), device)
+            predict_logits(bundle, np.asarray(s.features, dtype=np.float32), device)
         ).astype(np.float32)
         for s in tqdm(songs, desc=desc)
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from mirkd.atomic import atomic_path, atomic_write_json
-from mirkd.checkpoints import load_checkpoint
+from mirkd.checkpoints import ModelBundle, load_checkpoint
 from mirkd.devices import select_device
 from mirkd.errors import MirkdError
-from mirkd.features import CQTParams
 from mirkd.labels import read_annotation, segments_to_frames
 from mirkd.manifest import BucketFiles, TrackFiles
+from mirkd.models.common import ChordModel
 from mirkd.models.registry import build_model
 from mirkd.references import reference_track
 from mirkd.steps import log
@@ -54,14 +54,32 @@ def _work_paths(work: str | Path, provenance: Any) -> tuple[Path, Path]:
     return work_dir / "best.pt", work_dir / "last.pt"
 
 
-def _finish(
-    best: Path,
+def _train_and_publish(
+    bundle: ModelBundle,
+    data: WindowDataset,
+    score: Callable[[ModelBundle, torch.device], float],
+    config: TrainConfig,
+    work: str,
     out_checkpoint: str,
     out_history: str,
-    history: list[dict],
     pseudo_labels: dict[str, dict[str, float]] | None = None,
 ) -> None:
-    """Publish the best checkpoint and the history (+ the pseudo-label tally, if any)."""
+    """The end of every training step: train `bundle` on `data` (validation `score` of the
+    bundle on the configured device; resumable state in `work`, keyed by the bundle's
+    provenance), then publish the best checkpoint and the history (+ the pseudo-label tally,
+    if any)."""
+    device = select_device(config.device)
+    best, last = _work_paths(work, bundle.provenance)
+    history = train(
+        bundle,
+        data,
+        lambda b: score(b, device),
+        config,
+        best,
+        last,
+        device=device,
+        log=log.info,
+    )
     with atomic_path(out_checkpoint) as tmp:
         shutil.copyfile(best, tmp)
     record: dict[str, Any] = {"history": history, "checkpoint": str(out_checkpoint)}
@@ -140,19 +158,7 @@ def _by_bucket(tracks: Sequence[TrackFiles]) -> dict[str, list[str]]:
     return dict(found)
 
 
-def _bundle_meta(arch: str, hparams: dict, mean: float, std: float, provenance: dict) -> dict:
-    return {
-        "arch": arch,
-        "hparams": hparams,
-        "vocab": LARGE,
-        "feature_params": CQTParams(),
-        "mean": float(mean),
-        "std": float(std),
-        "provenance": provenance,
-    }
-
-
-def _new_student(student: dict[str, Any], seed: int) -> tuple[Any, str, dict[str, Any]]:
+def _new_student(student: dict[str, Any], seed: int) -> tuple[ChordModel, str, dict[str, Any]]:
     """A freshly initialised student over the LARGE vocabulary, with its full hparams.
 
     Initialised from `seed`: the trainer seeds only what happens after the model exists, and
@@ -220,7 +226,7 @@ def train_stage1(
             [segment_seconds(read_annotation(a, LARGE), LARGE) for a in prior_annotations], axis=0
         )
         provenance["prior_annotations"] = sorted(prior_annotations)
-    meta = _bundle_meta(arch, hparams, mean, std, provenance)
+    bundle = ModelBundle.student(model, arch, hparams, mean, std, provenance)
     data = PseudoLabelDataset(
         train_buckets,
         seq_len=model.window,
@@ -230,8 +236,6 @@ def train_stage1(
     )
     tally = _report_policy("stage 1", data)
     val_rows = agreement_tracks(val_buckets)
-    device = select_device(config.device)
-    best, last = _work_paths(work, provenance)
     log.info(
         "stage 1: %d windows from %d tracks in %d buckets (%d skipped), mean %.3f std %.3f",
         len(data),
@@ -241,18 +245,16 @@ def train_stage1(
         mean,
         std,
     )
-    history = train(
-        model,
-        meta,
+    _train_and_publish(
+        bundle,
         data,
-        lambda m: frame_agreement(m, mean, std, val_rows, device),
+        lambda b, device: frame_agreement(b, val_rows, device),
         config,
-        best,
-        last,
-        device=device,
-        log=log.info,
+        work,
+        out_checkpoint,
+        out_history,
+        tally,
     )
-    _finish(best, out_checkpoint, out_history, history, tally)
 
 
 def train_supervised(
@@ -291,15 +293,15 @@ def train_supervised(
             [BucketFile(b.teacher) for b in rehearsal_buckets]
         )
     if init_checkpoint:
-        bundle = load_checkpoint(init_checkpoint)
-        model, arch, hparams = bundle.model, bundle.arch, bundle.hparams
-        mean, std = bundle.mean, bundle.std
-        provenance["init_provenance"] = bundle.provenance
+        init = load_checkpoint(init_checkpoint)
+        model, arch, hparams = init.model, init.arch, init.hparams
+        mean, std = init.mean, init.std
+        provenance["init_provenance"] = init.provenance
     else:
         model, arch, hparams = _new_student(common["student"], config.seed)
         mean, std = compute_mean_std(_by_bucket(train_tracks))
     config.check_window(model.window, stage)
-    meta = _bundle_meta(arch, hparams, mean, std, provenance)
+    bundle = ModelBundle.student(model, arch, hparams, mean, std, provenance)
     labeled = LabeledDataset(
         rows, seq_len=model.window, stride=config.stride, pitch_shift=config.shifts
     )
@@ -324,9 +326,7 @@ def train_supervised(
             100 * config.rehearsal,
             len(pseudo),
         )
-    device = select_device(config.device)
     metric = config.val_metric
-    best, last = _work_paths(work, provenance)
     log.info(
         "%s: %d windows from %d songs (KD %s)",
         stage,
@@ -334,15 +334,13 @@ def train_supervised(
         len(rows),
         "on" if labeled.with_probs and config.use_kd else "off",
     )
-    history = train(
-        model,
-        meta,
+    _train_and_publish(
+        bundle,
         data,
-        lambda m: validation_wcsr(m, mean, std, val_rows, device, metric=metric),
+        lambda b, device: validation_wcsr(b, val_rows, device, metric=metric),
         config,
-        best,
-        last,
-        device=device,
-        log=log.info,
+        work,
+        out_checkpoint,
+        out_history,
+        tally,
     )
-    _finish(best, out_checkpoint, out_history, history, tally)

@@ -88,14 +88,8 @@ class CheckpointTeacher:
     def infer(self, inputs: Sequence[CheckpointInput]) -> list[np.ndarray]:
         """[T, 170] float32 softmax of the model's logits for each prepared track; the windows
         of all `inputs` share batches of `batch_windows`."""
-        bundle = self.bundle
         logits = predict_logits_many(
-            bundle.model,
-            bundle.mean,
-            bundle.std,
-            [x.features for x in inputs],
-            self.device,
-            self.batch_windows,
+            self.bundle, [x.features for x in inputs], self.device, self.batch_windows
         )
         return [torch.softmax(torch.from_numpy(x).double(), dim=-1).float().numpy() for x in logits]
 

@@ -26,7 +26,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,6 @@ from mirkd.training.consistency import NOISE, Rotations, consistency_loss, secon
 from mirkd.training.datasets import WindowDataset
 from mirkd.training.losses import class_weights, focal_loss, stage2_loss
 from mirkd.training.sampling import BlockShuffleSampler
-from mirkd.vocab import Vocabulary
 
 SCHEDULES = ("warmup_cosine", "plateau")
 PREFETCH_BATCHES = 4  # batches each loader worker prepares ahead
@@ -259,15 +258,11 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContex
 
 
 def _save(
-    path: str | Path,
-    model: ChordModel,
-    bundle_meta: Mapping[str, Any],
-    config: TrainConfig,
-    extra_state: dict[str, Any],
+    path: str | Path, bundle: ModelBundle, config: TrainConfig, extra_state: dict[str, Any]
 ) -> None:
-    provenance = {**bundle_meta.get("provenance", {}), "train_config": config.to_dict()}
-    bundle = ModelBundle(model=model, **{**bundle_meta, "provenance": provenance})
-    save_checkpoint(path, bundle, extra_state=extra_state)
+    """`bundle` (its model as trained so far) with the training config in its provenance."""
+    provenance = {**bundle.provenance, "train_config": config.to_dict()}
+    save_checkpoint(path, replace(bundle, provenance=provenance), extra_state=extra_state)
 
 
 @dataclass
@@ -416,17 +411,15 @@ def _loader(
 
 @dataclass
 class _Run:
-    """The objects one training run works with: model on its device, a fused AdamW (it can
-    skip a step on a device-side flag), scaler, and the loader whose sampler is told each
-    epoch."""
+    """The objects one training run works with: the bundle (its model on the run's device, its
+    normalisation), a fused AdamW (it can skip a step on a device-side flag), scaler, and the
+    loader whose sampler is told each epoch."""
 
-    model: ChordModel
+    bundle: ModelBundle
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     device: torch.device
     amp_dtype: torch.dtype | None
-    mean: float
-    std: float
     config: TrainConfig
     sampler: BlockShuffleSampler
     loader: DataLoader
@@ -435,15 +428,9 @@ class _Run:
 
     @classmethod
     def start(
-        cls,
-        model: ChordModel,
-        config: TrainConfig,
-        device: torch.device,
-        mean: float,
-        std: float,
-        train_ds: WindowDataset,
-        vocab: Vocabulary,
+        cls, bundle: ModelBundle, config: TrainConfig, device: torch.device, train_ds: WindowDataset
     ) -> _Run:
+        model, vocab = bundle.model, bundle.vocab
         if config.consistency > 0 and model.num_classes != vocab.size:
             raise ConfigError(
                 f"consistency needs the model's {model.num_classes} classes to be those of "
@@ -459,13 +446,11 @@ class _Run:
         sampler = BlockShuffleSampler(n_items, config.shuffle_block, config.seed)
         loader = _loader(train_ds, sampler, config, device)
         return cls(
-            model=model,
+            bundle=bundle,
             optimizer=optimizer,
             scaler=scaler,
             device=device,
             amp_dtype=amp_dtype,
-            mean=mean,
-            std=std,
             config=config,
             sampler=sampler,
             loader=loader,
@@ -473,9 +458,14 @@ class _Run:
             rotations=Rotations.of(vocab, device) if config.consistency > 0 else None,
         )
 
+    @property
+    def model(self) -> ChordModel:
+        return self.bundle.model
+
     def normalise(self, raw: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Raw log-CQT [B, L, F] as the model takes it: standardised, padding frames 0."""
-        return ((raw.float() - self.mean) / self.std) * mask.unsqueeze(-1)
+        """Raw log-CQT [B, L, F] as the model takes it: in float32, standardised by the bundle
+        (`ModelBundle.normalise`), padding frames 0."""
+        return self.bundle.normalise(raw.float()) * mask.unsqueeze(-1)
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, saved: Mapping[str, Any]) -> None:
@@ -608,29 +598,28 @@ def _train_epoch(run: _Run, state: TrainState, log: Callable[[str], None]) -> fl
 
 
 def train(
-    model: ChordModel,
-    bundle_meta: Mapping[str, Any],
+    bundle: ModelBundle,
     train_ds: WindowDataset,
-    validate: Callable[[ChordModel], float],
+    validate: Callable[[ModelBundle], float],
     config: TrainConfig,
     out_best: str | Path,
     out_last: str | Path,
     device: torch.device,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, float]]:
-    """Train ``model`` in place; resume from ``out_last`` if it holds a run that did not
+    """Train ``bundle.model`` in place; resume from ``out_last`` if it holds a run that did not
     finish (a finished one starts afresh: a forced rerun trains again). Returns the history.
 
-    ``bundle_meta`` holds the ModelBundle fields other than the model (arch, hparams, vocab,
-    feature_params, mean, std, provenance); mean/std normalise the raw features of each batch,
-    padding frames (``mask`` False) are then set to 0 like the models' own window padding.
-    ``validate(model)`` returns a score where higher is better (the model is in eval mode and
+    The bundle normalises the raw features of each batch (`ModelBundle.normalise`); padding
+    frames (``mask`` False) are then set to 0 like the models' own window padding. Checkpoints
+    are the bundle with ``train_config`` added to its provenance.
+    ``validate(bundle)`` returns a score where higher is better (the model is in eval mode and
     on ``device``, the one the step selected from ``config.device``, when it is called).
     History rows: epoch, train_loss, val_score, lr (at the end of the epoch), seconds.
     """
     out_best, out_last = Path(out_best), Path(out_last)
-    mean, std = float(bundle_meta["mean"]), float(bundle_meta["std"])
-    run = _Run.start(model, config, device, mean, std, train_ds, bundle_meta["vocab"])
+    model = bundle.model
+    run = _Run.start(bundle, config, device, train_ds)
     saved = _unfinished_state(out_best, out_last, config, log)
     if saved is not None:
         state = TrainState.resume(saved, run)
@@ -650,15 +639,15 @@ def train(
         train_loss = _train_epoch(run, state, log)
         model.eval()
         with torch.no_grad():
-            score = float(validate(model))
+            score = float(validate(bundle))
         improved = state.end_epoch(score, train_loss, time.perf_counter() - started, config)
         log(
             f"epoch {state.epoch}: loss {train_loss:.4f} val {score:.4f} lr {state.lr:.2e}"
             f"{' *' if improved else ''}{' (early stop)' if state.stopped else ''}"
         )
         if improved:
-            _save(out_best, model, bundle_meta, config, state.summary())
-        _save(out_last, model, bundle_meta, config, {"training_state": state.to_checkpoint(run)})
+            _save(out_best, bundle, config, state.summary())
+        _save(out_last, bundle, config, {"training_state": state.to_checkpoint(run)})
     if not out_best.exists():
-        _save(out_best, model, bundle_meta, config, state.summary())
+        _save(out_best, bundle, config, state.summary())
     return state.history

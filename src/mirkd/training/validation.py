@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mirkd.checkpoints import ModelBundle
 from mirkd.inference import predict_logits, predict_logits_many
 from mirkd.manifest import BucketFiles
-from mirkd.models.common import ChordModel
 from mirkd.references import ReferenceTrack, wcsr
 from mirkd.store import BucketFile
 from mirkd.vocab import LARGE, Vocabulary
@@ -47,19 +47,13 @@ def agreement_tracks(buckets: Sequence[BucketFiles]) -> list[AgreementTrack]:
     return tracks
 
 
-def predict_track(
-    model: ChordModel, mean: float, std: float, features: np.ndarray, device: torch.device
-) -> np.ndarray:
+def predict_track(bundle: ModelBundle, features: np.ndarray, device: torch.device) -> np.ndarray:
     """Frame argmax [T] of a whole track's raw [T, bins] log-CQT (model in eval mode)."""
-    return predict_logits(model, mean, std, features, device).argmax(axis=1)
+    return predict_logits(bundle, features, device).argmax(axis=1)
 
 
 def frame_agreement(
-    model: ChordModel,
-    mean: float,
-    std: float,
-    tracks: Sequence[AgreementTrack],
-    device: torch.device,
+    bundle: ModelBundle, tracks: Sequence[AgreementTrack], device: torch.device
 ) -> float:
     """Pooled fraction of frames (all frames of all tracks) where student and teacher agree.
 
@@ -70,7 +64,7 @@ def frame_agreement(
     for first in range(0, len(tracks), AGREEMENT_TRACKS):
         chunk = tracks[first : first + AGREEMENT_TRACKS]
         features = [np.asarray(t.features, dtype=np.float32) for t in chunk]
-        logits = predict_logits_many(model, mean, std, features, device, AGREEMENT_WINDOWS)
+        logits = predict_logits_many(bundle, features, device, AGREEMENT_WINDOWS)
         for track, track_logits in zip(chunk, logits, strict=True):
             agree += int((track_logits.argmax(axis=1) == track.teacher_labels).sum())
             total += len(track.teacher_labels)
@@ -78,20 +72,18 @@ def frame_agreement(
 
 
 def validation_wcsr(
-    model: ChordModel,
-    mean: float,
-    std: float,
+    bundle: ModelBundle,
     tracks: Sequence[ReferenceTrack],
     device: torch.device,
     metric: str = "majmin",
     vocab: Vocabulary = LARGE,
 ) -> float:
-    """Song-duration-weighted mir_eval ``metric`` of the model on the validation songs.
+    """Song-duration-weighted mir_eval ``metric`` of the bundle's model on the validation songs.
 
     Predictions are placed on each song's frame grid (`references.wcsr`).
     """
     frames = {
-        t.name: predict_track(model, mean, std, np.asarray(t.features, dtype=np.float32), device)
+        t.name: predict_track(bundle, np.asarray(t.features, dtype=np.float32), device)
         for t in tracks
     }
     return wcsr(tracks, frames, metric, vocab)
