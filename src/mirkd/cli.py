@@ -124,7 +124,8 @@ def _add_checksums(args: argparse.Namespace) -> int:
             added = add_checksums(path)
             print(f"{path}: {'checksums added' if added else 'already has checksums'}")
         except (MirkdError, OSError) as exc:
-            _error(f"{path}: {exc}")
+            message = str(exc)
+            _error(message if path in message else f"{path}: {message}")
             failed += 1
     return 1 if failed else 0
 
