@@ -40,7 +40,7 @@ lint: $(STAMP)
 RELEASED := src/mirkd/released
 release: $(STAMP)
 	@test -n "$(CONFIG)" -a -n "$(RUN)" || { echo "usage: make release CONFIG=config.yaml RUN=run-folder"; exit 2; }
-	$(BIN)/snakemake --cores $(CORES) -s $(CURDIR)/Snakefile --directory $(RUN) --configfile $(abspath $(CONFIG)) release
+	$(BIN)/snakemake release --cores $(CORES) -s $(CURDIR)/Snakefile --directory $(RUN) --configfile $(abspath $(CONFIG))
 	cp $(RUN)/results/release/model.pt $(RUN)/results/release/stage1.pt $(RUN)/results/release/model_card.json $(RUN)/results/release/MODEL_CARD.md $(RELEASED)/
 	@echo "Released: $(CURDIR)/$(RELEASED)/MODEL_CARD.md"
 

@@ -2,14 +2,14 @@
 # and stage-1 students of the base run (or of release.variant) in float16 with their model
 # card; `make release` copies these four files into src/mirkd/released/ (mirkd.release).
 
-import os
+from mirkd.manifest import data_root
 
 RELEASE = PLAN.variant_named(config["release"]["variant"])
 RELEASE_ROWS = [r for r in PLAN.result_rows() if r["variant"] == RELEASE.label]
 SOURCE_MANIFESTS = [
-    f"{folder}/manifest.tsv"
+    str(data_root(folder) / "manifest.tsv")
     for folder in config["data"].get("unlabeled") or []
-    if os.path.isfile(f"{folder}/manifest.tsv")
+    if (data_root(folder) / "manifest.tsv").is_file()
 ]
 
 

@@ -19,7 +19,7 @@ from mirkd.cli import main
 from mirkd.demo import write_demo_corpus
 from mirkd.errors import ConfigError
 from mirkd.inference import predict_logits_many
-from mirkd.release import ReleaseError, export_checkpoint
+from mirkd.release import ReleaseError, export_checkpoint, unlabeled_sources
 from mirkd.teacher_spec import TeacherSpec
 from mirkd.variants import expand_variants
 
@@ -193,6 +193,22 @@ def test_stage2_init_released_needs_the_released_student_to_match(
     plan = run_plan(tiny_data, monkeypatch)
     with pytest.raises(ConfigError, match=r"hidden_size: 32 \(released: 16\)"):
         plan.stage2_init(plan.base)
+
+
+def test_sources_read_the_manifest_of_a_folder_given_with_an_environment_variable(
+    tmp_path, monkeypatch
+):
+    """Configs name data folders as $MIRKD_DATA/...: the card must find their manifest.tsv."""
+    folder = tmp_path / "real"
+    folder.mkdir()
+    rows = [
+        "package\tsource\tflac\tsource_s\tkept_s\tlicense",
+        "pkg\ts\ta.flac\t7200\t3600\tGPL-2+",
+    ]
+    (folder / "manifest.tsv").write_text("\n".join(rows) + "\n")
+    monkeypatch.setenv("MIRKD_TEST_DATA", str(tmp_path))
+    (row,) = unlabeled_sources(["$MIRKD_TEST_DATA/real"])
+    assert (row["package"], row["license"], row["files"], row["hours"]) == ("pkg", "GPL-2+", 1, 1.0)
 
 
 @pytest.mark.slow

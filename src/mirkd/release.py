@@ -28,6 +28,7 @@ from mirkd.atomic import atomic_path, atomic_write_json, atomic_write_text
 from mirkd.checkpoints import _git_commit, load_checkpoint, save_checkpoint
 from mirkd.errors import MirkdError
 from mirkd.evaluation import METRICS
+from mirkd.manifest import data_root
 from mirkd.summary import read_metrics
 
 MAX_BYTES = 8_000_000  # the issue's limit for weights in the repository: 8 MB per file
@@ -81,7 +82,7 @@ def unlabeled_sources(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
     hours and licence. Folders without one are listed with their name only."""
     rows: list[dict[str, Any]] = []
     for folder in folders:
-        manifest = Path(folder) / SOURCES_MANIFEST
+        manifest = data_root(folder) / SOURCES_MANIFEST  # the config's $VARS and ~ expanded
         if not manifest.is_file():
             rows.append({"folder": str(folder), "package": None, "license": None})
             continue
