@@ -106,6 +106,7 @@ def test_cli_uses_the_released_model_by_default(a_release, tmp_path, capsys):
     assert main(["transcribe", str(song), "--out", str(out), "--format", "jams"]) == 0
     meta = json.loads((out / "song.jams").read_text())["annotations"][0]["annotation_metadata"]
     assert released.file_sha256(a_release / released.MODEL) in json.dumps(meta)
+    assert meta["annotator"]["name"] == released.NAME
     capsys.readouterr()
     assert main(["info"]) == 0
     card = json.loads(capsys.readouterr().out)

@@ -44,6 +44,8 @@ def _transcribe(args: argparse.Namespace) -> int:
         device = select_device(args.device)
         bundle = load_checkpoint(checkpoint, map_location=device)
         annotator = {**model_identity(bundle, checkpoint), **decoding_identity(args.viterbi)}
+        if args.checkpoint is None:
+            annotator["name"] = released.NAME  # not the file's stem, "model"
     except MirkdError as exc:
         _error(str(exc))
         return 1

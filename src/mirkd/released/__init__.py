@@ -30,6 +30,7 @@ CARD_JSON = "model_card.json"
 CARD_MD = "MODEL_CARD.md"
 FILES = (MODEL, STAGE1, CARD_JSON, CARD_MD)
 RELEASED = "released"  # the value of stage2.init that names the released stage-1 student
+NAME = "mirkd released model"  # how annotations, lead sheets and pages name it
 
 
 class NoReleasedModel(ConfigError):
