@@ -299,6 +299,19 @@ def _array(data: h5py.Dataset) -> _Array:
     return _Array(data.id.get_offset(), data.shape, data.dtype, None if crc is None else int(crc))
 
 
+def _chunk_rows(row_bytes: int) -> int:
+    """Rows of an array read at a time when it is verified (_VERIFY_CHUNK_BYTES at most)."""
+    return max(1, _VERIFY_CHUNK_BYTES // max(1, row_bytes))
+
+
+def _chunked_crc(data: np.ndarray, rows: int) -> int:
+    """zlib.crc32 of an array's bytes, `rows` rows at a time (a map is never read whole)."""
+    crc = 0
+    for start in range(0, len(data), rows):
+        crc = zlib.crc32(data[start : start + rows].data, crc)
+    return crc
+
+
 class BucketFile:
     """The read side of a bucket file: track ids, offsets, columns, and frame arrays by track.
 
@@ -383,7 +396,7 @@ class BucketFile:
             cause = f"truncated (the file has {self.stamp.size} bytes, the array ends at {end})"
             raise DamagedBucketError(self.path, name, cause)
         data = self._map(name)
-        rows = max(1, _VERIFY_CHUNK_BYTES // max(1, array.row_bytes))
+        rows = _chunk_rows(array.row_bytes)
         starts = range(0, len(data), rows)
         causes = []
         if array.crc32 is None:
@@ -395,9 +408,7 @@ class BucketFile:
                     self.path,
                 )
         else:
-            crc = 0
-            for start in starts:
-                crc = zlib.crc32(data[start : start + rows].data, crc)
+            crc = _chunked_crc(data, rows)
             if crc == array.crc32:
                 return  # the bytes packed, whose values were checked then
             causes.append(f"checksum mismatch (crc32 {crc:08x}, packed {array.crc32:08x})")
@@ -613,24 +624,17 @@ def add_checksums(path: str | Path) -> bool:
         return False
     _UNCHECKSUMMED.add(bucket.stamp)  # no warning to run what is running
     bucket.verify()  # without checksums: the values of every array, or DamagedBucketError
+    crcs = {  # of the bytes just checked, as pack_bucket computes them
+        name: _chunked_crc(bucket._map(name), _chunk_rows(bucket._arrays[name].row_bytes))
+        for name in bucket.frame_names
+    }
+    crcs["offsets"] = zlib.crc32(bucket.offsets.data)
     before = os.stat(path)
     with atomic_path(path) as tmp:
         shutil.copyfile(path, tmp)
         with h5py.File(tmp, "r+") as f:
-            for name in [*bucket.frame_names, "offsets"]:
-                data = f[name]
-                if data.id.get_offset() is None:
-                    data.attrs[CHECKSUM] = 0
-                    continue
-                values = np.memmap(
-                    tmp, dtype=data.dtype, mode="r", offset=data.id.get_offset(), shape=data.shape
-                )
-                crc = 0
-                rows = max(1, _VERIFY_CHUNK_BYTES // max(1, values[:1].nbytes))
-                for start in range(0, len(values), rows):
-                    crc = zlib.crc32(np.ascontiguousarray(values[start : start + rows]).data, crc)
-                del values
-                data.attrs[CHECKSUM] = crc
+            for name, crc in crcs.items():
+                f[name].attrs[CHECKSUM] = crc
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # what Snakemake compares
     log.info("%s: checksums added", path)
     return True
