@@ -8,8 +8,9 @@ of its previous file that were made the same way are carried over (the rules mar
 `update`, so Snakemake keeps the old file until the job replaces it): one new song costs one
 song's work, not a bucket's. A bucket that split (or merged) carries over from its ancestor's
 (descendants') files in the same folder too; those files are stale once the new buckets exist
-(`stale_files` lists them). Only a verified file is carried over (`BucketFile.verify`): damaged
-tracks are computed again, never copied into a file with fresh checksums.
+(`mirkd.stale.stale_results` lists them). Only a verified file is carried over
+(`BucketFile.verify`): damaged tracks are computed again, never copied into a file with fresh
+checksums.
 """
 
 from __future__ import annotations
@@ -80,43 +81,47 @@ class BucketWork:
         """Carry over the tracks of `out` (the bucket file being replaced) and of the files of
         its related buckets (`previous_files`) that were made with the same `attrs` from the
         same audio."""
+        todo = self.todo(tracks)  # the part files are read once, not once per earlier file
         for previous in previous_files(out):
-            self._reuse_file(previous, tracks, attrs)
+            if not todo:
+                return
+            todo = self._reuse_file(previous, todo, len(tracks), attrs)
 
     def _reuse_file(
-        self, previous: Path, tracks: Sequence[TrackFiles], attrs: Mapping[str, Any]
-    ) -> None:
-        """Carry over from one earlier file; nothing if it is missing, unreadable, damaged or
-        without checksums (its data could not be verified, and the new file's checksums would
-        vouch for it). Skipped tracks are tried again (a failure is quick, and a strict job
-        must see it)."""
-        todo = self.todo(tracks)
-        if not todo or not previous.is_file():
-            return
+        self, previous: Path, todo: Sequence[TrackFiles], n_tracks: int, attrs: Mapping[str, Any]
+    ) -> list[TrackFiles]:
+        """Carry over the tracks of `todo` that one earlier file holds; nothing if it is
+        missing, unreadable, damaged or without checksums (its data could not be verified, and
+        the new file's checksums would vouch for it). Skipped tracks are tried again (a failure
+        is quick, and a strict job must see it). Returns the tracks still to do."""
+        if not previous.is_file():
+            return list(todo)
         try:
             old = BucketFile(previous)
             if any(old.attrs.get(k) != v for k, v in attrs.items()):
-                return
+                return list(todo)
             if not old.checksummed:
                 raise MirkdError("packed without checksums by an older mirkd")
             old.verify()
         except MirkdError as exc:
             log.warning("%s: not reused, its tracks are computed again (%s)", previous, exc)
-            return
-        carried = 0
+            return list(todo)
+        left = []
         for track in todo:
-            if track.track_id not in old.index or old.column("skipped", track.track_id):
-                continue
-            made = (old.column("fingerprint", track.track_id), old.column("source", track.track_id))
+            tid = track.track_id
+            usable = tid in old.index and not old.column("skipped", tid)
+            made = usable and (old.column("fingerprint", tid), old.column("source", tid))
             if made == (track.fingerprint, track.audio):
                 self.save(old.part(track.track_id))
-                carried += 1
+            else:
+                left.append(track)
         log.info(
             "%s: %d of %d tracks carried over from the previous file",
             previous,
-            carried,
-            len(tracks),
+            len(todo) - len(left),
+            n_tracks,
         )
+        return left
 
     def save(self, part: TrackPart) -> None:
         write_part(self.part_path(part.track_id), part)
