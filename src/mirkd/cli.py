@@ -29,6 +29,12 @@ def _error(message: str) -> None:
     tqdm.write(f"mirkd: error: {message}", file=sys.stderr)
 
 
+def _naming(path: str | Path, exc: Exception) -> str:
+    """The error's message, with the file's name in front unless it names it already."""
+    message = str(exc)
+    return message if str(path) in message else f"{path}: {message}"
+
+
 def _warning(message: str) -> None:
     tqdm.write(f"mirkd: warning: {message}", file=sys.stderr)
 
@@ -68,8 +74,7 @@ def _transcribe(args: argparse.Namespace) -> int:
             for warning in warnings:
                 _warning(warning)
         except (MirkdError, OSError) as exc:
-            message = str(exc)
-            _error(f"skipped {message if str(audio) in message else f'{audio}: {message}'}")
+            _error(f"skipped {_naming(audio, exc)}")
             failed += 1
     if failed:
         _error(f"{failed} of {len(args.audio)} file(s) failed")
@@ -127,8 +132,7 @@ def _add_checksums(args: argparse.Namespace) -> int:
             added = add_checksums(path)
             print(f"{path}: {'checksums added' if added else 'already has checksums'}")
         except (MirkdError, OSError) as exc:
-            message = str(exc)
-            _error(message if path in message else f"{path}: {message}")
+            _error(_naming(path, exc))
             failed += 1
     return 1 if failed else 0
 
