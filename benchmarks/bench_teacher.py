@@ -120,13 +120,15 @@ def precision_table(fp32: LvChordiaTeacher, spec: np.ndarray, n: int) -> str:
     for _ in range(benchlib.REPEATS):
         for name, teacher in (("fp32", fp32), ("bf16", bf16)):
             times[name].append(
-                benchlib.timed(lambda t=teacher: [t._net_probs(m, band) for m in t.nets])
+                benchlib.timed(
+                    lambda t=teacher: [t._net_probs(m, band[None], [len(spec)]) for m in t.nets]
+                )
             )
     t32, t16 = (float(np.median(times[k])) for k in ("fp32", "bf16"))
     agree = float(
         np.mean(
-            fp32.grid_probs(fp32.component_probs(spec), n).argmax(axis=1)
-            == bf16.grid_probs(bf16.component_probs(spec), n).argmax(axis=1)
+            fp32.grid_probs(fp32.component_probs([spec])[0], n).argmax(axis=1)
+            == bf16.grid_probs(bf16.component_probs([spec])[0], n).argmax(axis=1)
         )
     )
     return benchlib.table(
@@ -149,8 +151,8 @@ def main() -> str:
         bucket = stream_table(write_bucket(Path(tmp), params))
     spec = package_spec(y)
     t_cqt = benchlib.median_time(lambda: package_spec(y))
-    t_nets = benchlib.median_time(lambda: teacher.component_probs(spec))
-    comps = teacher.component_probs(spec)
+    t_nets = benchlib.median_time(lambda: teacher.component_probs([spec]))
+    comps = teacher.component_probs([spec])[0]
     t_grid = benchlib.median_time(lambda: teacher.grid_probs(comps, len(features)))
     rows = [
         ("frame_probs end to end", t_total, SECONDS / t_total),

@@ -19,12 +19,14 @@ from mirkd.teachers import Teacher, build_teacher, teacher_output
 from mirkd.teachers.lvchordia import (
     LV_HOP,
     LV_SR,
+    SPEC_DIM,
+    LvChordiaInput,
     LvChordiaTeacher,
+    TemplateTable,
     average_onto_grid,
+    batched_component_logits,
     label_class,
     package_spec,
-    pool_classes,
-    template_probs,
 )
 from mirkd.vocab import LARGE
 
@@ -44,13 +46,20 @@ def test_average_onto_grid_is_area_weighted() -> None:
         average_onto_grid(src, src_hop=2, dst_hop=4, n_dst=4)
 
 
-def test_template_probs_and_pooling() -> None:
-    with np.errstate(divide="ignore"):
-        logscores = np.log(np.array([[0.2, 0.2, 0.1], [0.0, 0.5, 0.5]]))
-    probs = template_probs(logscores)
-    np.testing.assert_allclose(probs, [[0.4, 0.4, 0.2], [0.0, 0.5, 0.5]])
-    pooled = pool_classes(probs, np.array([2, 0, 2]), 3)
-    np.testing.assert_allclose(pooled, [[0.4, 0.0, 0.6], [0.5, 0.0, 0.5]])
+def test_template_table_softmax_and_pooling() -> None:
+    """Scores sum the used components' log-probabilities; the softmax over templates goes into
+    each template's class."""
+    comps = tuple(torch.tensor([[0.5, 0.5], [1.0, 0.0]]) for _ in range(6))
+    unused = torch.tensor([2, 2, 2])  # the zero column: log 1
+    table = TemplateTable(
+        index=(torch.tensor([0, 1, 1]), torch.tensor([2, 2, 0])) + (unused,) * 4,
+        classes=torch.tensor([2, 0, 2]),
+    )
+    scores = table.logscores(comps)
+    expected = np.log([[0.5, 0.5, 0.25], [1.0, 0.0, 0.0]])
+    np.testing.assert_allclose(scores.numpy(), expected)
+    probs = table.class_probs(comps, 3).numpy()
+    np.testing.assert_allclose(probs, [[0.4, 0.0, 0.6], [0.0, 0.0, 1.0]])
 
 
 def test_label_class_maps_package_labels() -> None:
@@ -124,7 +133,7 @@ def test_lvchordia_agrees_with_package_decoding(lv_teacher: LvChordiaTeacher, so
     for i, (path, y, segments) in enumerate(songs):
         n = n_frames(len(y), PARAMS)
         start = time.perf_counter()
-        comps = lv_teacher.component_probs(package_spec(y))
+        comps = lv_teacher.component_probs([package_spec(y)])[0]
         probs = lv_teacher.grid_probs(comps, n)
         seconds += time.perf_counter() - start
         if i == 0:
@@ -136,7 +145,9 @@ def test_lvchordia_agrees_with_package_decoding(lv_teacher: LvChordiaTeacher, so
 
         own = [
             ChordSegment(s, e, c)
-            for s, e, c in lv_teacher.decoder.decode_to_chordlab(entry, list(comps), False)
+            for s, e, c in lv_teacher.decoder.decode_to_chordlab(
+                entry, [c.numpy() for c in comps], False
+            )
         ]
         own_frames = segments_to_frames(own, n, PARAMS.frame_period, LARGE)
         truth = segments_to_frames(segments, n, PARAMS.frame_period, LARGE)
@@ -152,6 +163,48 @@ def test_lvchordia_agrees_with_package_decoding(lv_teacher: LvChordiaTeacher, so
     # of a class (the decoder keeps only the single best template).
     assert np.mean(agreements) >= 0.9 and min(agreements) >= 0.85
     assert np.mean(truth_acc) >= 0.6
+
+
+def test_lvchordia_templates_score_as_the_package(lv_teacher: LvChordiaTeacher, songs) -> None:
+    """The template table on a device gives the package's own template scores and classes."""
+    comps = lv_teacher.component_probs([package_spec(songs[0][1])])[0]
+    with np.errstate(divide="ignore"):
+        names, expected = lv_teacher.decoder.get_chord_tag_obs([c.numpy() for c in comps])
+    lv_teacher.class_probs(comps)  # builds the table for these shapes
+    table = lv_teacher._table
+    assert table.classes.tolist() == [label_class(name) for name in names]
+    scores = table.logscores(comps).numpy()
+    assert np.array_equal(np.isfinite(scores), np.isfinite(expected))
+    finite = np.isfinite(expected)
+    np.testing.assert_allclose(scores[finite], expected[finite], rtol=1e-6, atol=1e-5)
+
+
+def test_lvchordia_batch_of_songs_is_exact(lv_teacher: LvChordiaTeacher, songs) -> None:
+    """Songs of different lengths in one pass: per song the package's own network output (one
+    song alone runs it unchanged, bit for bit), and the same probabilities as one at a time."""
+    cuts = (1.0, 0.55)
+    specs = [package_spec(y[: int(len(y) * f)]) for (_, y, _), f in zip(songs, cuts, strict=False)]
+    lengths = [len(s) for s in specs]
+    assert lengths[0] != lengths[1]
+    batch = torch.zeros(2, max(lengths), SPEC_DIM)
+    for i, spec in enumerate(specs):
+        batch[i, : len(spec)] = torch.from_numpy(spec)
+    net = lv_teacher.nets[0]
+    with torch.no_grad():
+        together = batched_component_logits(net, batch, lengths, lv_teacher._head_sizes)
+        for i, spec in enumerate(specs):
+            package = net(torch.from_numpy(spec)[None])  # its forward: [T, K] per head
+            alone = batched_component_logits(
+                net, torch.from_numpy(spec)[None], [len(spec)], lv_teacher._head_sizes
+            )
+            for head, own, joint in zip(package, alone, together, strict=True):
+                assert torch.equal(head, own[0])
+                torch.testing.assert_close(joint[i, : len(spec)], head, atol=1e-4, rtol=1e-4)
+    inputs = [LvChordiaInput(spec, n_frames((len(spec) - 1) * LV_HOP, PARAMS)) for spec in specs]
+    one_pass = lv_teacher.infer(inputs)
+    assert lv_teacher.infer([]) == []  # the stream's last pass may hold only unusable tracks
+    for x, probs in zip(inputs, one_pass, strict=True):
+        np.testing.assert_allclose(probs, lv_teacher.infer([x])[0], atol=1e-5)
 
 
 def test_lvchordia_rejects_mismatched_features(lv_teacher: LvChordiaTeacher, songs) -> None:

