@@ -107,16 +107,17 @@ def default_student() -> tuple[str, dict]:
 
 def stage_config(stage: str, **overrides):
     """config.yaml's TrainConfig of `stage` (schema defaults filled in, as the Snakefile
-    does) with `overrides`, on the CPU."""
+    does, without Snakemake: the GPU check runs where it is not installed) with `overrides`,
+    on the CPU."""
     import dataclasses
 
     import yaml
-    from snakemake.utils import validate
 
+    from mirkd.config_check import with_schema_defaults
     from mirkd.training.trainer import TrainConfig
 
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    validate(config, str(REPO / "config.schema.yaml"), set_default=True)
+    schema = yaml.safe_load((REPO / "config.schema.yaml").read_text())
+    config = with_schema_defaults(yaml.safe_load((REPO / "config.yaml").read_text()), schema)
     return dataclasses.replace(TrainConfig.from_settings(config[stage], "cpu"), **overrides)
 
 

