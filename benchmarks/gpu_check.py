@@ -35,6 +35,7 @@ weights are 27 MB of it), downloaded on a machine with network for the target's 
 from __future__ import annotations
 
 import argparse
+import copy
 import itertools
 import sys
 import tempfile
@@ -42,6 +43,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import benchlib  # first: limits threads and silences tqdm before torch loads
@@ -85,7 +87,7 @@ class Sizes:
     full_models: bool
 
 
-FULL = Sizes(16, 240.0, GPU_TRACKS_PER_PASS, 48, 60, 128, 12, True)
+FULL = Sizes(16, 240.0, GPU_TRACKS_PER_PASS, 48, 40, 128, 12, True)
 QUICK = Sizes(2, 20.0, 2, 4, 3, 8, 0, False)
 
 
@@ -201,15 +203,16 @@ def teacher_rows(folder: Path, device: torch.device, sizes: Sizes) -> list[Row]:
     teacher = build_teacher("lvchordia", None, device.type, "fp32")
     inputs = [teacher.front_end(Path(t.audio), track_features(t)) for t in tracks]
 
-    def device_part() -> float:
+    def device_part(per_pass: int) -> float:
         started = time.perf_counter()
-        for i in range(0, len(inputs), sizes.songs_per_pass):
-            teacher.infer(inputs[i : i + sizes.songs_per_pass])
+        for i in range(0, len(inputs), per_pass):
+            teacher.infer(inputs[i : i + per_pass])
         return audio / (time.perf_counter() - started)
 
-    device_part()  # warm-up: kernels, the template table
-    what = f"lvchordia fp32 networks + templates only, {sizes.songs_per_pass} songs per pass"
-    rows.append(_row(what, "audio s / s", device, device_part))
+    device_part(sizes.songs_per_pass)  # warm-up: kernels, the template table
+    for per_pass in (1, sizes.songs_per_pass):
+        what = f"lvchordia fp32 networks + templates only, {per_pass} song(s) per pass"
+        rows.append(_row(what, "audio s / s", device, lambda n=per_pass: device_part(n)))
 
     def batching_error() -> float:
         """Largest probability difference, batched pass vs one song per pass (exactness)."""
@@ -239,26 +242,40 @@ def _row(what: str, unit: str, device: torch.device, fn: Callable[[], float]) ->
 _RUNS = itertools.count()
 
 
-def _epoch_rate(
+def _epoch_seconds(
     arch: str,
     hparams: dict,
     dataset: PseudoLabelDataset,
     config: TrainConfig,
     folder: Path,
     device: torch.device,
-) -> Callable[[], float]:
-    """A function that trains a fresh model for one epoch of `dataset`; windows per second."""
+) -> float:
+    """Seconds to train a fresh model for one epoch of `dataset` (loader start-up included)."""
+    out = folder / f"{arch}{next(_RUNS)}"
+    started = time.perf_counter()
+    bundle = ModelBundle.student(build_model(arch, hparams), arch, hparams, mean=-5.0, std=2.0)
+    train(bundle, dataset, lambda b: 0.0, config,
+          out / "best.pt", out / "last.pt", device=device, log=lambda _: None)  # fmt: skip
+    return time.perf_counter() - started
 
-    def epoch() -> float:
-        out = folder / f"{arch}{next(_RUNS)}"
-        started = time.perf_counter()
-        model = build_model(arch, hparams)
-        bundle = ModelBundle.student(model, arch, hparams, mean=-5.0, std=2.0)
-        train(bundle, dataset, lambda b: 0.0, config,
-              out / "best.pt", out / "last.pt", device=device, log=lambda _: None)  # fmt: skip
-        return len(dataset) / (time.perf_counter() - started)
 
-    return epoch
+def _steady(
+    arch: str,
+    hparams: dict,
+    datasets: tuple[PseudoLabelDataset, PseudoLabelDataset],
+    config: TrainConfig,
+    folder: Path,
+    device: torch.device,
+    times: dict[str, float],
+) -> float:
+    """Windows per second of the second half of `datasets[1]` (twice `datasets[0]`): an epoch
+    of 2n windows minus one of n (after a warm-up), so the loader's start-up and the checkpoint
+    saves cancel out; the two epoch times go into `times`."""
+    short, long = datasets
+    _epoch_seconds(arch, hparams, short, config, folder, device)  # warm-up
+    times["n"] = _epoch_seconds(arch, hparams, short, config, folder, device)
+    times["2n"] = _epoch_seconds(arch, hparams, long, config, folder, device)
+    return len(short) / (times["2n"] - times["n"])
 
 
 def training_rows(folder: Path, device: torch.device, sizes: Sizes) -> list[Row]:
@@ -272,8 +289,9 @@ def training_rows(folder: Path, device: torch.device, sizes: Sizes) -> list[Row]
         hparams = _hparams(arch, sizes)
         window = build_model(arch, hparams).window
         dataset = PseudoLabelDataset(buckets, window, 108)
-        n = min(len(dataset), sizes.train_steps * sizes.batch_size)
-        dataset.index = dataset.index[:n]
+        n = min(len(dataset) // 2, sizes.train_steps * sizes.batch_size)
+        short, long = copy.copy(dataset), copy.copy(dataset)
+        short.index, long.index = dataset.index[:n], dataset.index[: 2 * n]
         for consistency in (0.0, 1.0):  # without / with the two-view term (the default)
             config = benchlib.stage_config(
                 "stage1",
@@ -285,15 +303,14 @@ def training_rows(folder: Path, device: torch.device, sizes: Sizes) -> list[Row]
                 use_kd=False,
                 consistency=consistency,
             )
-            epoch = _epoch_rate(arch, hparams, dataset, config, folder, device)
             name = "BTC 8x128" if arch == "btc" and sizes.full_models else arch
             what = f"stage 1 {name}, batch {sizes.batch_size}, consistency {consistency:g}"
-
-            def warm_then_time(epoch=epoch) -> float:
-                epoch()  # warm-up: kernels, allocator, worker start-up
-                return epoch()
-
-            rows.append(_row(what, "windows / s", device, warm_then_time))
+            times: dict[str, float] = {}
+            run = (arch, hparams, (short, long), config, folder, device, times)
+            rows.append(_row(f"{what}, steady", "windows / s", device, partial(_steady, *run)))
+            if times:
+                fixed = 2 * times["n"] - times["2n"]
+                rows.append(Row(f"{what}, start-up per training run", fixed, "s", None))
     return rows
 
 

