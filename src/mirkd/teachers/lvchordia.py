@@ -30,9 +30,12 @@ song move by up to 4.6 when padded to 14 s), so songs of different lengths share
 through `batched_component_logits`, which runs the package's own layers with each song's
 statistics taken over its own frames, its padding zeroed after every layer (as the convolutions'
 own zero padding at a song's end) and the LSTM over packed sequences: the same function as one
-song per pass, to rounding. On a GPU `infer` takes `GPU_TRACKS_PER_PASS` songs per pass (one
-song leaves the device mostly idle: the LSTM steps through it frame by frame); on a CPU one
-(batching gains nothing there and padding costs). Template scoring runs on the same device.
+song per pass, to rounding. On a GPU `infer` takes `songs_per_pass` songs per pass
+(`resources.teacher_songs_per_pass`; one song leaves the device partly idle, the LSTM stepping
+through it frame by frame), on a CPU one (batching gains nothing there and padding costs).
+Measured on an H200 with 12 loader processes (benchmarks/RESULTS.md, GPU check), one song per
+pass was the faster end to end: the CPU front end, not the GPU, was the limit there, so 1 is the
+default. Template scoring runs on the teacher's device.
 
 The work is split in two for `mirkd.teachers.stream`: `LvChordiaFrontEnd` (decode + the
 package's CQT, CPU, small and picklable so DataLoader workers run it without the networks) and
@@ -76,7 +79,6 @@ LV_SR: int = lv_settings.DEFAULT_SR
 LV_HOP: int = lv_settings.DEFAULT_HOP_LENGTH
 CHORD_LISTS: tuple[str, ...] = ("ismir2017", "full")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
-GPU_TRACKS_PER_PASS = 8  # songs per forward pass on a GPU (8 4-min songs: ~6 GB of activations)
 ComponentProbs = tuple[torch.Tensor, ...]  # triad, bass, 7, 9, 11, 13 on the teacher's device
 
 
@@ -313,7 +315,9 @@ class LvChordiaTeacher:
         params: CQTParams | None = None,
         chord_lists: Sequence[str] = CHORD_LISTS,
         precision: str = "fp32",
+        songs_per_pass: int = 1,
     ) -> None:
+        """`songs_per_pass`: songs per forward pass on a GPU (8 4-min songs take ~6.6 GB)."""
         if precision not in PRECISIONS:
             raise ConfigError(f"teacher.precision {precision!r} is not one of {PRECISIONS}")
         self.precision = precision
@@ -325,7 +329,7 @@ class LvChordiaTeacher:
             )
         self.device = torch.device(device)
         self.front_end = LvChordiaFrontEnd(self.params)
-        self.tracks_per_pass = GPU_TRACKS_PER_PASS if self.device.type == "cuda" else 1
+        self.tracks_per_pass = songs_per_pass if self.device.type == "cuda" else 1
         files = weight_files()
         self.nets = [self._load_net(path) for path in files]
         self.decoder = build_decoder(chord_lists)
