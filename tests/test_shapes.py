@@ -42,10 +42,10 @@ def test_feature_grid_is_read_from_the_file(tmp_path):
     from bucket_helpers import feature_bucket
 
     from mirkd.features import CQTParams
-    from mirkd.store import FrameGrid, feature_grid
+    from mirkd.store import BucketFile, FrameGrid, feature_grid
 
     path = feature_bucket(tmp_path / "f.h5", {"t": np.zeros((7, 144))}, duration=0.6)
-    assert feature_grid(path, "t") == FrameGrid(CQTParams().frame_period, 7, 0.6)
+    assert feature_grid(BucketFile(path), "t") == FrameGrid(CQTParams().frame_period, 7, 0.6)
 
 
 @pytest.mark.parametrize("arch", ["btc", "chordnet"])

@@ -148,7 +148,7 @@ def test_damaged_teacher_labels_name_the_class_index_out_of_range(tmp_path):
     damage(path, "labels", np.int16(9999).tobytes(), at=2 * 10)
     message = r"checksum mismatch .*; class index outside \[0, 170\) at row 10: 9999"
     with pytest.raises(DamagedBucketError, match=_damaged(path, "labels")) as caught:
-        read_teacher_output(path, "a")
+        read_teacher_output(BucketFile(path), "a")
     assert re.search(message, caught.value.cause)
 
 
@@ -316,3 +316,37 @@ def test_damage_after_a_recorded_verification_is_still_found(tmp_path):
         BucketFile(path).memmap("cqt")
     with pytest.raises(DamagedBucketError, match=_damaged(path, "cqt")):  # never recorded
         _a_new_process() or BucketFile(path).memmap("cqt")
+
+
+def test_a_step_opens_each_bucket_once_for_all_its_songs(tmp_path, monkeypatch):
+    """Stage 2 reads a song's features, grid, labels and teacher outputs from buckets opened
+    once per step (not once per song and read), as validation and evaluation do."""
+    from mirkd import store
+    from mirkd.manifest import TrackFiles
+    from mirkd.references import reference_tracks
+    from mirkd.steps.train import _labeled_tracks
+
+    features = feature_bucket(tmp_path / "f.h5", {t: np.zeros((40, 144)) for t in "ab"})
+    probs = np.full((40, LARGE.size), 1 / LARGE.size)
+    out = TeacherOutput.from_probs(probs)
+    teacher = teacher_bucket(tmp_path / "t.h5", {"a": out, "b": out})
+    tracks = []
+    for tid in "ab":
+        lab = tmp_path / f"{tid}.lab"
+        lab.write_text("0.0\t1.5\tC:maj\n1.5\t3.7\tA:min\n")
+        tracks.append(TrackFiles(tid, f"{tid}.wav", features, teacher, str(lab), f"fp-{tid}"))
+    opened: list[str] = []
+    original = store.BucketFile.__init__
+
+    def counting(self, path):
+        opened.append(str(path))
+        original(self, path)
+
+    monkeypatch.setattr(store.BucketFile, "__init__", counting)
+    rows = _labeled_tracks(tracks, distil=True)
+    assert sorted(opened) == sorted([features, teacher])
+    assert [r.labels[0] for r in rows] == [LARGE.to_index("C:maj")] * 2
+    assert rows[0].probs is not None and rows[0].probs.shape == (40, LARGE.size)
+    opened.clear()
+    songs = reference_tracks(tracks)
+    assert opened == [features] and [s.grid.n_frames for s in songs] == [40, 40]

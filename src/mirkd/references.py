@@ -16,7 +16,7 @@ import numpy as np
 from mirkd.evaluation import mean7, song_scores, weighted_mean_scores
 from mirkd.labels import ChordSegment, frames_to_segments, read_annotation
 from mirkd.manifest import TrackFiles
-from mirkd.store import BucketFile, FrameGrid, feature_grid
+from mirkd.store import BucketFile, FrameGrid, feature_grid, open_buckets
 from mirkd.vocab import LARGE, Vocabulary
 
 
@@ -30,13 +30,23 @@ class ReferenceTrack:
     reference: Sequence[ChordSegment]
 
 
-def reference_track(track: TrackFiles, vocab: Vocabulary | None = LARGE) -> ReferenceTrack:
-    """A labeled song read once: its features (a view of its mapped bucket), its frame grid and
-    its annotation, checked against `vocab` (None: labels as written) and trimmed to the audio."""
-    grid = feature_grid(track.features, track.track_id)
+def reference_track(
+    track: TrackFiles, features: BucketFile, vocab: Vocabulary | None = LARGE
+) -> ReferenceTrack:
+    """A labeled song read once from its open `features` bucket: its features (a view of the
+    mapped bucket), its frame grid and its annotation, checked against `vocab` (None: labels
+    as written) and trimmed to the audio."""
+    grid = feature_grid(features, track.track_id)
     reference = read_annotation(track.annotation, vocab, duration=grid.duration)
-    features = BucketFile(track.features).frames("cqt", track.track_id)
-    return ReferenceTrack(track.track_id, features, grid, reference)
+    return ReferenceTrack(track.track_id, features.frames("cqt", track.track_id), grid, reference)
+
+
+def reference_tracks(
+    tracks: Sequence[TrackFiles], vocab: Vocabulary | None = LARGE
+) -> list[ReferenceTrack]:
+    """Labeled songs read once each, every features bucket opened once."""
+    buckets = open_buckets(t.features for t in tracks)
+    return [reference_track(t, buckets[t.features], vocab) for t in tracks]
 
 
 def song_pairs(

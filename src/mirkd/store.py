@@ -34,7 +34,7 @@ import shutil
 import weakref
 import zipfile
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -505,8 +505,15 @@ def feature_params(bucket: BucketFile) -> CQTParams:
 
 
 def read_track_features(path: str | Path, track_id: str) -> np.ndarray:
-    """A track's whole [T, n_bins] log-CQT from a features bucket, as float32."""
+    """A track's whole [T, n_bins] log-CQT from a features bucket, as float32 (by path: for a
+    loader worker that gets one track at a time)."""
     return BucketFile(path).frames("cqt", track_id).astype(np.float32)
+
+
+def open_buckets(paths: Iterable[str]) -> dict[str, BucketFile]:
+    """Each bucket file among `paths` opened once: a step that reads many songs reads each
+    song's features, grid and teacher outputs from these, not by reopening its files."""
+    return {path: BucketFile(path) for path in dict.fromkeys(paths)}
 
 
 @dataclass(frozen=True)
@@ -518,9 +525,9 @@ class FrameGrid:
     duration: float
 
 
-def feature_grid(path: str | Path, track_id: str) -> FrameGrid:
-    """The frame grid a track's features sit on (labels and predictions use the same)."""
-    bucket = BucketFile(path)
+def feature_grid(bucket: BucketFile, track_id: str) -> FrameGrid:
+    """The frame grid a track's features sit on (labels and predictions use the same), from
+    its open features bucket."""
     span = bucket.span(track_id)
     return FrameGrid(
         feature_params(bucket).frame_period,
@@ -586,9 +593,9 @@ def teacher_part(
     return TrackPart(track_id, fingerprint, source, cause, frames, {})
 
 
-def read_teacher_output(path: str | Path, track_id: str) -> TeacherOutput:
-    """A track's teacher outputs (labels, probabilities, confidence) from a teacher bucket."""
-    bucket = BucketFile(path)
+def read_teacher_output(bucket: BucketFile, track_id: str) -> TeacherOutput:
+    """A track's teacher outputs (labels, probabilities, confidence) from its open teacher
+    bucket."""
     return TeacherOutput(*(np.array(bucket.frames(n, track_id)) for n in TEACHER_FRAMES))
 
 

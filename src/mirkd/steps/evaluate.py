@@ -21,10 +21,10 @@ from mirkd.evaluation import evaluate_songs
 from mirkd.inference import predict_logits
 from mirkd.labels import ChordSegment, frames_to_segments, write_annotation
 from mirkd.manifest import TrackFiles
-from mirkd.references import ReferenceTrack, reference_track, song_pairs, wcsr
+from mirkd.references import ReferenceTrack, reference_tracks, song_pairs, wcsr
 from mirkd.scores import BeatScores, ModelScores, ViterbiScores
 from mirkd.steps import log
-from mirkd.store import read_teacher_output
+from mirkd.store import open_buckets, read_teacher_output
 from mirkd.vocab import LARGE, Vocabulary
 
 
@@ -56,7 +56,7 @@ def _log_posteriors(
 
 def _songs(tracks: Sequence[TrackFiles]) -> list[ReferenceTrack]:
     """Test or validation songs, each read once (annotation labels as written)."""
-    return [reference_track(t, vocab=None) for t in tracks]
+    return reference_tracks(tracks, vocab=None)
 
 
 def evaluate_checkpoint(
@@ -142,7 +142,8 @@ def evaluate_teacher(
 ) -> None:
     """Score the teacher's stored argmax on the test tracks (and with `beats`, its stored
     probabilities decided per beat, as `evaluate_checkpoint`; fallback: the argmax)."""
-    outputs = {t.track_id: read_teacher_output(t.teacher, t.track_id) for t in tracks}
+    teachers = open_buckets(t.teacher for t in tracks)
+    outputs = {t.track_id: read_teacher_output(teachers[t.teacher], t.track_id) for t in tracks}
     frames = {tid: out.labels for tid, out in outputs.items()}
     teacher_outputs = sorted({t.teacher for t in tracks})
     annotator = {"name": "teacher", "teacher_outputs": teacher_outputs}

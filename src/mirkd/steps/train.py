@@ -24,10 +24,16 @@ from mirkd.labels import read_annotation, segments_to_frames
 from mirkd.manifest import BucketFiles, TrackFiles
 from mirkd.models.common import ChordModel
 from mirkd.models.registry import build_model
-from mirkd.references import reference_track
+from mirkd.references import reference_tracks
 from mirkd.steps import log
 from mirkd.steps.buckets import keyed_work_dir, settings_key
-from mirkd.store import BucketFile, check_teacher_compatible, feature_grid, read_teacher_output
+from mirkd.store import (
+    BucketFile,
+    check_teacher_compatible,
+    feature_grid,
+    open_buckets,
+    read_teacher_output,
+)
 from mirkd.training.datasets import (
     LabeledDataset,
     LabeledTrack,
@@ -129,25 +135,26 @@ def _report_policy(stage: str, data: PseudoLabelDataset) -> dict[str, dict[str, 
     return tally
 
 
-def _frame_labels(track: TrackFiles) -> np.ndarray:
-    """Ground-truth class per frame of a track, on its features' grid."""
-    grid = feature_grid(track.features, track.track_id)
-    segments = read_annotation(track.annotation, LARGE, duration=grid.duration)
-    return segments_to_frames(segments, grid.n_frames, grid.frame_period, LARGE)
-
-
-def _features(track: TrackFiles) -> np.ndarray:
-    """A track's [T, n_bins] float16 features: a view of its mapped features bucket."""
-    return BucketFile(track.features).frames("cqt", track.track_id)
-
-
-def _labeled_track(track: TrackFiles, distil: bool) -> LabeledTrack:
-    """A training song: features, frame labels and, when the stage distils, the teacher's
-    probabilities [T, C]."""
-    probs = None
-    if distil:
-        probs = read_teacher_output(track.teacher, track.track_id).probs.astype(np.float32)
-    return LabeledTrack(track.track_id, _features(track), _frame_labels(track), probs)
+def _labeled_tracks(tracks: Sequence[TrackFiles], distil: bool) -> list[LabeledTrack]:
+    """Training songs: features (views of their mapped buckets), frame labels on the features'
+    grid and, when the stage distils, the teacher's probabilities [T, C]; each bucket file is
+    opened once."""
+    features = open_buckets(t.features for t in tracks)
+    teachers = open_buckets(t.teacher for t in tracks) if distil else {}
+    rows = []
+    for track in tracks:
+        bucket = features[track.features]
+        grid = feature_grid(bucket, track.track_id)
+        segments = read_annotation(track.annotation, LARGE, duration=grid.duration)
+        labels = segments_to_frames(segments, grid.n_frames, grid.frame_period, LARGE)
+        probs = None
+        if distil:
+            output = read_teacher_output(teachers[track.teacher], track.track_id)
+            probs = output.probs.astype(np.float32)
+        rows.append(
+            LabeledTrack(track.track_id, bucket.frames("cqt", track.track_id), labels, probs)
+        )
+    return rows
 
 
 def _by_bucket(tracks: Sequence[TrackFiles]) -> dict[str, list[str]]:
@@ -278,8 +285,8 @@ def train_supervised(
     topped up with pseudo-labeled windows of `rehearsal_buckets` (unlabeled features + teacher
     files, as stage 1 reads them).
     """
-    rows = [_labeled_track(t, distil) for t in train_tracks]
-    val_rows = [reference_track(t) for t in val_tracks]
+    rows = _labeled_tracks(train_tracks, distil)
+    val_rows = reference_tracks(val_tracks)
     provenance = {
         "stage": stage,
         "init": init_checkpoint,
