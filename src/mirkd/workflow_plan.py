@@ -67,9 +67,12 @@ class BucketRef:
         return self.group.split("-")[0]
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunPlan:
-    """Tracks per set, their splits and buckets, and the paths of every file made from them."""
+    """Tracks per set, their splits and buckets, and the paths of every file made from them.
+
+    Built whole by `plan_run` (frozen: what is derived from it once, such as the bucket index,
+    stays true)."""
 
     results: str
     tracks: dict[str, dict[str, Track]]
@@ -511,23 +514,26 @@ def plan_run(
     ensure_split(splits["labeled"], "val")
     if not has_test:
         ensure_split(splits["labeled"], "test")
-    plan = RunPlan(
+    tracks = {s: {t.track_id: t for t in found[s]} for s in SETS}
+    # the tracks and their splits alone: what sharing, buckets and variants are decided from
+    sets = RunPlan(results=results, tracks=tracks, splits=splits, facts=facts)
+    shared = _shared_audio(sets, config["data"].get("allow_labeled_in_unlabeled", False))
+    if walked:  # the head process: said once, not again in every job
+        shared.report()
+    _check_splits(sets)
+    labeled_train = [t.track_id for t in sets.in_split("labeled", "train")]
+    variants = expand_variants(config, labeled_train, results)
+    return RunPlan(
         results=results,
-        tracks={s: {t.track_id: t for t in found[s]} for s in SETS},
+        tracks=tracks,
         splits=splits,
         facts=facts,
+        buckets=_assign(sets, config["data"]["bucket_hours"] * 3600.0),
         demo=bool(config["data"].get("demo")),
+        variants=variants,
+        owners=model_owners(variants),
+        shared=shared,
     )
-    plan.shared = _shared_audio(plan, config["data"].get("allow_labeled_in_unlabeled", False))
-    if walked:  # the head process: said once, not again in every job
-        plan.shared.report()
-    plan.buckets = _assign(plan, config["data"]["bucket_hours"] * 3600.0)
-    _check_splits(plan)
-    plan.variants = expand_variants(
-        config, [t.track_id for t in plan.in_split("labeled", "train")], results
-    )
-    plan.owners = model_owners(plan.variants)
-    return plan
 
 
 def _shared_audio(plan: RunPlan, allow_labeled_in_unlabeled: bool) -> SharedAudio:
