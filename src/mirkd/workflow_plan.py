@@ -39,6 +39,7 @@ from mirkd.manifest import (
     split_of,
     track_id,
 )
+from mirkd.model_configs import model_window
 from mirkd.released import RELEASED
 from mirkd.teacher_spec import TeacherSpec
 from mirkd.variants import (
@@ -526,8 +527,32 @@ def plan_run(
     plan.variants = expand_variants(
         config, [t.track_id for t in plan.in_split("labeled", "train")], results
     )
+    check_students(plan.variants)
     plan.owners = model_owners(plan.variants)
     return plan
+
+
+def check_students(variants: Iterable[Variant]) -> None:
+    """Every variant's student can be built and trained: a known architecture, hparams it
+    knows and accepts, and a stride per stage within the model's window. A ConfigError naming
+    the setting, at planning (a dry run) rather than in a training job after the features and
+    the teacher ran (mirkd.model_configs: no torch)."""
+    for v in variants:
+        where = f"variants.{v.name}." if v.name else ""
+        arch, hparams = v.student["arch"], v.student.get("hparams") or {}
+        try:
+            window = model_window(arch, hparams)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}student: {exc}") from None
+        for stage in v.models:
+            if stage == "stage2" and v.stage2_init is not None:
+                continue  # the model it starts from decides its window (checked at training)
+            stride = v.stages[stage]["stride"]
+            if stride > window:
+                raise ConfigError(
+                    f"{where}{stage}.stride {stride} exceeds the {arch} student's window of "
+                    f"{window} frames: frames between windows would never train"
+                )
 
 
 def _shared_audio(plan: RunPlan, allow_labeled_in_unlabeled: bool) -> SharedAudio:
