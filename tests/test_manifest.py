@@ -279,3 +279,16 @@ def test_planning_refuses_a_labeled_annotation_that_does_not_fit_its_audio(tmp_p
         plan_run(resolved_config(tiny_config(data)), str(tmp_path / "results"))
     assert str(info.value).startswith("2 annotation file(s)")
     assert "labeled_1.lab:1" in str(info.value) and "test_3.lab: annotation ends" in str(info.value)
+
+
+def test_a_labeled_song_too_short_to_use_is_a_planning_error(tmp_path):
+    folder = tmp_path / "labeled"
+    short = _labeled_song(folder, "short", 0.2, "0 0.2 C:maj\n")
+    good = _labeled_song(folder, "good", 10.0, "0 10 C:maj\n")
+    seconds = {
+        t.audio: audio_facts([t.audio], tmp_path / "f.json")[t.audio].seconds for t in (short, good)
+    }
+    with pytest.raises(ConfigError) as info:
+        check_annotations([short, good], seconds, tmp_path / "annotations.json")
+    assert f"{short.audio}: audio too short: 0.200 s < 0.5 s" in str(info.value)
+    assert "good" not in str(info.value)

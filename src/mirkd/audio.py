@@ -25,6 +25,7 @@ from mirkd.errors import AudioError, os_cause
 
 TARGET_SR = 22050
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
+MIN_SECONDS = 0.5  # shorter audio is refused (load_audio's default; planning checks headers)
 _BLOCK_FRAMES = 1 << 20
 _PCM_WAVE_FORMATS = (0x0001, 0x0003, 0xFFFE)  # PCM, IEEE float, extensible: frames = bytes/align
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def _read_mono(path: Path, allow_truncated: bool = False) -> tuple[np.ndarray, i
 def load_audio(
     path: str | Path,
     sr: int = TARGET_SR,
-    min_seconds: float = 0.5,
+    min_seconds: float = MIN_SECONDS,
     allow_truncated: bool = False,
 ) -> np.ndarray:
     """Decode `path` to a mono float32 signal at `sr` Hz.

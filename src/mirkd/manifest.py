@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mirkd.atomic import atomic_write_json
-from mirkd.audio import AUDIO_EXTENSIONS, audio_duration
+from mirkd.audio import AUDIO_EXTENSIONS, MIN_SECONDS, audio_duration
 from mirkd.errors import AudioError, ConfigError, LabFormatError, MirkdError, os_cause
 
 log = logging.getLogger(__name__)
@@ -362,9 +362,10 @@ def check_annotations(
     """Every annotation of `tracks` parses (mirkd.labels.read_annotation: its labels in the
     large vocabulary) and fits its audio's duration (`seconds`, read from the header); a
     ConfigError lists every bad file with its cause (an audio file whose header cannot be
-    read too: its annotation cannot be checked). This is what a dry run can know before any
-    job runs. Results are cached by annotation path, `_cache_key` and the audio's duration,
-    so planning 15,000 tracks again parses only the annotations that changed."""
+    read, or shorter than MIN_SECONDS, too: its annotation cannot be checked or used). This is
+    what a dry run can know before any job runs. Results are cached by annotation path,
+    `_cache_key` and the audio's duration, so planning 15,000 tracks again parses only the
+    annotations that changed."""
     from mirkd.labels import END_TOLERANCE, UNANNOTATED_TAIL, read_annotation
     from mirkd.vocab import LARGE
 
@@ -383,6 +384,12 @@ def check_annotations(
             problems.append(
                 f"{t.audio}: cannot read the audio header, so its annotation {t.lab} "
                 "cannot be checked"
+            )
+            continue
+        if duration < MIN_SECONDS:
+            problems.append(
+                f"{t.audio}: audio too short: {duration:.3f} s < {MIN_SECONDS} s (its features "
+                "step would refuse it)"
             )
             continue
         try:
