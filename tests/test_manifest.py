@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -263,8 +264,8 @@ def test_annotation_checks_are_cached_by_the_files_stat(tmp_path, monkeypatch):
         check_annotations([good], {good.audio: 30.0}, cache)  # other audio: checked again
 
 
-def test_planning_refuses_a_labeled_annotation_that_does_not_fit_its_audio(tmp_path):
-    data = tmp_path / "data"
+def _tiny_folders(data: Path) -> Path:
+    """Four 2-s songs per set (distinct content), the labeled and test ones annotated."""
     for set_name in ("unlabeled", "labeled", "test"):
         for i in range(4):
             level = (len(set_name) * 10 + i + 1) / 100
@@ -273,6 +274,11 @@ def test_planning_refuses_a_labeled_annotation_that_does_not_fit_its_audio(tmp_p
             sf.write(song, np.full(8000 * 2, level, np.float32), 8000)
             if set_name != "unlabeled":
                 song.with_suffix(".lab").write_text("0 2 N\n")
+    return data
+
+
+def test_planning_refuses_a_labeled_annotation_that_does_not_fit_its_audio(tmp_path):
+    data = _tiny_folders(tmp_path / "data")
     (data / "test" / "test_3.lab").write_text("0 40 C\n")
     (data / "labeled" / "labeled_1.lab").write_text("0 2 C:nonsense\n")
     with pytest.raises(ConfigError) as info:
@@ -292,3 +298,24 @@ def test_a_labeled_song_too_short_to_use_is_a_planning_error(tmp_path):
         check_annotations([short, good], seconds, tmp_path / "annotations.json")
     assert f"{short.audio}: audio too short: 0.200 s < 0.5 s" in str(info.value)
     assert "good" not in str(info.value)
+
+
+def test_planning_refuses_a_checkpoint_that_is_no_torch_file(tmp_path):
+    data = _tiny_folders(tmp_path / "data")
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint\n")
+    cut = tmp_path / "cut.pt"
+    with zipfile.ZipFile(cut, "w") as archive:  # what torch.save writes, then cut short
+        archive.writestr("archive/data.pkl", b"\x80\x02" + bytes(5000))
+    cut.write_bytes(cut.read_bytes()[:2000])
+    results = str(tmp_path / "results")
+    config = tiny_config(data, teacher={"kind": "btc", "checkpoint": str(text)})
+    with pytest.raises(ConfigError, match=re.escape(f"{text} (teacher checkpoint): not a torch")):
+        plan_run(resolved_config(config), results)
+    config = tiny_config(data)
+    config["stage2"]["init"] = str(cut)
+    message = f"{cut} (stage2.init): not a complete torch checkpoint: its zip archive is cut"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        plan_run(resolved_config(config), results)
+    config["stage2"]["init"] = str(tmp_path / "made_later.pt")  # missing: Snakemake's to say
+    plan_run(resolved_config(config), results)

@@ -42,6 +42,7 @@ from mirkd.manifest import (
 from mirkd.model_configs import model_window
 from mirkd.released import RELEASED
 from mirkd.teacher_spec import TeacherSpec
+from mirkd.torch_files import checkpoint_file_problem
 from mirkd.variants import (
     Variant,
     budget_only,
@@ -528,6 +529,7 @@ def plan_run(
         config, [t.track_id for t in plan.in_split("labeled", "train")], results
     )
     check_students(plan.variants)
+    check_checkpoint_files(plan)
     plan.owners = model_owners(plan.variants)
     return plan
 
@@ -553,6 +555,21 @@ def check_students(variants: Iterable[Variant]) -> None:
                     f"{where}{stage}.stride {stride} exceeds the {arch} student's window of "
                     f"{window} frames: frames between windows would never train"
                 )
+
+
+def check_checkpoint_files(plan: RunPlan) -> None:
+    """The checkpoints the run reads that exist already (teachers', stage2.init) are torch
+    files: a text file or a cut download given as a checkpoint is a planning error, not a
+    teacher or stage-2 job failing after the features ran."""
+    given = {spec.checkpoint_file: "teacher checkpoint" for spec in plan.teachers.values()}
+    for v in plan.variants:
+        if v.stage2_init not in (None, RELEASED):
+            where = f"variants.{v.name}.stage2.init" if v.name else "stage2.init"
+            given[v.stage2_init] = where
+    for path, what in given.items():
+        problem = checkpoint_file_problem(path) if path else None
+        if problem:
+            raise ConfigError(f"{path} ({what}): {problem}")
 
 
 def _shared_audio(plan: RunPlan, allow_labeled_in_unlabeled: bool) -> SharedAudio:
