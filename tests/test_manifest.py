@@ -319,3 +319,21 @@ def test_planning_refuses_a_checkpoint_that_is_no_torch_file(tmp_path):
         plan_run(resolved_config(config), results)
     config["stage2"]["init"] = str(tmp_path / "made_later.pt")  # missing: Snakemake's to say
     plan_run(resolved_config(config), results)
+
+
+def test_planning_refuses_more_unreadable_unlabeled_audio_than_may_be_skipped(tmp_path):
+    data = _tiny_folders(tmp_path / "data")
+    for i in range(2):
+        (data / "unlabeled" / f"unlabeled_{i}.wav").write_text("an HTML page, not audio")
+    (data / "unlabeled" / "unlabeled_2.wav").write_bytes(b"")
+    config = tiny_config(data)
+    config["data"]["max_skipped_fraction"] = 0.5  # 2 of 4 may be skipped, not 3
+    with pytest.raises(ConfigError) as info:
+        plan_run(resolved_config(config), str(tmp_path / "results"))
+    message = str(info.value)
+    assert message.startswith("3 of 4 unlabeled audio files have a header that cannot be read")
+    assert f"{data / 'unlabeled' / 'unlabeled_2.wav'}: empty file" in message
+    assert "data.max_skipped_fraction = 0.5 allows" in message
+    (data / "unlabeled" / "unlabeled_2.wav").unlink()  # 2 of 3: the features step skips them
+    config["data"]["max_skipped_fraction"] = 0.7
+    plan_run(resolved_config(config), str(tmp_path / "results"))

@@ -23,8 +23,9 @@ from typing import Any
 
 from mirkd import released
 from mirkd.atomic import atomic_write_text
+from mirkd.audio import audio_duration
 from mirkd.buckets import assign_buckets
-from mirkd.errors import ConfigError
+from mirkd.errors import AudioError, ConfigError
 from mirkd.leakage import SharedAudio, shared_audio
 from mirkd.manifest import (
     AudioFacts,
@@ -523,6 +524,8 @@ def plan_run(
     plan.shared = _shared_audio(plan, config["data"].get("allow_labeled_in_unlabeled", False))
     if walked:  # the head process: said once, not again in every job
         plan.shared.report()
+    if not plan.demo:  # demo songs are rendered by a job: no header to read yet
+        check_unreadable_unlabeled(plan, config["data"]["max_skipped_fraction"])
     plan.buckets = _assign(plan, config["data"]["bucket_hours"] * 3600.0)
     _check_splits(plan)
     plan.variants = expand_variants(
@@ -532,6 +535,33 @@ def plan_run(
     check_checkpoint_files(plan)
     plan.owners = model_owners(plan.variants)
     return plan
+
+
+def check_unreadable_unlabeled(plan: RunPlan, max_fraction: float) -> None:
+    """The unlabeled tracks whose audio header cannot be read (planned as 0 s) are skipped by
+    the features step, and more than `max_fraction` of them skipped fails the run (skipped.tsv,
+    after the features and the teacher ran): when the headers alone are too many, a
+    ConfigError says so at planning, with examples."""
+    tracks = list(plan.tracks["unlabeled"].values())
+    unreadable = sorted(t.audio for t in tracks if not plan.facts[t.audio].seconds)
+    if len(unreadable) > max_fraction * len(tracks):
+        raise ConfigError(
+            f"{len(unreadable)} of {len(tracks)} unlabeled audio files have a header that cannot "
+            f"be read (e.g. {'; '.join(_header_cause(a) for a in unreadable[:3])}), more than "
+            f"data.max_skipped_fraction = {max_fraction:g} allows: the run would fail after the "
+            "features and the teacher ran; fix or remove those files, or raise "
+            "data.max_skipped_fraction"
+        )
+
+
+def _header_cause(audio: str) -> str:
+    """Why the header of `audio` cannot be read, read again (the fingerprint cache keeps only
+    the duration)."""
+    try:
+        audio_duration(audio)
+    except AudioError as exc:
+        return str(exc)
+    return audio
 
 
 def check_students(variants: Iterable[Variant]) -> None:
