@@ -337,3 +337,19 @@ def test_planning_refuses_more_unreadable_unlabeled_audio_than_may_be_skipped(tm
     (data / "unlabeled" / "unlabeled_2.wav").unlink()  # 2 of 3: the features step skips them
     config["data"]["max_skipped_fraction"] = 0.7
     plan_run(resolved_config(config), str(tmp_path / "results"))
+
+
+def test_upper_case_annotation_suffixes_are_found_as_audio_suffixes_are(tmp_path):
+    folder = tmp_path / "labeled"
+    folder.mkdir()
+    sf.write(folder / "SONG.FLAC", np.zeros(8000, np.float32), 8000)
+    (folder / "SONG.LAB").write_text("0 1 N\n")
+    (track,) = scan_audio(folder, "labeled", need_labels=True)
+    assert track.lab == str(folder / "SONG.LAB")
+
+
+def test_a_data_folder_that_is_a_file_is_called_so(tmp_path):
+    song = tmp_path / "song.flac"
+    song.write_bytes(b"fLaC")
+    with pytest.raises(ConfigError, match=re.escape(f"'test' is a file, not a folder: {song}")):
+        scan_audio(song, "test", need_labels=True)

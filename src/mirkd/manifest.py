@@ -147,11 +147,13 @@ def walk_files(root: Path) -> FolderWalk:
 
 def find_annotation(path: str | Path) -> Path | None:
     """The annotation file of `path` (audio file or track stem): with its suffix replaced by
-    .lab if that file exists, else by .jams if that exists, else None."""
+    .lab if that file exists, else by .jams if that exists, else None. Upper-case suffixes
+    (.LAB, .JAMS) count too, as audio suffixes do."""
     for suffix in ANNOTATION_SUFFIXES:
-        candidate = Path(path).with_suffix(suffix)
-        if candidate.is_file():
-            return candidate
+        for spelled in (suffix, suffix.upper()):
+            candidate = Path(path).with_suffix(spelled)
+            if candidate.is_file():
+                return candidate
     return None
 
 
@@ -168,6 +170,8 @@ def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Tra
     `~` and environment variables in `folder` are expanded (`data_root`).
     """
     root = data_root(folder)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"data folder for '{set_name}' is a file, not a folder: {root}")
     if not root.is_dir():
         raise ConfigError(f"data folder for '{set_name}' does not exist: {root}")
     walk = walk_files(root)
