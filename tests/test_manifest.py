@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from mirkd.checkpoints import save_checkpoint
 from mirkd.errors import ConfigError
 from mirkd.manifest import (
     SAMPLE_BLOCK_BYTES,
@@ -28,7 +29,7 @@ from mirkd.manifest import (
 )
 from mirkd.workflow_plan import plan_run
 
-from model_helpers import resolved_config
+from model_helpers import resolved_config, tiny_bundle
 from workflow_helpers import tiny_config
 
 
@@ -353,3 +354,17 @@ def test_a_data_folder_that_is_a_file_is_called_so(tmp_path):
     song.write_bytes(b"fLaC")
     with pytest.raises(ConfigError, match=re.escape(f"'test' is a file, not a folder: {song}")):
         scan_audio(song, "test", need_labels=True)
+
+
+def test_planning_refuses_a_stage2_init_of_another_model_than_the_student(tmp_path):
+    data = _tiny_folders(tmp_path / "data")
+    other, same = tmp_path / "chordnet.pt", tmp_path / "btc.pt"
+    save_checkpoint(other, tiny_bundle("chordnet"))
+    save_checkpoint(same, tiny_bundle("btc"))  # the student of tiny_config
+    config = tiny_config(data)
+    config["stage2"]["init"] = str(other)
+    message = f"stage2.init: {other} holds a model that differs from the student (arch 'btc'"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        plan_run(resolved_config(config), str(tmp_path / "results"))
+    config["stage2"]["init"] = str(same)
+    plan_run(resolved_config(config), str(tmp_path / "results"))

@@ -145,3 +145,16 @@ def build_config(arch: str, hparams: dict[str, Any]) -> Any:
 def model_window(arch: str, hparams: dict[str, Any]) -> int:
     """Frames the `arch` model with `hparams` sees at once (its training window)."""
     return int(getattr(build_config(arch, hparams), arch_config(arch).window_field))
+
+
+def student_differences(student: dict[str, Any], arch: str, hparams: dict[str, Any]) -> list[str]:
+    """How the model `arch` with `hparams` differs from the `student` settings: its arch, and
+    each hyper-parameter the student sets (the rule planning applies to stage2.init:
+    released); empty when the student describes it."""
+    if student["arch"] != arch:
+        return [f"arch {student['arch']!r} (the model: {arch!r})"]
+    return [
+        f"{k} {v!r} (the model: {hparams.get(k)!r})"
+        for k, v in (student.get("hparams") or {}).items()
+        if hparams.get(k) != v
+    ]

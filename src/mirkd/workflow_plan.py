@@ -40,7 +40,7 @@ from mirkd.manifest import (
     split_of,
     track_id,
 )
-from mirkd.model_configs import model_window
+from mirkd.model_configs import model_window, student_differences
 from mirkd.released import RELEASED
 from mirkd.teacher_spec import TeacherSpec
 from mirkd.torch_files import checkpoint_file_problem
@@ -533,6 +533,8 @@ def plan_run(
     )
     check_students(plan.variants)
     check_checkpoint_files(plan)
+    if not reuse_manifest:  # the head process; jobs re-plan without loading checkpoints
+        check_stage2_inits(plan)
     plan.owners = model_owners(plan.variants)
     return plan
 
@@ -600,6 +602,28 @@ def check_checkpoint_files(plan: RunPlan) -> None:
         problem = checkpoint_file_problem(path) if path else None
         if problem:
             raise ConfigError(f"{path} ({what}): {problem}")
+
+
+def check_stage2_inits(plan: RunPlan) -> None:
+    """A stage2.init checkpoint path that exists must hold the model the variant's student
+    describes (arch, and each hparam it sets), as `init: released` must: the baseline is built
+    from the student. Loads those checkpoints (torch), so only a run that names one pays."""
+    for v in plan.variants:
+        init = v.stage2_init
+        if init in (None, RELEASED) or not Path(init).is_file():
+            continue  # none, checked by released_stage1, or made by the run (the job checks)
+        from mirkd.checkpoints import load_checkpoint
+
+        bundle = load_checkpoint(init)
+        differ = student_differences(v.student, bundle.arch, bundle.hparams)
+        if differ:
+            where = f"variants.{v.name}.stage2.init" if v.name else "stage2.init"
+            raise ConfigError(
+                f"{where}: {init} holds a model that differs from the student "
+                f"({'; '.join(differ)}), while the baseline is built from the student, so "
+                f"stage 2 and baseline would not compare: set student to the checkpoint's "
+                f"model (see `mirkd info {init}`)"
+            )
 
 
 def _shared_audio(plan: RunPlan, allow_labeled_in_unlabeled: bool) -> SharedAudio:
