@@ -67,6 +67,15 @@ def test_corrupt_file(tmp_path):
         audio_duration(path)
 
 
+def test_a_text_file_named_mp3_is_not_said_to_be_missing(tmp_path):
+    path = tmp_path / "page.mp3"  # a download that saved an HTML page
+    path.write_text("<html>" + "not audio " * 500)
+    for read in (load_audio, audio_duration):
+        with pytest.raises(AudioError, match="Format not recognised") as info:
+            read(path)
+        assert "does not exist" not in str(info.value) and info.value.path == str(path)
+
+
 def test_empty_file(tmp_path):
     path = tmp_path / "empty.flac"
     path.touch()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -15,6 +17,7 @@ import pytest
 import soundfile as sf
 
 from mirkd import __version__
+from mirkd.atomic import atomic_path
 from mirkd.checkpoints import save_checkpoint
 from mirkd.cli import main
 from mirkd.labels import read_annotation
@@ -193,6 +196,31 @@ def test_an_output_path_that_is_a_file_fails_before_any_work(inputs, capsys, tmp
     assert f"--out {taken}: is a file" in err
     assert str(inputs["bad"]) not in err  # refused before the checkpoint was even read
     assert taken.read_text() == "not a folder"
+
+
+def test_an_output_folder_that_cannot_be_made_fails_before_any_song(inputs, capsys, tmp_path):
+    taken = tmp_path / "taken.txt"
+    taken.write_text("not a folder")
+    code = main(_transcribe(inputs["good"], checkpoint=inputs["ckpt"], out=taken / "labs"))
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"--out {taken / 'labs'}: cannot write into this folder: Not a directory" in err
+    assert "nothing was transcribed" in err and str(inputs["good"]) not in err
+
+
+def test_an_output_that_cannot_be_written_is_named_with_the_cause(inputs, capsys, monkeypatch):
+    def full_disk(out_dir, audio, *args):
+        with atomic_path(Path(out_dir) / f"{Path(audio).stem}.lab") as tmp:
+            tmp.write_text("0 1 C")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as a failed write says
+
+    monkeypatch.setattr("mirkd.cli.write_outputs", full_disk)
+    code = main(_transcribe(inputs["good"], checkpoint=inputs["ckpt"], out=inputs["out"]))
+    assert code == 1
+    lab = inputs["out"] / "song.lab"
+    err = capsys.readouterr().err
+    assert f"skipped {inputs['good']}: cannot write {lab}: No space left on device" in err
+    assert list(inputs["out"].iterdir()) == []  # no partial output, no temp file
 
 
 @pytest.mark.parametrize(

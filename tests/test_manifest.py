@@ -8,12 +8,14 @@ import logging
 import os
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from mirkd.checkpoints import save_checkpoint
 from mirkd.errors import ConfigError
 from mirkd.manifest import (
     SAMPLE_BLOCK_BYTES,
@@ -27,7 +29,7 @@ from mirkd.manifest import (
 )
 from mirkd.workflow_plan import plan_run
 
-from model_helpers import resolved_config
+from model_helpers import resolved_config, tiny_bundle
 from workflow_helpers import tiny_config
 
 
@@ -263,8 +265,8 @@ def test_annotation_checks_are_cached_by_the_files_stat(tmp_path, monkeypatch):
         check_annotations([good], {good.audio: 30.0}, cache)  # other audio: checked again
 
 
-def test_planning_refuses_a_labeled_annotation_that_does_not_fit_its_audio(tmp_path):
-    data = tmp_path / "data"
+def _tiny_folders(data: Path) -> Path:
+    """Four 2-s songs per set (distinct content), the labeled and test ones annotated."""
     for set_name in ("unlabeled", "labeled", "test"):
         for i in range(4):
             level = (len(set_name) * 10 + i + 1) / 100
@@ -273,9 +275,96 @@ def test_planning_refuses_a_labeled_annotation_that_does_not_fit_its_audio(tmp_p
             sf.write(song, np.full(8000 * 2, level, np.float32), 8000)
             if set_name != "unlabeled":
                 song.with_suffix(".lab").write_text("0 2 N\n")
+    return data
+
+
+def test_planning_refuses_a_labeled_annotation_that_does_not_fit_its_audio(tmp_path):
+    data = _tiny_folders(tmp_path / "data")
     (data / "test" / "test_3.lab").write_text("0 40 C\n")
     (data / "labeled" / "labeled_1.lab").write_text("0 2 C:nonsense\n")
     with pytest.raises(ConfigError) as info:
         plan_run(resolved_config(tiny_config(data)), str(tmp_path / "results"))
     assert str(info.value).startswith("2 annotation file(s)")
     assert "labeled_1.lab:1" in str(info.value) and "test_3.lab: annotation ends" in str(info.value)
+
+
+def test_a_labeled_song_too_short_to_use_is_a_planning_error(tmp_path):
+    folder = tmp_path / "labeled"
+    short = _labeled_song(folder, "short", 0.2, "0 0.2 C:maj\n")
+    good = _labeled_song(folder, "good", 10.0, "0 10 C:maj\n")
+    seconds = {
+        t.audio: audio_facts([t.audio], tmp_path / "f.json")[t.audio].seconds for t in (short, good)
+    }
+    with pytest.raises(ConfigError) as info:
+        check_annotations([short, good], seconds, tmp_path / "annotations.json")
+    assert f"{short.audio}: audio too short: 0.200 s < 0.5 s" in str(info.value)
+    assert "good" not in str(info.value)
+
+
+def test_planning_refuses_a_checkpoint_that_is_no_torch_file(tmp_path):
+    data = _tiny_folders(tmp_path / "data")
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint\n")
+    cut = tmp_path / "cut.pt"
+    with zipfile.ZipFile(cut, "w") as archive:  # what torch.save writes, then cut short
+        archive.writestr("archive/data.pkl", b"\x80\x02" + bytes(5000))
+    cut.write_bytes(cut.read_bytes()[:2000])
+    results = str(tmp_path / "results")
+    config = tiny_config(data, teacher={"kind": "btc", "checkpoint": str(text)})
+    with pytest.raises(ConfigError, match=re.escape(f"{text} (teacher checkpoint): not a torch")):
+        plan_run(resolved_config(config), results)
+    config = tiny_config(data)
+    config["stage2"]["init"] = str(cut)
+    message = f"{cut} (stage2.init): not a complete torch checkpoint: its zip archive is cut"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        plan_run(resolved_config(config), results)
+    config["stage2"]["init"] = str(tmp_path / "made_later.pt")  # missing: Snakemake's to say
+    plan_run(resolved_config(config), results)
+
+
+def test_planning_refuses_more_unreadable_unlabeled_audio_than_may_be_skipped(tmp_path):
+    data = _tiny_folders(tmp_path / "data")
+    for i in range(2):
+        (data / "unlabeled" / f"unlabeled_{i}.wav").write_text("an HTML page, not audio")
+    (data / "unlabeled" / "unlabeled_2.wav").write_bytes(b"")
+    config = tiny_config(data)
+    config["data"]["max_skipped_fraction"] = 0.5  # 2 of 4 may be skipped, not 3
+    with pytest.raises(ConfigError) as info:
+        plan_run(resolved_config(config), str(tmp_path / "results"))
+    message = str(info.value)
+    assert message.startswith("3 of 4 unlabeled audio files have a header that cannot be read")
+    assert f"{data / 'unlabeled' / 'unlabeled_2.wav'}: empty file" in message
+    assert "data.max_skipped_fraction = 0.5 allows" in message
+    (data / "unlabeled" / "unlabeled_2.wav").unlink()  # 2 of 3: the features step skips them
+    config["data"]["max_skipped_fraction"] = 0.7
+    plan_run(resolved_config(config), str(tmp_path / "results"))
+
+
+def test_upper_case_annotation_suffixes_are_found_as_audio_suffixes_are(tmp_path):
+    folder = tmp_path / "labeled"
+    folder.mkdir()
+    sf.write(folder / "SONG.FLAC", np.zeros(8000, np.float32), 8000)
+    (folder / "SONG.LAB").write_text("0 1 N\n")
+    (track,) = scan_audio(folder, "labeled", need_labels=True)
+    assert track.lab == str(folder / "SONG.LAB")
+
+
+def test_a_data_folder_that_is_a_file_is_called_so(tmp_path):
+    song = tmp_path / "song.flac"
+    song.write_bytes(b"fLaC")
+    with pytest.raises(ConfigError, match=re.escape(f"'test' is a file, not a folder: {song}")):
+        scan_audio(song, "test", need_labels=True)
+
+
+def test_planning_refuses_a_stage2_init_of_another_model_than_the_student(tmp_path):
+    data = _tiny_folders(tmp_path / "data")
+    other, same = tmp_path / "chordnet.pt", tmp_path / "btc.pt"
+    save_checkpoint(other, tiny_bundle("chordnet"))
+    save_checkpoint(same, tiny_bundle("btc"))  # the student of tiny_config
+    config = tiny_config(data)
+    config["stage2"]["init"] = str(other)
+    message = f"stage2.init: {other} holds a model that differs from the student (arch 'btc'"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        plan_run(resolved_config(config), str(tmp_path / "results"))
+    config["stage2"]["init"] = str(same)
+    plan_run(resolved_config(config), str(tmp_path / "results"))

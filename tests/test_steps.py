@@ -43,6 +43,11 @@ def warm_cache(tmp_path_factory) -> Path:
             False,
         ),
         ("{}['missing']", "ERROR KeyError: 'missing'", True),
+        (  # a full disk or a file size limit while a part is written
+            "raise OSError(27, 'File too large', 'results/work/features/b/x.npz')",
+            "ERROR results/work/features/b/x.npz: cannot write or read: File too large",
+            False,
+        ),
     ],
 )
 def test_a_failing_step_leaves_its_cause_in_the_log(

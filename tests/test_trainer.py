@@ -19,6 +19,7 @@ from mirkd.labels import ChordSegment
 from mirkd.manifest import BucketFiles
 from mirkd.models.registry import build_model
 from mirkd.references import ReferenceTrack
+from mirkd.steps.train import check_init_fits_student
 from mirkd.store import BucketFile, FrameGrid, TeacherOutput
 from mirkd.training.datasets import (
     LabeledDataset,
@@ -564,3 +565,12 @@ def test_a_finished_run_is_trained_again_not_resumed(tmp_path, data, epochs, pat
         f"{tmp_path / 'last.pt'}: that run {how} after epoch 2; starting afresh"
     ]
     assert read_checkpoint_state(tmp_path / "last.pt")["training_state"]["history"] == again
+
+
+def test_stage2_refuses_an_init_checkpoint_of_another_model_than_the_student():
+    student = {"arch": "btc", "hparams": {"hidden_size": 16}}
+    check_init_fits_student("init.pt", "btc", {"hidden_size": 16, "num_layers": 1}, student)
+    with pytest.raises(ConfigError, match=r"^init\.pt: stage 2 would start from .*arch 'btc'"):
+        check_init_fits_student("init.pt", "chordnet", {"t_layer": 1}, student)
+    with pytest.raises(ConfigError, match=r"hidden_size 16 \(the model: 32\)"):
+        check_init_fits_student("init.pt", "btc", {"hidden_size": 32}, student)

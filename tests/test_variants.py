@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from mirkd.errors import ConfigError
@@ -13,6 +16,7 @@ from mirkd.variants import (
     model_owners,
     reference_of,
 )
+from mirkd.workflow_plan import check_students
 
 IDS = [f"song_{i:02d}-{i:08x}" for i in range(20)]
 
@@ -205,3 +209,42 @@ def test_a_variant_of_another_architecture_does_not_inherit_the_base_hparams() -
     )
     assert same.student == {"arch": "btc", "hparams": {"hidden_size": 32, "num_layers": 1}}
     assert other.student == {"arch": "chordnet", "hparams": {"t_layer": 1}}
+
+
+def _with_strides(config: dict, stride: int = 54) -> dict:
+    for stage in ("stage1", "stage2", "baseline"):
+        config[stage]["stride"] = stride
+    return config
+
+
+def test_planning_refuses_a_student_hparams_typo_naming_the_setting() -> None:
+    config = _with_strides(_config({"cnet": {"student": {"arch": "chordnet"}}}))
+    check_students(expand_variants(config, IDS))  # the valid settings pass
+    config["student"]["hparams"]["hiden_size"] = 16
+    with pytest.raises(
+        ConfigError, match=r"^student: btc: unknown hyper-parameter\(s\) hiden_size"
+    ):
+        check_students(expand_variants(config, IDS))
+    config = _with_strides(
+        _config({"cnet": {"student": {"arch": "chordnet", "hparams": {"t_head": 5}}}})
+    )
+    with pytest.raises(ConfigError, match=r"^variants\.cnet\.student: chordnet: t_head=5"):
+        check_students(expand_variants(config, IDS))
+
+
+def test_planning_refuses_a_stride_longer_than_the_student_window() -> None:
+    config = _with_strides(_config({"wide": {"baseline": {"stride": 500}}}))
+    with pytest.raises(ConfigError, match=r"^variants\.wide\.baseline\.stride 500 exceeds the btc"):
+        check_students(expand_variants(config, IDS))
+    config = _with_strides(_config(None), stride=109)
+    with pytest.raises(ConfigError, match=r"^stage1\.stride 109 exceeds .* window of 108 frames"):
+        check_students(expand_variants(config, IDS))
+
+
+def test_checking_the_students_imports_no_torch() -> None:
+    code = (
+        "import sys; from mirkd.model_configs import model_window; model_window('btc', {}); "
+        "import mirkd.workflow_plan; print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

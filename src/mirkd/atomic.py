@@ -20,7 +20,8 @@ def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temp path next to `final`; rename it onto `final` on clean exit.
 
     The temp file keeps the suffix of `final` (or `suffix`) so libraries that dispatch
-    on the extension (h5py, torch, soundfile) accept it. On exception it is removed.
+    on the extension (h5py, torch, soundfile) accept it. On exception it is removed (an
+    OSError that names no file, such as a full disk's, is given `final` as its filename).
     Parent directories are created.
     """
     final = Path(final)
@@ -36,8 +37,10 @@ def atomic_path(final: str | Path, suffix: str | None = None) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(final)  # a write that failed (disk full) names the file it was
         raise
 
 

@@ -25,9 +25,21 @@ from mirkd.errors import AudioError, os_cause
 
 TARGET_SR = 22050
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3")
+MIN_SECONDS = 0.5  # shorter audio is refused (load_audio's default; planning checks headers)
 _BLOCK_FRAMES = 1 << 20
 _PCM_WAVE_FORMATS = (0x0001, 0x0003, 0xFFFE)  # PCM, IEEE float, extensible: frames = bytes/align
 log = logging.getLogger(__name__)
+
+
+# What libsndfile says of an existing file whose content it cannot parse as MPEG audio (a text
+# or HTML file saved as .mp3); _check_file has already seen that the file exists.
+_MISLEADING_CAUSE = "File does not exist or is not a regular file (possibly a pipe?)."
+
+
+def _decoder_cause(exc: Exception) -> str:
+    """libsndfile's error in words, its misleading "does not exist" for an existing file that
+    holds no audio it recognises replaced by what it means."""
+    return str(exc).replace(_MISLEADING_CAUSE, "Format not recognised (no audio stream found).")
 
 
 def _check_file(path: Path) -> None:
@@ -77,7 +89,7 @@ def _read_mono(path: Path, allow_truncated: bool = False) -> tuple[np.ndarray, i
             while len(block := f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)):
                 blocks.append(block.mean(axis=1, dtype=np.float32))
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise AudioError(path, f"cannot decode audio: {exc}") from exc
+        raise AudioError(path, f"cannot decode audio: {_decoder_cause(exc)}") from exc
     y = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
     if path.suffix.lower() == ".wav":
         promised = max(promised, _wav_declared_frames(path) or 0)
@@ -92,7 +104,7 @@ def _read_mono(path: Path, allow_truncated: bool = False) -> tuple[np.ndarray, i
 def load_audio(
     path: str | Path,
     sr: int = TARGET_SR,
-    min_seconds: float = 0.5,
+    min_seconds: float = MIN_SECONDS,
     allow_truncated: bool = False,
 ) -> np.ndarray:
     """Decode `path` to a mono float32 signal at `sr` Hz.
@@ -122,4 +134,4 @@ def audio_duration(path: str | Path) -> float:
     try:
         return float(sf.info(str(path)).duration)
     except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
-        raise AudioError(path, f"cannot read audio header: {exc}") from exc
+        raise AudioError(path, f"cannot read audio header: {_decoder_cause(exc)}") from exc

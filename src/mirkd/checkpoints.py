@@ -41,6 +41,7 @@ from mirkd.features import CQTParams
 from mirkd.models.btc import BTCConfig
 from mirkd.models.common import ChordModel
 from mirkd.models.registry import build_config, build_model
+from mirkd.torch_files import checkpoint_file_problem
 from mirkd.vocab import LARGE, MAJMIN, Vocabulary, get_vocabulary
 
 FORMAT = "mirkd-checkpoint"
@@ -254,9 +255,10 @@ def _torch_load(path: Path, map_location: Any, safe_globals: list[Any] | None = 
         with torch.serialization.safe_globals(safe_globals or []):
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(path, _refusal(exc)) from exc
+        raise CheckpointError(path, checkpoint_file_problem(path) or _refusal(exc)) from exc
     except Exception as exc:  # torch.load raises many types for a file that is no checkpoint
-        raise CheckpointError(path, f"not a torch checkpoint: {_short(exc)}") from exc
+        cause = checkpoint_file_problem(path) or f"not a torch checkpoint: {_short(exc)}"
+        raise CheckpointError(path, cause) from exc
 
 
 _REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
@@ -19,7 +20,7 @@ from mirkd.beats import BEAT_STAY
 from mirkd.checkpoints import load_checkpoint, model_identity
 from mirkd.decoding import decoding_identity
 from mirkd.devices import select_device
-from mirkd.errors import MirkdError
+from mirkd.errors import MirkdError, os_cause
 from mirkd.inference import transcribe_song
 from mirkd.leadsheet import write_outputs
 from mirkd.store import add_checksums
@@ -39,6 +40,29 @@ def _warning(message: str) -> None:
     tqdm.write(f"mirkd: warning: {message}", file=sys.stderr)
 
 
+def _unwritable(out_dir: Path) -> str | None:
+    """Why the outputs cannot go into `out_dir` (None when they can): the folder is made if
+    missing and a file is created and removed in it, so a file in the way, a folder the user
+    may not write or a read-only disk fail before any song is transcribed."""
+    if out_dir.exists() and not out_dir.is_dir():
+        return "is a file, not a folder"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".mirkd-write-test-"):
+            pass
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(out_dir) else ""
+        return f"cannot write into this folder: {os_cause(exc)}{where}"
+    return None
+
+
+def _write_failure(audio: Path, exc: OSError) -> str:
+    """An output that could not be written, named with the cause (a full disk, a file size
+    limit), for the song it belongs to."""
+    where = f"cannot write {exc.filename}: " if exc.filename else ""
+    return f"skipped {audio}: {where}{os_cause(exc)}"
+
+
 def _transcribe(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
@@ -55,6 +79,10 @@ def _transcribe(args: argparse.Namespace) -> int:
             annotator["name"] = released.NAME  # not the file's stem, "model"
     except MirkdError as exc:
         _error(str(exc))
+        return 1
+    problem = _unwritable(out_dir)
+    if problem:
+        _error(f"--out {out_dir}: {problem} (nothing was transcribed)")
         return 1
     failed = 0
     claimed: dict[str, Path] = {}
@@ -73,8 +101,11 @@ def _transcribe(args: argparse.Namespace) -> int:
             _, warnings = write_outputs(out_dir, audio, song, annotator, args.format, args.html)
             for warning in warnings:
                 _warning(warning)
-        except (MirkdError, OSError) as exc:
+        except MirkdError as exc:
             _error(f"skipped {_naming(audio, exc)}")
+            failed += 1
+        except OSError as exc:
+            _error(_write_failure(audio, exc))
             failed += 1
     if failed:
         _error(f"{failed} of {len(args.audio)} file(s) failed")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mirkd.atomic import atomic_write_json
-from mirkd.audio import AUDIO_EXTENSIONS, audio_duration
+from mirkd.audio import AUDIO_EXTENSIONS, MIN_SECONDS, audio_duration
 from mirkd.errors import AudioError, ConfigError, LabFormatError, MirkdError, os_cause
 
 log = logging.getLogger(__name__)
@@ -147,11 +147,13 @@ def walk_files(root: Path) -> FolderWalk:
 
 def find_annotation(path: str | Path) -> Path | None:
     """The annotation file of `path` (audio file or track stem): with its suffix replaced by
-    .lab if that file exists, else by .jams if that exists, else None."""
+    .lab if that file exists, else by .jams if that exists, else None. Upper-case suffixes
+    (.LAB, .JAMS) count too, as audio suffixes do."""
     for suffix in ANNOTATION_SUFFIXES:
-        candidate = Path(path).with_suffix(suffix)
-        if candidate.is_file():
-            return candidate
+        for spelled in (suffix, suffix.upper()):
+            candidate = Path(path).with_suffix(spelled)
+            if candidate.is_file():
+                return candidate
     return None
 
 
@@ -168,6 +170,8 @@ def scan_audio(folder: str | Path, set_name: str, need_labels: bool) -> list[Tra
     `~` and environment variables in `folder` are expanded (`data_root`).
     """
     root = data_root(folder)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"data folder for '{set_name}' is a file, not a folder: {root}")
     if not root.is_dir():
         raise ConfigError(f"data folder for '{set_name}' does not exist: {root}")
     walk = walk_files(root)
@@ -362,9 +366,10 @@ def check_annotations(
     """Every annotation of `tracks` parses (mirkd.labels.read_annotation: its labels in the
     large vocabulary) and fits its audio's duration (`seconds`, read from the header); a
     ConfigError lists every bad file with its cause (an audio file whose header cannot be
-    read too: its annotation cannot be checked). This is what a dry run can know before any
-    job runs. Results are cached by annotation path, `_cache_key` and the audio's duration,
-    so planning 15,000 tracks again parses only the annotations that changed."""
+    read, or shorter than MIN_SECONDS, too: its annotation cannot be checked or used). This is
+    what a dry run can know before any job runs. Results are cached by annotation path,
+    `_cache_key` and the audio's duration, so planning 15,000 tracks again parses only the
+    annotations that changed."""
     from mirkd.labels import END_TOLERANCE, UNANNOTATED_TAIL, read_annotation
     from mirkd.vocab import LARGE
 
@@ -383,6 +388,12 @@ def check_annotations(
             problems.append(
                 f"{t.audio}: cannot read the audio header, so its annotation {t.lab} "
                 "cannot be checked"
+            )
+            continue
+        if duration < MIN_SECONDS:
+            problems.append(
+                f"{t.audio}: audio too short: {duration:.3f} s < {MIN_SECONDS} s (its features "
+                "step would refuse it)"
             )
             continue
         try:

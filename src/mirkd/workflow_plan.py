@@ -23,8 +23,9 @@ from typing import Any
 
 from mirkd import released
 from mirkd.atomic import atomic_write_text
+from mirkd.audio import audio_duration
 from mirkd.buckets import assign_buckets
-from mirkd.errors import ConfigError
+from mirkd.errors import AudioError, ConfigError
 from mirkd.leakage import SharedAudio, shared_audio
 from mirkd.manifest import (
     AudioFacts,
@@ -39,8 +40,10 @@ from mirkd.manifest import (
     split_of,
     track_id,
 )
+from mirkd.model_configs import model_window, student_differences
 from mirkd.released import RELEASED
 from mirkd.teacher_spec import TeacherSpec
+from mirkd.torch_files import checkpoint_file_problem
 from mirkd.variants import (
     Variant,
     budget_only,
@@ -520,20 +523,115 @@ def plan_run(
     shared = _shared_audio(sets, config["data"].get("allow_labeled_in_unlabeled", False))
     if walked:  # the head process: said once, not again in every job
         shared.report()
+    demo = bool(config["data"].get("demo"))
+    if not demo:  # demo songs are rendered by a job: no header to read yet
+        check_unreadable_unlabeled(sets, config["data"]["max_skipped_fraction"])
     _check_splits(sets)
     labeled_train = [t.track_id for t in sets.in_split("labeled", "train")]
     variants = expand_variants(config, labeled_train, results)
-    return RunPlan(
+    check_students(variants)
+    plan = RunPlan(
         results=results,
         tracks=tracks,
         splits=splits,
         facts=facts,
         buckets=_assign(sets, config["data"]["bucket_hours"] * 3600.0),
-        demo=bool(config["data"].get("demo")),
+        demo=demo,
         variants=variants,
         owners=model_owners(variants),
         shared=shared,
     )
+    check_checkpoint_files(plan)
+    if not reuse_manifest:  # the head process; jobs re-plan without loading checkpoints
+        check_stage2_inits(plan)
+    return plan
+
+
+def check_unreadable_unlabeled(plan: RunPlan, max_fraction: float) -> None:
+    """The unlabeled tracks whose audio header cannot be read (planned as 0 s) are skipped by
+    the features step, and more than `max_fraction` of them skipped fails the run (skipped.tsv,
+    after the features and the teacher ran): when the headers alone are too many, a
+    ConfigError says so at planning, with examples."""
+    tracks = list(plan.tracks["unlabeled"].values())
+    unreadable = sorted(t.audio for t in tracks if not plan.facts[t.audio].seconds)
+    if len(unreadable) > max_fraction * len(tracks):
+        raise ConfigError(
+            f"{len(unreadable)} of {len(tracks)} unlabeled audio files have a header that cannot "
+            f"be read (e.g. {'; '.join(_header_cause(a) for a in unreadable[:3])}), more than "
+            f"data.max_skipped_fraction = {max_fraction:g} allows: the run would fail after the "
+            "features and the teacher ran; fix or remove those files, or raise "
+            "data.max_skipped_fraction"
+        )
+
+
+def _header_cause(audio: str) -> str:
+    """Why the header of `audio` cannot be read, read again (the fingerprint cache keeps only
+    the duration)."""
+    try:
+        audio_duration(audio)
+    except AudioError as exc:
+        return str(exc)
+    return audio
+
+
+def check_students(variants: Iterable[Variant]) -> None:
+    """Every variant's student can be built and trained: a known architecture, hparams it
+    knows and accepts, and a stride per stage within the model's window. A ConfigError naming
+    the setting, at planning (a dry run) rather than in a training job after the features and
+    the teacher ran (mirkd.model_configs: no torch)."""
+    for v in variants:
+        where = f"variants.{v.name}." if v.name else ""
+        arch, hparams = v.student["arch"], v.student.get("hparams") or {}
+        try:
+            window = model_window(arch, hparams)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}student: {exc}") from None
+        for stage in v.models:
+            if stage == "stage2" and v.stage2_init is not None:
+                continue  # the model it starts from decides its window (checked at training)
+            stride = v.stages[stage]["stride"]
+            if stride > window:
+                raise ConfigError(
+                    f"{where}{stage}.stride {stride} exceeds the {arch} student's window of "
+                    f"{window} frames: frames between windows would never train"
+                )
+
+
+def check_checkpoint_files(plan: RunPlan) -> None:
+    """The checkpoints the run reads that exist already (teachers', stage2.init) are torch
+    files: a text file or a cut download given as a checkpoint is a planning error, not a
+    teacher or stage-2 job failing after the features ran."""
+    given = {spec.checkpoint_file: "teacher checkpoint" for spec in plan.teachers.values()}
+    for v in plan.variants:
+        if v.stage2_init not in (None, RELEASED):
+            where = f"variants.{v.name}.stage2.init" if v.name else "stage2.init"
+            given[v.stage2_init] = where
+    for path, what in given.items():
+        problem = checkpoint_file_problem(path) if path else None
+        if problem:
+            raise ConfigError(f"{path} ({what}): {problem}")
+
+
+def check_stage2_inits(plan: RunPlan) -> None:
+    """A stage2.init checkpoint path that exists must hold the model the variant's student
+    describes (arch, and each hparam it sets), as `init: released` must: the baseline is built
+    from the student. Loads those checkpoints (torch), so only a run that names one pays."""
+    for v in plan.variants:
+        init = v.stage2_init
+        if init in (None, RELEASED) or not Path(init).is_file():
+            continue  # none, checked by released_stage1, or made by the run (the job checks)
+        from mirkd.checkpoints import load_checkpoint
+
+        bundle = load_checkpoint(init)
+        differ = student_differences(v.student, bundle.arch, bundle.hparams)
+        if differ:
+            where = f"variants.{v.name}.stage2.init" if v.name else "stage2.init"
+            raise ConfigError(
+                f"{where}: {init} holds a model that differs from the student "
+                f"({'; '.join(differ)}), while the baseline is built from the student, so "
+                f"stage 2 and baseline would not compare: set student to the checkpoint's "
+                f"model (see `mirkd info {init}`)"
+            )
 
 
 def _shared_audio(plan: RunPlan, allow_labeled_in_unlabeled: bool) -> SharedAudio:

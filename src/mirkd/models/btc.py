@@ -9,45 +9,13 @@ never uses. Masks and the timing signal are non-persistent buffers (not in the s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mirkd.errors import ConfigError
-from mirkd.models.common import ChordModel, check_config_fields, run_windowed
-
-
-@dataclass
-class BTCConfig:
-    """BTC hyper-parameters; defaults are those of the public large-vocabulary BTC model
-    (the run_config.yaml of the BTC-ISMIR19 code, not part of this repository)."""
-
-    feature_size: int = 144
-    timestep: int = 108
-    num_chords: int = 170
-    hidden_size: int = 128
-    num_layers: int = 8
-    num_heads: int = 4
-    total_key_depth: int = 128
-    total_value_depth: int = 128
-    filter_size: int = 128
-    input_dropout: float = 0.2
-    layer_dropout: float = 0.2
-    attention_dropout: float = 0.2
-    relu_dropout: float = 0.2
-
-    def __post_init__(self) -> None:
-        check_config_fields(self, "btc")
-        for name in ("total_key_depth", "total_value_depth"):
-            if getattr(self, name) % self.num_heads:
-                raise ConfigError(
-                    f"btc: {name}={getattr(self, name)} is not divisible by "
-                    f"num_heads={self.num_heads}"
-                )
-        if self.hidden_size % 2:
-            raise ConfigError(f"btc: hidden_size={self.hidden_size} must be even")
+from mirkd.model_configs import BTCConfig
+from mirkd.models.common import ChordModel, run_windowed
 
 
 class LayerNorm(nn.Module):

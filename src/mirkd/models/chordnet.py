@@ -9,55 +9,12 @@ counts travel in the checkpoint's hparams instead of being guessed from tensor s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mirkd.errors import ConfigError
-from mirkd.models.common import ChordModel, check_config_fields, run_windowed
-
-
-@dataclass
-class ChordNetConfig:
-    """ChordNet hyper-parameters; defaults are ChordMini's code default (3/2, 4/4, 3/4, 0.3).
-
-    The ChordMini YAML variant is n_group=12, f_layer=5, f_head=6, t_layer=5, t_head=8,
-    d_layer=5, d_head=8, dropout=0.2.
-    """
-
-    n_freq: int = 144
-    n_classes: int = 170
-    n_group: int = 12
-    f_layer: int = 3
-    f_head: int = 2
-    t_layer: int = 4
-    t_head: int = 4
-    d_layer: int = 3
-    d_head: int = 4
-    dropout: float = 0.3
-    seq_len: int = 108
-
-    def __post_init__(self) -> None:
-        check_config_fields(self, "chordnet")
-        if self.n_freq % self.n_group:
-            raise ConfigError(
-                f"chordnet: n_freq={self.n_freq} is not divisible by n_group={self.n_group}"
-            )
-        token_width = self.n_freq // self.n_group
-        for name, width in (
-            ("f_head", token_width),
-            ("t_head", self.n_freq),
-            ("d_head", self.n_freq),
-        ):
-            heads = getattr(self, name)
-            if width % heads:
-                divisors = [h for h in range(1, heads) if width % h == 0]
-                raise ConfigError(
-                    f"chordnet: {name}={heads} does not divide the token width {width}; "
-                    f"use a divisor such as {divisors[-1]} (ChordMini silently reduced it)"
-                )
+from mirkd.model_configs import ChordNetConfig
+from mirkd.models.common import ChordModel, run_windowed
 
 
 def positional_encoding(n_pos: int, n_feature: int) -> torch.Tensor:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from mirkd.errors import ConfigError
 
 
 class ChordModel(nn.Module):
@@ -26,23 +23,6 @@ class ChordModel(nn.Module):
     @property
     def num_classes(self) -> int:
         raise NotImplementedError
-
-
-def check_config_fields(config: Any, arch: str) -> None:
-    """Check a model config dataclass: int fields are positive ints, float fields (the
-    dropout rates) are numbers in [0, 1). Raises ConfigError naming the field."""
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if field.type in (int, "int"):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"{arch}: {field.name} must be a positive integer, got {value!r}")
-        elif field.type in (float, "float"):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not (0.0 <= value < 1.0)
-            ):
-                raise ConfigError(f"{arch}: {field.name} must be a number in [0, 1), got {value!r}")
 
 
 def run_windowed(

@@ -1,7 +1,8 @@
 """Build a model from its architecture name and a plain hyper-parameter dict.
 
 Checkpoints store exactly this pair (arch, hparams), so a model is always rebuilt from
-what was saved, never from shapes or defaults guessed at load time.
+what was saved, never from shapes or defaults guessed at load time. The config dataclasses and
+build_config live in mirkd.model_configs (no torch: planning checks hparams with them).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import dataclasses
 from typing import Any, NamedTuple
 
 from mirkd.errors import ConfigError
+from mirkd.model_configs import build_config
 from mirkd.models.btc import BTC, BTCConfig
 from mirkd.models.chordnet import ChordNet, ChordNetConfig
 from mirkd.models.common import ChordModel
@@ -40,22 +42,6 @@ def _entry(arch: str) -> Architecture:
 def default_hparams(arch: str) -> dict[str, Any]:
     """The default hyper-parameters of `arch` as a plain dict."""
     return dataclasses.asdict(_entry(arch).config())
-
-
-def build_config(arch: str, hparams: dict[str, Any]) -> Any:
-    """Validated config dataclass of `arch`: defaults overridden by `hparams`.
-
-    Unknown keys, wrong types and inconsistent values raise ConfigError naming the key.
-    """
-    config_cls = _entry(arch).config
-    known = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(hparams) - known)
-    if unknown:
-        raise ConfigError(
-            f"{arch}: unknown hyper-parameter(s) {', '.join(unknown)}; "
-            f"known: {', '.join(sorted(known))}"
-        )
-    return config_cls(**hparams)
 
 
 def build_model(arch: str, hparams: dict[str, Any], n_classes: int | None = None) -> ChordModel:

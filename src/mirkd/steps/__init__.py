@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-from mirkd.errors import MirkdError
+from mirkd.errors import MirkdError, os_cause
 from mirkd.jit_cache import warm_numba_cache
 
 log = logging.getLogger("mirkd")
@@ -46,11 +46,15 @@ def start_job(log_path: str | Path, threads: int = 1) -> None:
 def _log_uncaught(
     exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
 ) -> None:
-    """Log a step's failure: mirkd's own errors as their one line (file: cause), anything
-    unexpected with its traceback. Interrupts keep Python's default report."""
+    """Log a step's failure: mirkd's own errors as their one line (file: cause), and so an
+    operating-system error that names its file (a full disk, a file size limit, no
+    permission); anything unexpected with its traceback. Interrupts keep Python's default
+    report."""
     if issubclass(exc_type, KeyboardInterrupt):
         sys.__excepthook__(exc_type, exc, tb)
     elif isinstance(exc, MirkdError):
         log.error("%s", exc)
+    elif isinstance(exc, OSError) and exc.filename:
+        log.error("%s: cannot write or read: %s", exc.filename, os_cause(exc))
     else:
         log.error("%s: %s", exc_type.__name__, exc, exc_info=(exc_type, exc, tb))
