@@ -305,6 +305,7 @@ def mirkd_child(spec: dict, tag: str) -> None:
         consistency=spec["consistency"],
         **LR,
     )
+    torch.manual_seed(config.seed)  # as steps/train.py seeds its student's initialisation
     model = build_model("btc", REFERENCE_BTC)
     bundle = ModelBundle.student(model, "btc", REFERENCE_BTC, mean, std)
     out = cache / "runs" / tag
