@@ -25,6 +25,7 @@ from mirkd.checkpoints import load_checkpoint, read_checkpoint_state
 from mirkd.demo import write_demo_corpus
 from mirkd.workflow_plan import RunPlan, plan_run
 
+from model_helpers import resolved_config
 from workflow_helpers import (
     snakemake,
     snakemake_command,
@@ -249,7 +250,7 @@ def corpus(tmp_path_factory) -> tuple[Path, RunPlan]:
     """A workdir with data and config (nothing run yet) and its run plan."""
     workdir = tmp_path_factory.mktemp("atomic")
     config = _corpus(workdir, bucket_hours=1.0)  # one bucket per group: several tracks each
-    return workdir, plan_run(config, results=str(workdir / "results"))
+    return workdir, plan_run(resolved_config(config), results=str(workdir / "results"))
 
 
 def _relative(workdir: Path, path: str) -> str:
