@@ -97,11 +97,11 @@ def default_student() -> tuple[str, dict]:
     """The student of config.yaml (arch, hparams) over the 170-class vocabulary."""
     import yaml
 
-    from mirkd.models.registry import ARCHITECTURES
+    from mirkd.model_configs import arch_config
     from mirkd.vocab import LARGE
 
     student = yaml.safe_load((REPO / "config.yaml").read_text())["student"]
-    classes = ARCHITECTURES[student["arch"]].classes_field
+    classes = arch_config(student["arch"]).classes_field
     return student["arch"], {**(student.get("hparams") or {}), classes: LARGE.size}
 
 

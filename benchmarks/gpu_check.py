@@ -58,7 +58,8 @@ from mirkd.devices import select_device
 from mirkd.features import CQTParams
 from mirkd.inference import transcribe_file
 from mirkd.manifest import TrackFiles
-from mirkd.models.registry import ARCHITECTURES, build_model
+from mirkd.model_configs import arch_config
+from mirkd.models.registry import build_model
 from mirkd.steps.data import extract_bucket_features
 from mirkd.steps.teacher import track_features
 from mirkd.teachers import build_teacher
@@ -102,7 +103,7 @@ class Row:
 
 def _hparams(arch: str, sizes: Sizes) -> dict:
     """BTC 8x128 / 2E1D at the reference sizes (the defaults), or tiny ones in quick mode."""
-    classes = ARCHITECTURES[arch].classes_field
+    classes = arch_config(arch).classes_field
     return {**({} if sizes.full_models else TINY[arch]), classes: LARGE.size}
 
 

@@ -148,3 +148,12 @@ def test_registry_builds_and_validates():
         build_model("chordnet", {"dropout": 1.5})
     with pytest.raises(ConfigError, match="num_heads"):
         build_model("btc", {"num_heads": 3})
+
+
+def test_every_architecture_has_a_model_class_and_a_config() -> None:
+    from mirkd.model_configs import ARCH_CONFIGS
+    from mirkd.models.registry import ARCHITECTURES
+
+    assert set(ARCHITECTURES) == set(ARCH_CONFIGS)
+    for arch, model_class in ARCHITECTURES.items():
+        assert isinstance(build_model(arch, {}), model_class)
