@@ -42,10 +42,9 @@ def _warning(message: str) -> None:
 
 def _unwritable(out_dir: Path) -> str | None:
     """Why the outputs cannot go into `out_dir` (None when they can): the folder is made if
-    missing and a file is created and removed in it, so a file in the way, a folder the user
-    may not write or a read-only disk fail before any song is transcribed."""
-    if out_dir.exists() and not out_dir.is_dir():
-        return "is a file, not a folder"
+    missing and a file is created and removed in it, so a file in the way of a parent folder,
+    a folder the user may not write or a read-only disk fail before any song is transcribed
+    (`out_dir` itself being a file is refused before the model loads)."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".mirkd-write-test-"):
