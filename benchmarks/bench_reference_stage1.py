@@ -362,14 +362,29 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_mirkd(cache: Path, epochs: int, consistency: float, tag: str) -> dict:
-    """One mirkd run (`--mirkd-run` of this script) in its own process."""
-    args = json.dumps({"cache": str(cache), "epochs": epochs, "consistency": consistency})
+def run_mirkd(
+    cache: Path,
+    epochs: int,
+    consistency: float,
+    tag: str,
+    seed: int = 0,
+    held_out: bool = False,
+    src: Path | None = None,
+) -> dict:
+    """One mirkd run (`--mirkd-run` of this script) in its own process: the mirkd of `src`
+    (a source folder holding `mirkd/`, first on PYTHONPATH) or the one this script imports;
+    `held_out`: each epoch's validation score is the agreement with the teacher on the split's
+    validation + test songs (else a constant, and no time spent)."""
+    spec = {"cache": str(cache), "epochs": epochs, "consistency": consistency}
+    args = json.dumps({**spec, "seed": seed, "held_out": held_out})
+    env = thread_env()
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(src.resolve()), env.get("PYTHONPATH", "")])
     load = benchlib.load()
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, __file__, "--mirkd-run", args, "--tag", tag],
-        env=thread_env(),
+        env=env,
         capture_output=True,
         text=True,
         check=False,
@@ -401,7 +416,7 @@ def mirkd_dataset(cache: Path, track_ids: list[str]):
 
 def mirkd_child(spec: dict, tag: str) -> None:
     """Train mirkd's stage 1 (BTC 8x128) on the reference's training split; print one JSON
-    line: per-epoch train loss and seconds, windows per epoch."""
+    line: per-epoch train loss, validation score and seconds, windows per epoch."""
     from mirkd.checkpoints import ModelBundle
     from mirkd.models.registry import build_model
     from mirkd.training.datasets import compute_mean_std
@@ -410,7 +425,8 @@ def mirkd_child(spec: dict, tag: str) -> None:
     torch.set_num_threads(THREADS)
     cache = Path(spec["cache"])
     ids = [p.name[: -len("_spec.npy")] for p in sorted((cache / "ref" / "spec").iterdir())]
-    train_ids = [ids[i] for i in reference_split(len(ids))[0]]
+    split = reference_split(len(ids))
+    train_ids = [ids[i] for i in split[0]]
     dataset = mirkd_dataset(cache, train_ids)
     mean, std = compute_mean_std({str(cache / "features.h5"): train_ids})
     config = benchlib.stage_config(
@@ -420,7 +436,7 @@ def mirkd_child(spec: dict, tag: str) -> None:
         stride=STRIDE,
         use_kd=False,
         num_workers=0,
-        seed=0,
+        seed=spec.get("seed", 0),
         schedule="warmup_cosine",
         weight_decay=1e-5,
         grad_clip=1.0,
@@ -434,9 +450,12 @@ def mirkd_child(spec: dict, tag: str) -> None:
     out = cache / "runs" / tag
     marks = []  # process CPU s at each validation call (right after each epoch's loop)
 
-    def validate(_: ModelBundle) -> float:
+    held_out = [ids[i] for i in split[1] + split[2]] if spec.get("held_out") else []
+    songs = held_out_songs(cache, held_out)
+
+    def validate(trained: ModelBundle) -> float:
         marks.append(time.process_time())
-        return 0.0
+        return teacher_agreement(trained, songs) if songs else 0.0
 
     history = train(
         bundle,
@@ -450,12 +469,37 @@ def mirkd_child(spec: dict, tag: str) -> None:
     )
     result = {
         "loss": [h["train_loss"] for h in history],
+        "val": [h["val_score"] for h in history],
         "seconds": [h["seconds"] for h in history],
         "cpu": [b - a for a, b in zip(marks, marks[1:], strict=False)],
         "windows": len(dataset),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     print(json.dumps(result))
+
+
+def held_out_songs(cache: Path, track_ids: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(raw log-CQT [T, 144], teacher labels [T]) of `track_ids` from the cache's buckets."""
+    from mirkd.store import BucketFile, read_teacher_output
+
+    features, teacher = BucketFile(cache / "features.h5"), BucketFile(cache / "teacher.h5")
+    return [
+        (
+            np.array(features.frames("cqt", tid), dtype=np.float32),
+            read_teacher_output(teacher, tid).labels,
+        )
+        for tid in track_ids
+    ]
+
+
+def teacher_agreement(bundle, songs: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Fraction of the songs' frames where the model's argmax is the teacher's label."""
+    from mirkd.inference import predict_logits_many
+
+    logits = predict_logits_many(bundle, [f for f, _ in songs], torch.device("cpu"))
+    pairs = zip(logits, songs, strict=True)
+    hits = sum(int((lg.argmax(1) == labels).sum()) for lg, (_, labels) in pairs)
+    return hits / sum(len(labels) for _, labels in songs)
 
 
 def reference_windows(cache: Path, train: list[int]) -> int:

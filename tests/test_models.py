@@ -47,7 +47,7 @@ def test_btc_masks_and_timing_signal_are_not_saved():
     model = BTC(BTCConfig(num_layers=1))
     buffers = {name for name, _ in model.named_buffers()}
     assert any(name.endswith("timing_signal") for name in buffers)
-    assert any(name.endswith(".mask") for name in buffers)
+    assert any(name.endswith(".bias") for name in buffers)
     assert not buffers & set(model.state_dict())
 
 

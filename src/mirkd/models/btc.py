@@ -15,7 +15,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from mirkd.model_configs import BTCConfig
-from mirkd.models.common import ChordModel, run_windowed
+from mirkd.models.common import (
+    ChordModel,
+    Dropout,
+    attention_bias,
+    masked_attention,
+    run_windowed,
+)
 
 
 class LayerNorm(nn.Module):
@@ -48,9 +54,9 @@ def timing_signal(length: int, channels: int) -> torch.Tensor:
 class MultiHeadAttention(nn.Module):
     """Masked multi-head self-attention; q/k/v/output projections without bias."""
 
-    mask: torch.Tensor
+    bias: torch.Tensor
 
-    def __init__(self, config: BTCConfig, mask: torch.Tensor) -> None:
+    def __init__(self, config: BTCConfig, visible: torch.Tensor) -> None:
         super().__init__()
         hidden = config.hidden_size
         self.num_heads = config.num_heads
@@ -59,7 +65,7 @@ class MultiHeadAttention(nn.Module):
         self.key_linear = nn.Linear(hidden, config.total_key_depth, bias=False)
         self.value_linear = nn.Linear(hidden, config.total_value_depth, bias=False)
         self.output_linear = nn.Linear(config.total_value_depth, hidden, bias=False)
-        self.register_buffer("mask", mask, persistent=False)
+        self.register_buffer("bias", attention_bias(visible), persistent=False)
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         batch, time, depth = x.shape
@@ -70,12 +76,12 @@ class MultiHeadAttention(nn.Module):
         k = self._split_heads(self.key_linear(x))
         v = self._split_heads(self.value_linear(x))
         time = x.shape[1]
-        context = F.scaled_dot_product_attention(
+        context = masked_attention(
             q,
             k,
             v,
-            attn_mask=self.mask[:time, :time],
-            dropout_p=self.attention_dropout if self.training else 0.0,
+            self.bias[:time, :time],
+            self.attention_dropout if self.training else 0.0,
         )
         batch, _, _, head_depth = context.shape
         context = context.transpose(1, 2).reshape(batch, time, self.num_heads * head_depth)
@@ -105,7 +111,7 @@ class PositionwiseFeedForward(nn.Module):
                 Conv(config.filter_size, config.hidden_size),
             ]
         )
-        self.dropout = nn.Dropout(config.relu_dropout)
+        self.dropout = Dropout(config.relu_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
@@ -116,11 +122,11 @@ class PositionwiseFeedForward(nn.Module):
 class SelfAttentionBlock(nn.Module):
     """Pre-norm attention + FFN block; dropout is applied to each residual sum."""
 
-    def __init__(self, config: BTCConfig, mask: torch.Tensor) -> None:
+    def __init__(self, config: BTCConfig, visible: torch.Tensor) -> None:
         super().__init__()
-        self.multi_head_attention = MultiHeadAttention(config, mask)
+        self.multi_head_attention = MultiHeadAttention(config, visible)
         self.positionwise_convolution = PositionwiseFeedForward(config)
-        self.dropout = nn.Dropout(config.layer_dropout)
+        self.dropout = Dropout(config.layer_dropout)
         self.layer_norm_mha = LayerNorm(config.hidden_size)
         self.layer_norm_ffn = LayerNorm(config.hidden_size)
 
@@ -151,7 +157,7 @@ class BiDirectionalLayers(nn.Module):
 
     def __init__(self, config: BTCConfig) -> None:
         super().__init__()
-        self.input_dropout = nn.Dropout(config.input_dropout)
+        self.input_dropout = Dropout(config.input_dropout)
         self.embedding_proj = nn.Linear(config.feature_size, config.hidden_size, bias=False)
         self.register_buffer(
             "timing_signal", timing_signal(config.timestep, config.hidden_size), persistent=False

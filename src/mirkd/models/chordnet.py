@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mirkd.model_configs import ChordNetConfig
-from mirkd.models.common import ChordModel, run_windowed
+from mirkd.models.common import ChordModel, Dropout, run_windowed
 
 
 def positional_encoding(n_pos: int, n_feature: int) -> torch.Tensor:
@@ -35,7 +35,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.linear1 = nn.Linear(n_feature, 4 * n_feature)
         self.linear2 = nn.Linear(4 * n_feature, n_feature)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(4 * n_feature)
         self.norm_layer = nn.LayerNorm(n_feature)
         self.alpha = nn.Parameter(torch.zeros(1))
@@ -74,7 +74,7 @@ class Encoder(nn.Module):
         )
         self.ff_layer = nn.ModuleList([FeedForward(d_model, dropout) for _ in range(n_layer)])
         self.attn_alphas = nn.ParameterList([nn.Parameter(torch.zeros(1)) for _ in range(n_layer)])
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.fc = nn.Linear(n_freq, n_freq)
         self.norm_layer = nn.LayerNorm(n_freq)
         self.register_buffer(
@@ -113,7 +113,7 @@ class Decoder(nn.Module):
         self.ff_layer = nn.ModuleList([FeedForward(d_model, dropout) for _ in range(n_layer)])
         self.attn1_alphas = nn.ParameterList([nn.Parameter(torch.zeros(1)) for _ in range(n_layer)])
         self.attn2_alphas = nn.ParameterList([nn.Parameter(torch.zeros(1)) for _ in range(n_layer)])
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.fc = nn.Linear(d_model, d_model)
         self.norm_layer = nn.LayerNorm(d_model)
         self.register_buffer("pe", positional_encoding(n_tokens, d_model) * 0.01, persistent=False)
@@ -162,7 +162,7 @@ class ChordNet(ChordModel):
         super().__init__()
         self.config: ChordNetConfig = config or ChordNetConfig()
         self.transformer = Transformer(self.config)
-        self.dropout = nn.Dropout(self.config.dropout)
+        self.dropout = Dropout(self.config.dropout)
         self.fc = nn.Linear(self.config.n_freq, self.config.n_classes)
 
     @property

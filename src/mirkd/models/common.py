@@ -1,7 +1,9 @@
-"""Helpers shared by the model definitions: config checks and windowed forward passes."""
+"""Helpers shared by the model definitions: windowed forward passes, dropout with a cheap mask
+on the CPU, masked attention."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -43,3 +45,73 @@ def run_windowed(
         x = F.pad(x, (0, 0, 0, pad))
     y = forward_window(x.reshape(batch * n_windows, window, n_feat))
     return y.reshape(batch, n_windows * window, y.shape[-1])[:, :n_time]
+
+
+KEEP_LEVELS = 1 << 16  # a CPU dropout mask element is 16 random bits: keep rates are k / 65536
+
+
+def cpu_keep_mask(shape: torch.Size, keep: int) -> torch.Tensor:
+    """A bool mask of `shape`, each element True with probability keep / 65536, drawn from
+    torch's CPU generator 16 bits at a time (four per 64-bit draw, so `torch.manual_seed` and
+    the saved generator state reproduce it)."""
+    n = math.prod(shape)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(1 << 63), None)
+    bits = words.view(torch.int16)[:n].view(shape)
+    return bits < keep - KEEP_LEVELS // 2
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout, F.dropout's function: each element kept with probability 1 - p and
+    scaled by its inverse. On the CPU the mask comes from `cpu_keep_mask` (the keep
+    probability rounded to a multiple of 1/65536, the scale its exact inverse, so E[y] = x):
+    3x cheaper forward and backward than F.dropout's `bernoulli_`, which was a third of a BTC
+    training step. Elsewhere (CUDA's fused kernel) and for p outside (0, 1): F.dropout."""
+    if not training or p == 0.0:
+        return x
+    keep = round((1.0 - p) * KEEP_LEVELS)
+    if x.device.type != "cpu" or not 0 < keep < KEEP_LEVELS:
+        return F.dropout(x, p, True)
+    scale = torch.where(cpu_keep_mask(x.shape, keep), KEEP_LEVELS / keep, 0.0)
+    return x * scale.to(x.dtype)
+
+
+class Dropout(nn.Module):
+    """`nn.Dropout` through `dropout` (no parameters, so state dicts are unchanged)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+def attention_bias(visible: torch.Tensor) -> torch.Tensor:
+    """The additive float mask of a bool `visible` [T, T]: 0 where visible, -inf elsewhere
+    (SDPA checks a bool mask for all-masked rows at every call; a float one it just adds)."""
+    return torch.zeros(visible.shape).masked_fill(~visible, -math.inf)
+
+
+def masked_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, dropout_p: float
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + bias) v with dropout on the attention weights, q/k/v
+    [B, H, T, d], bias [T, T]. SDPA except when training with dropout on the CPU, where SDPA
+    would draw its [B, H, T, T] mask with `bernoulli_`: there the same function is computed
+    with `dropout`."""
+    if dropout_p == 0.0 or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
+    batch, heads, time, depth = q.shape
+    scores = torch.baddbmm(
+        bias.expand(batch * heads, time, time),
+        q.reshape(batch * heads, time, depth),
+        k.reshape(batch * heads, time, depth).transpose(1, 2),
+        alpha=1.0 / math.sqrt(depth),
+    )
+    weights = dropout(torch.softmax(scores, dim=-1), dropout_p, True)
+    return torch.bmm(weights, v.reshape(batch * heads, time, v.shape[-1])).view(
+        batch, heads, time, v.shape[-1]
+    )
