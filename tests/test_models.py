@@ -18,6 +18,13 @@ from mirkd.models import (
     default_hparams,
 )
 from mirkd.models.btc import LayerNorm
+from mirkd.models.common import (
+    KEEP_LEVELS,
+    attention_bias,
+    cpu_keep_mask,
+    dropout,
+    masked_attention,
+)
 
 # The 221 state-dict keys of the public BTC checkpoint (from ../shared/docs), kept with the tests
 KEYS_FILE = Path(__file__).parent / "data" / "btc_state_dict_keys.txt"
@@ -113,6 +120,54 @@ def test_dropout_follows_config():
     assert not torch.equal(model(x), model(x))
     model.eval()
     assert torch.equal(model(x), model(x))
+
+
+def test_cpu_dropout_keeps_the_rate_scales_exactly_and_passes_gradients_through_its_mask():
+    x = torch.full((400_000,), 2.0, requires_grad=True)
+    torch.manual_seed(0)
+    y = dropout(x, 0.2, True)
+    kept = y != 0
+    keep = round(0.8 * KEEP_LEVELS)
+    # the dropped fraction is p within 5 standard deviations of a Bernoulli mean
+    assert abs((~kept).float().mean().item() - 0.2) < 5 * (0.16 / x.numel()) ** 0.5
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 2.0 * KEEP_LEVELS / keep))
+    y.backward(torch.ones_like(y))
+    torch.testing.assert_close(x.grad, y.detach() / 2.0)  # dL/dx = mask * scale
+    assert dropout(x, 0.2, False) is x and dropout(x, 0.0, True) is x
+
+
+def test_cpu_dropout_follows_the_torch_seed_and_its_bits_are_uniform():
+    torch.manual_seed(5)
+    a = cpu_keep_mask(torch.Size([64, 1000]), KEEP_LEVELS // 2)
+    torch.manual_seed(5)
+    b = cpu_keep_mask(torch.Size([64, 1000]), KEEP_LEVELS // 2)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, cpu_keep_mask(torch.Size([64, 1000]), KEEP_LEVELS // 2))
+    # each of the four 16-bit lanes of a 64-bit draw keeps half at keep = 1/2
+    lanes = a.reshape(-1, 4).float().mean(0)
+    assert torch.all((lanes - 0.5).abs() < 5 * (0.25 / (a.numel() / 4)) ** 0.5)
+
+
+def test_masked_attention_is_softmax_attention_with_the_same_dropout_masks():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 10, 8) for _ in range(3))
+    visible = torch.tril(torch.ones(10, 10, dtype=torch.bool))
+    bias = attention_bias(visible)
+    weights = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5 + bias, dim=-1)
+    torch.testing.assert_close(masked_attention(q, k, v, bias, 0.0), weights @ v)
+    torch.manual_seed(1)
+    dropped = masked_attention(q, k, v, bias, 0.25)
+    torch.manual_seed(1)
+    keep = round(0.75 * KEEP_LEVELS)
+    mask = cpu_keep_mask(torch.Size([6, 10, 10]), keep).view(2, 3, 10, 10)
+    torch.testing.assert_close(dropped, (weights * mask * (KEEP_LEVELS / keep)) @ v)
+    # frame i sees frames <= i: later values change nothing before them
+    later = v.clone()
+    later[:, :, 6:] += 1.0
+    torch.manual_seed(1)
+    torch.testing.assert_close(
+        masked_attention(q, k, later, bias, 0.25)[:, :, :6], dropped[:, :, :6]
+    )
 
 
 def test_chordnet_default_parameter_count_and_yaml_variant():
