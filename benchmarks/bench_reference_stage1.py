@@ -442,6 +442,7 @@ def mirkd_child(spec: dict, tag: str) -> None:
         grad_clip=1.0,
         focal_gamma=2.0,
         consistency=spec["consistency"],
+        patience=spec["epochs"],  # every epoch runs: its score is a constant or a study's
         **LR,
     )
     torch.manual_seed(config.seed)  # as steps/train.py seeds its student's initialisation
