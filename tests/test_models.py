@@ -100,6 +100,18 @@ def test_forward_any_length_is_windowed(arch, hparams):
     torch.testing.assert_close(short, padded[:, :30])  # short input = zero-padded window
 
 
+@pytest.mark.parametrize("arch", ["btc", "chordnet"])
+def test_a_window_is_predicted_alike_in_any_batch(arch):
+    """No batch statistics: the trainer passes both consistency views in one batch."""
+    torch.manual_seed(0)
+    model = build_model(arch, default_hparams(arch)).eval()
+    a, b = torch.randn(3, 108, 144), torch.randn(2, 108, 144)
+    with torch.no_grad():
+        both = model(torch.cat([a, b]))
+        torch.testing.assert_close(both[:3], model(a), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(both[3:], model(b), rtol=1e-4, atol=1e-4)
+
+
 def test_dropout_follows_config():
     model = BTC(
         BTCConfig(

@@ -39,7 +39,13 @@ from tqdm import tqdm
 from mirkd.checkpoints import ModelBundle, read_checkpoint_state, save_checkpoint
 from mirkd.errors import CheckpointError, ConfigError
 from mirkd.models.common import ChordModel
-from mirkd.training.consistency import NOISE, Rotations, consistency_loss, second_view
+from mirkd.training.consistency import (
+    NOISE,
+    Rotations,
+    SecondView,
+    consistency_loss,
+    second_view,
+)
 from mirkd.training.datasets import WindowDataset
 from mirkd.training.losses import class_weights, focal_loss, stage2_loss
 from mirkd.training.sampling import BlockShuffleSampler
@@ -528,14 +534,24 @@ def _step_unless(optimizer: torch.optim.Optimizer, skip: torch.Tensor) -> None:
 def _train_step(run: _Run, batch: Mapping[str, torch.Tensor], totals: _EpochTotals) -> None:
     """One optimiser step on ``batch`` (on the device) at the param groups' LR.
 
+    With the consistency term the second view rides in the same forward pass as the first
+    (the batch doubled: the models have no batch statistics, so each window's logits are those
+    of a pass of its own, and one pass of 2B windows is cheaper than two of B).
     A step whose loss or gradient norm is not finite changes neither the weights nor the
     optimiser state; the test stays on the device (no host sync per step).
     """
-    with _autocast(run.device, run.amp_dtype):
-        logits = run.model(run.normalise(batch["x"], batch["mask"]))
-    loss = loss_for_batch(logits.float(), batch, run.config, run.class_weights)
+    x = run.normalise(batch["x"], batch["mask"])
+    view = None
     if run.rotations is not None:
-        loss = _with_consistency(run, batch, logits, loss)
+        view = second_view(batch["x"], batch["y"], batch.get("probs"), run.rotations)
+        x2 = run.normalise(view.x, batch["mask"])
+        x = torch.cat([x, (x2 + NOISE * torch.randn_like(x2)) * batch["mask"].unsqueeze(-1)])
+    with _autocast(run.device, run.amp_dtype):
+        logits = run.model(x)
+    first = logits[: len(batch["x"])]
+    loss = loss_for_batch(first.float(), batch, run.config, run.class_weights)
+    if view is not None:
+        loss = _with_consistency(run, batch, view, first, logits[len(first) :], loss)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(_poisoned(loss)).backward()
     run.scaler.unscale_(run.optimizer)
@@ -550,22 +566,21 @@ def _train_step(run: _Run, batch: Mapping[str, torch.Tensor], totals: _EpochTota
 
 
 def _with_consistency(
-    run: _Run, batch: Mapping[str, torch.Tensor], logits: torch.Tensor, loss: torch.Tensor
+    run: _Run,
+    batch: Mapping[str, torch.Tensor],
+    view: SecondView,
+    logits: torch.Tensor,
+    logits2: torch.Tensor,
+    loss: torch.Tensor,
 ) -> torch.Tensor:
     """The two-view loss: the mean of both views' losses (the second on its rotated targets)
     plus ``consistency`` times their agreement (``training.consistency``)."""
     assert run.rotations is not None
-    mask = batch["mask"]
-    view = second_view(batch["x"], batch["y"], batch.get("probs"), run.rotations)
-    x2 = run.normalise(view.x, mask)
-    x2 = (x2 + NOISE * torch.randn_like(x2)) * mask.unsqueeze(-1)
-    with _autocast(run.device, run.amp_dtype):
-        logits2 = run.model(x2)
-    batch2 = {"y": view.y, "mask": mask}
+    batch2 = {"y": view.y, "mask": batch["mask"]}
     if view.probs is not None:
         batch2["probs"] = view.probs
     loss2 = loss_for_batch(logits2.float(), batch2, run.config, run.class_weights)
-    agreement = consistency_loss(logits, logits2, view.shift, mask, run.rotations)
+    agreement = consistency_loss(logits, logits2, view.shift, batch["mask"], run.rotations)
     return 0.5 * (loss + loss2) + run.config.consistency * agreement
 
 
