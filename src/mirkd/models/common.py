@@ -102,6 +102,7 @@ def masked_attention(
     [B, H, T, d], bias [T, T]. SDPA except when training with dropout on the CPU, where SDPA
     would draw its [B, H, T, T] mask with `bernoulli_`: there the same function is computed
     with `dropout`."""
+    bias = bias.to(q.dtype)  # -inf and 0 in any float type; SDPA wants the query's type
     if dropout_p == 0.0 or q.device.type != "cpu":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p)
     batch, heads, time, depth = q.shape
