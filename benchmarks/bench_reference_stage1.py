@@ -57,6 +57,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -377,6 +378,9 @@ def run_mirkd(
     validation + test songs (else a constant, and no time spent)."""
     spec = {"cache": str(cache), "epochs": epochs, "consistency": consistency}
     args = json.dumps({**spec, "seed": seed, "held_out": held_out})
+    # a run of an earlier invocation under the same tag must not be resumed (the trainer
+    # resumes an unfinished last.pt): each timed run trains from scratch
+    shutil.rmtree(cache / "runs" / tag, ignore_errors=True)
     env = thread_env()
     if src is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(src.resolve()), env.get("PYTHONPATH", "")])
