@@ -21,6 +21,7 @@ from mirkd.models.registry import build_model
 from mirkd.references import ReferenceTrack
 from mirkd.steps.train import check_init_fits_student
 from mirkd.store import BucketFile, FrameGrid, TeacherOutput
+from mirkd.training.consistency import NOISE, consistency_loss, second_view
 from mirkd.training.datasets import (
     LabeledDataset,
     LabeledTrack,
@@ -574,3 +575,39 @@ def test_stage2_refuses_an_init_checkpoint_of_another_model_than_the_student():
         check_init_fits_student("init.pt", "chordnet", {"t_layer": 1}, student)
     with pytest.raises(ConfigError, match=r"hidden_size 16 \(the model: 32\)"):
         check_init_fits_student("init.pt", "btc", {"hidden_size": 32}, student)
+
+
+def test_a_consistency_step_is_the_two_views_passed_separately(data):
+    """One pass of both views gives the loss and gradients of a pass per view, for the same
+    draws (no dropout: the model in eval mode; no clipping: a huge grad_clip)."""
+    ds = _stage1_ds(*data)
+    config = train_config(batch_size=4, consistency=1.0, grad_clip=1e9)
+    batch = next(iter(DataLoader(ds, batch_size=4)))
+    run = _Run.start(_bundle(_model(0)), config, CPU, ds)
+    run.model.eval()
+    totals = _EpochTotals.zeros(CPU)
+    torch.manual_seed(3)
+    _train_step(run, batch, totals)
+    got_grads = [p.grad.clone() for p in run.model.parameters() if p.grad is not None]
+
+    alone = _Run.start(_bundle(_model(0)), config, CPU, ds)
+    alone.model.eval()
+    mask = batch["mask"]
+    torch.manual_seed(3)
+    view = second_view(batch["x"], batch["y"], batch.get("probs"), alone.rotations)
+    x2 = alone.normalise(view.x, mask)
+    x2 = (x2 + NOISE * torch.randn_like(x2)) * mask.unsqueeze(-1)
+    logits1 = alone.model(alone.normalise(batch["x"], mask))
+    logits2 = alone.model(x2)
+    view_batch = {"y": view.y, "mask": mask}
+    if view.probs is not None:
+        view_batch["probs"] = view.probs
+    loss = 0.5 * (
+        loss_for_batch(logits1, batch, config) + loss_for_batch(logits2, view_batch, config)
+    ) + consistency_loss(logits1, logits2, view.shift, mask, alone.rotations)
+    loss.backward()
+    assert totals.mean_loss() == pytest.approx(loss.item(), rel=1e-5)
+    want_grads = [p.grad for p in alone.model.parameters() if p.grad is not None]
+    assert len(got_grads) == len(want_grads) > 0
+    for got, want in zip(got_grads, want_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)

@@ -63,9 +63,10 @@ def cpu_keep_mask(shape: torch.Size, keep: int) -> torch.Tensor:
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Inverted dropout, F.dropout's function: each element kept with probability 1 - p and
     scaled by its inverse. On the CPU the mask comes from `cpu_keep_mask` (the keep
-    probability rounded to a multiple of 1/65536, the scale its exact inverse, so E[y] = x):
-    3x cheaper forward and backward than F.dropout's `bernoulli_`, which was a third of a BTC
-    training step. Elsewhere (CUDA's fused kernel) and for p outside (0, 1): F.dropout."""
+    probability rounded to a multiple of 1/65536 and the scale the inverse of that rounded
+    rate, so E[y] = x up to float rounding): 3x cheaper forward and backward than F.dropout's
+    `bernoulli_`, which was a third of a BTC training step. Elsewhere (CUDA's fused kernel),
+    and where the rounded rate is 0 or 1 (p within 2^-17 of 1 or 0): F.dropout."""
     if not training or p == 0.0:
         return x
     keep = round((1.0 - p) * KEEP_LEVELS)
@@ -92,7 +93,7 @@ class Dropout(nn.Module):
 def attention_bias(visible: torch.Tensor) -> torch.Tensor:
     """The additive float mask of a bool `visible` [T, T]: 0 where visible, -inf elsewhere
     (SDPA checks a bool mask for all-masked rows at every call; a float one it just adds)."""
-    return torch.zeros(visible.shape).masked_fill(~visible, -math.inf)
+    return torch.zeros(visible.shape, device=visible.device).masked_fill(~visible, -math.inf)
 
 
 def masked_attention(
