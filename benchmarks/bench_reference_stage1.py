@@ -376,8 +376,15 @@ def run_mirkd(
     (a source folder holding `mirkd/`, first on PYTHONPATH) or the one this script imports;
     `held_out`: each epoch's validation score is the agreement with the teacher on the split's
     validation + test songs (else a constant, and no time spent)."""
-    spec = {"cache": str(cache), "epochs": epochs, "consistency": consistency}
-    args = json.dumps({**spec, "seed": seed, "held_out": held_out})
+    args = json.dumps(
+        {
+            "cache": str(cache),
+            "epochs": epochs,
+            "consistency": consistency,
+            "seed": seed,
+            "held_out": held_out,
+        }
+    )
     # a run of an earlier invocation under the same tag must not be resumed (the trainer
     # resumes an unfinished last.pt): each timed run trains from scratch
     shutil.rmtree(cache / "runs" / tag, ignore_errors=True)
@@ -425,6 +432,7 @@ def mirkd_child(spec: dict, tag: str) -> None:
     from mirkd.models.registry import build_model
     from mirkd.training.datasets import compute_mean_std
     from mirkd.training.trainer import train
+    from mirkd.training.validation import frame_agreement
 
     torch.set_num_threads(THREADS)
     cache = Path(spec["cache"])
@@ -456,11 +464,11 @@ def mirkd_child(spec: dict, tag: str) -> None:
     marks = []  # process CPU s at each validation call (right after each epoch's loop)
 
     held_out = [ids[i] for i in split[1] + split[2]] if spec.get("held_out") else []
-    songs = held_out_songs(cache, held_out)
+    songs = held_out_tracks(cache, held_out)
 
     def validate(trained: ModelBundle) -> float:
         marks.append(time.process_time())
-        return teacher_agreement(trained, songs) if songs else 0.0
+        return frame_agreement(trained, songs, torch.device("cpu"))  # 0.0 for no songs
 
     history = train(
         bundle,
@@ -483,28 +491,17 @@ def mirkd_child(spec: dict, tag: str) -> None:
     print(json.dumps(result))
 
 
-def held_out_songs(cache: Path, track_ids: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(raw log-CQT [T, 144], teacher labels [T]) of `track_ids` from the cache's buckets."""
-    from mirkd.store import BucketFile, read_teacher_output
+def held_out_tracks(cache: Path, track_ids: list[str]):
+    """`track_ids` as stage-1 validation tracks (features and the teacher's labels, views of
+    the cache's buckets) for `training.validation.frame_agreement`."""
+    from mirkd.store import BucketFile
+    from mirkd.training.validation import AgreementTrack
 
     features, teacher = BucketFile(cache / "features.h5"), BucketFile(cache / "teacher.h5")
     return [
-        (
-            np.array(features.frames("cqt", tid), dtype=np.float32),
-            read_teacher_output(teacher, tid).labels,
-        )
+        AgreementTrack(features.frames("cqt", tid), teacher.frames("labels", tid))
         for tid in track_ids
     ]
-
-
-def teacher_agreement(bundle, songs: list[tuple[np.ndarray, np.ndarray]]) -> float:
-    """Fraction of the songs' frames where the model's argmax is the teacher's label."""
-    from mirkd.inference import predict_logits_many
-
-    logits = predict_logits_many(bundle, [f for f, _ in songs], torch.device("cpu"))
-    pairs = zip(logits, songs, strict=True)
-    hits = sum(int((lg.argmax(1) == labels).sum()) for lg, (_, labels) in pairs)
-    return hits / sum(len(labels) for _, labels in songs)
 
 
 def reference_windows(cache: Path, train: list[int]) -> int:

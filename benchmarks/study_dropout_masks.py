@@ -53,8 +53,7 @@ def table(runs: list[dict], epochs: int) -> str:
         for key in ("loss", "val"):
             values = {s: [r[key][e - 1] for r in runs if r["study_side"] == s] for s in SIDES}
             within = [statistics.variance(v) for v in values.values() if len(v) > 1]
-            sd = (sum(within) / len(within)) ** 0.5 if within else float("nan")
-            sd = sd or float("nan")
+            sd = (statistics.fmean(within) ** 0.5 if within else 0.0) or float("nan")
             diff = statistics.mean(values["after"]) - statistics.mean(values["before"])
             cells += [spread(values["before"]), spread(values["after"]), f"{diff / sd:+.2f}"]
         rows.append("| " + " | ".join(cells) + " |")
