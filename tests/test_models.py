@@ -182,6 +182,23 @@ def test_masked_attention_is_softmax_attention_with_the_same_dropout_masks():
     )
 
 
+def test_cpu_attention_under_bf16_autocast_takes_its_softmax_in_float32(monkeypatch):
+    """CPU autocast would keep bfloat16 scores' softmax in bfloat16; the hand-written path
+    (training with attention dropout) computes it in float32 as SDPA does."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 10, 8) for _ in range(3))
+    bias = attention_bias(torch.tril(torch.ones(10, 10, dtype=torch.bool)))
+    seen = []
+    softmax = torch.softmax
+    monkeypatch.setattr(
+        torch, "softmax", lambda x, *a, **kw: seen.append(softmax(x, *a, **kw)) or seen[-1]
+    )
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = masked_attention(q, k, v, bias, 0.25)
+    assert [w.dtype for w in seen] == [torch.float32]
+    assert out.dtype == torch.bfloat16
+
+
 def test_chordnet_default_parameter_count_and_yaml_variant():
     assert sum(p.numel() for p in ChordNet().parameters()) == 2_105_581
     yaml_config = ChordNetConfig(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -19,6 +20,7 @@ from mirkd.labels import ChordSegment
 from mirkd.manifest import BucketFiles
 from mirkd.models.registry import build_model
 from mirkd.references import ReferenceTrack
+from mirkd.stages import job_settings
 from mirkd.steps.train import check_init_fits_student
 from mirkd.store import BucketFile, FrameGrid, TeacherOutput
 from mirkd.training.consistency import NOISE, consistency_loss, second_view
@@ -31,11 +33,13 @@ from mirkd.training.datasets import (
 from mirkd.training.losses import class_frame_counts, class_weights, focal_loss
 from mirkd.training.sampling import block_shuffled
 from mirkd.training.trainer import (
+    TrainConfig,
     _EpochTotals,
     _load_optimizer,
     _poisoned,
     _Run,
     _train_step,
+    amp_dtype,
     loss_for_batch,
     run_class_weights,
     scheduled_lr,
@@ -611,3 +615,42 @@ def test_a_consistency_step_is_the_two_views_passed_separately(data):
     assert len(got_grads) == len(want_grads) > 0
     for got, want in zip(got_grads, want_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_precision_picks_the_step_autocast():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert amp_dtype(cpu, "auto") is None and amp_dtype(cpu, "fp32") is None
+    assert amp_dtype(cpu, "bf16") == torch.bfloat16
+    assert amp_dtype(cuda, "fp32") is None  # decided before any CUDA call
+    assert train_config("stage1").precision == "auto"
+    with pytest.raises(ConfigError, match="precision 'fp16' unknown"):
+        dataclasses.replace(train_config(), precision="fp16")
+
+
+def test_a_bf16_cpu_step_stays_near_the_fp32_step_and_keeps_fp32_weights(data):
+    """bfloat16 autocast on the CPU: weights, gradients and optimiser state stay float32, and
+    the same batch and dropout draws give nearly the fp32 step's loss (bf16 has 8 bits of
+    mantissa: agreement to ~1 %, not to the bit)."""
+    ds = _stage1_ds(*data)
+    batch = next(iter(DataLoader(ds, batch_size=8)))
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        run, totals = _steps(ds, [(batch, 0)], train_config(batch_size=8, precision=precision))
+        assert run.amp_dtype == (torch.bfloat16 if precision == "bf16" else None)
+        assert all(p.dtype == torch.float32 for p in run.model.parameters())
+        moments = run.optimizer.state[next(run.model.parameters())]["exp_avg"]
+        assert moments.dtype == torch.float32 and torch.isfinite(moments).all()
+        losses[precision] = totals.mean_loss()
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)
+    assert losses["bf16"] != losses["fp32"]  # autocast did run in bfloat16
+
+
+@pytest.mark.parametrize("precision", ["auto", "bf16"])
+def test_precision_auto_stays_out_of_job_params_and_comes_back(precision):
+    """A job's params omit `precision: auto` (what training did before the setting existed:
+    no retraining on upgrade); the step's TrainConfig has it back. Other values are stated."""
+    settings = train_config(precision=precision).to_dict()
+    device = settings.pop("device")
+    params = job_settings({**settings, "init": None})
+    assert ("precision" in params) == (precision != "auto") and "init" not in params
+    assert TrainConfig.from_settings(params, device) == train_config(precision=precision)

@@ -17,6 +17,20 @@ STAGE1, STAGE2, BASELINE = "stage1", "stage2", "baseline"
 STAGES = (STAGE1, STAGE2, BASELINE)  # the trained models, in training order
 MODELS = (TEACHER, *STAGES)  # every model a run evaluates
 STAGE1_SELECTION = "agreement with teacher"  # stage 1 is selected on unlabeled audio
+# Training settings added after runs existed, at the value that trains as before they did: a
+# job's params leave them out while they hold it (`job_settings`), so upgrading mirkd does
+# not retrain finished models; `TrainConfig.from_settings` puts them back.
+UNSTATED_SETTINGS: Mapping[str, Any] = {"precision": "auto"}
+
+
+def job_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A stage's settings as its training job's params: without stage 2's `init` (the job's
+    input file, not a parameter) and without the UNSTATED_SETTINGS that hold their value."""
+    return {
+        k: v
+        for k, v in settings.items()
+        if k != "init" and not (k in UNSTATED_SETTINGS and v == UNSTATED_SETTINGS[k])
+    }
 
 
 def distils(stage: str, settings: Mapping[str, Any]) -> bool:

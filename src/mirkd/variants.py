@@ -41,7 +41,7 @@ from typing import Any
 
 from mirkd.errors import ConfigError
 from mirkd.manifest import hash_unit
-from mirkd.stages import STAGES, decode_metric, distils, selection_metric
+from mirkd.stages import STAGES, decode_metric, distils, job_settings, selection_metric
 from mirkd.teacher_spec import TeacherSpec
 
 ROUND_TEACHERS = ("student", "ensemble")
@@ -80,9 +80,8 @@ class Variant:
         return STAGES if self.stage2_init is None else ("stage2", "baseline")
 
     def settings(self, model: str) -> dict[str, Any]:
-        """`model`'s training settings as its job receives them: without stage 2's `init`,
-        which is the job's input file, not a parameter."""
-        return {k: v for k, v in self.stages[model].items() if k != "init"}
+        """`model`'s training settings as its job receives them (`stages.job_settings`)."""
+        return job_settings(self.stages[model])
 
     def decode_metric(self, model: str) -> str:
         """Validation metric that tunes the Viterbi prior of `model`'s predictions."""

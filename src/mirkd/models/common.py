@@ -113,7 +113,9 @@ def masked_attention(
         k.reshape(batch * heads, time, depth).transpose(1, 2),
         alpha=1.0 / math.sqrt(depth),
     )
-    weights = dropout(torch.softmax(scores, dim=-1), dropout_p, True)
+    # softmax in float32 (CPU autocast would keep bfloat16 scores in bfloat16), as SDPA does
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32)
+    weights = dropout(weights, dropout_p, True).to(v.dtype)
     return torch.bmm(weights, v.reshape(batch * heads, time, v.shape[-1])).view(
         batch, heads, time, v.shape[-1]
     )

@@ -39,6 +39,7 @@ from tqdm import tqdm
 from mirkd.checkpoints import ModelBundle, read_checkpoint_state, save_checkpoint
 from mirkd.errors import CheckpointError, ConfigError
 from mirkd.models.common import ChordModel
+from mirkd.stages import UNSTATED_SETTINGS
 from mirkd.training.consistency import (
     NOISE,
     Rotations,
@@ -51,6 +52,7 @@ from mirkd.training.losses import class_weights, focal_loss, stage2_loss
 from mirkd.training.sampling import BlockShuffleSampler
 
 SCHEDULES = ("warmup_cosine", "plateau")
+PRECISIONS = ("auto", "bf16", "fp32")
 PREFETCH_BATCHES = 4  # batches each loader worker prepares ahead
 PROGRESS_EVERY = 50  # steps between host reads of the running loss (the progress bar)
 
@@ -75,7 +77,7 @@ class TrainConfig:
     ``pseudo_threshold`` and ``distribution_match`` how teacher outputs become the targets of
     pseudo-labeled windows (``training.pseudo_labels``; the step that builds the dataset reads
     them); ``consistency`` the weight of the two-view agreement loss
-    (``training.consistency``; 0: one view).
+    (``training.consistency``; 0: one view); ``precision`` the step's autocast (`amp_dtype`).
     """
 
     epochs: int
@@ -108,10 +110,13 @@ class TrainConfig:
     pseudo_threshold: float
     distribution_match: float
     consistency: float
+    precision: str
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"schedule {self.schedule!r} unknown; use one of {SCHEDULES}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision {self.precision!r} unknown; use one of {PRECISIONS}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError("epochs and batch_size must be at least 1")
         if self.class_balance < 0:
@@ -122,8 +127,9 @@ class TrainConfig:
         """A stage's validated settings (every field present) and the run's device.
 
         `init` (stage 2's starting checkpoint) is planning's business, the job's init input:
-        it is not a training setting and is left out here."""
-        settings = {k: v for k, v in settings.items() if k != "init"}
+        it is not a training setting and is left out here. Settings a job's params leave out
+        at their old behaviour (`stages.UNSTATED_SETTINGS`) are filled back in."""
+        settings = {**UNSTATED_SETTINGS, **{k: v for k, v in settings.items() if k != "init"}}
         names = {f.name for f in fields(cls)} - {"device"}
         missing, unknown = sorted(names - set(settings)), sorted(set(settings) - names)
         if missing or unknown:
@@ -252,11 +258,15 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def _amp_dtype(device: torch.device) -> torch.dtype | None:
-    """Autocast dtype on CUDA (bfloat16 where supported), None (full precision) elsewhere."""
-    if device.type != "cuda":
+def amp_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The training step's autocast dtype, None for full float32 (``training.precision``):
+    on CUDA bfloat16 (float16 where the GPU has none) unless ``fp32``; on the CPU bfloat16
+    only for ``bf16`` (slower than float32 on CPUs without native bfloat16 instructions)."""
+    if precision == "fp32":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if precision == "bf16" else None
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:
@@ -446,8 +456,8 @@ class _Run:
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
         )
-        amp_dtype = _amp_dtype(device)
-        scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+        dtype = amp_dtype(device, config.precision)
+        scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         n_items = len(train_ds)
         sampler = BlockShuffleSampler(n_items, config.shuffle_block, config.seed)
         loader = _loader(train_ds, sampler, config, device)
@@ -456,7 +466,7 @@ class _Run:
             optimizer=optimizer,
             scaler=scaler,
             device=device,
-            amp_dtype=amp_dtype,
+            amp_dtype=dtype,
             config=config,
             sampler=sampler,
             loader=loader,
