@@ -22,7 +22,10 @@ whatever the venv's editable install points at) is dry-run in a fresh results di
    (`-n`: parse the Snakefile, plan the run, build the one-job DAG) and a fresh Python importing
    what features.py loads before it reads the track (Snakemake's script preamble, `mirkd.steps`,
    `mirkd.steps.data`, librosa's lazily loaded `cqt`). Per job = 2 x remote-mode command +
-   script imports.
+   script imports. profiles/slurm batches features jobs (its `groups` / `group-components`:
+   up to k buckets side by side in one SLURM job, started once): the remote-mode command of
+   such a batch (k target jobs, k cores) is timed too, and per job in a batch = 2 x that / k +
+   script imports (each job still runs its script in its own Python).
 
     .venv/bin/python benchmarks/bench_scale.py
     MIRKD_BENCH_SCALE_TRACKS=1000 .venv/bin/python benchmarks/bench_scale.py   # ~1 min
@@ -46,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -73,6 +77,13 @@ PROFILE_AT = tuple(
     int(n) for n in os.environ.get("MIRKD_BENCH_SCALE_PROFILE", "").split(",") if n.strip()
 )
 PROFILE_TOP = 20
+PROFILE = yaml.safe_load((benchlib.REPO / "profiles/slurm/config.yaml").read_text())
+# features jobs per SLURM job in profiles/slurm (its group-components), the batch timed
+BATCH = int(
+    dict(g.split("=") for g in PROFILE["group-components"])[
+        dict(g.split("=") for g in PROFILE["groups"])[FEATURES_RULE]
+    ]
+)
 TARGETS = {"tracks": 15000, "jobs": 500, "dry_run_s": 15.0, "per_job_s": 2.0}
 
 
@@ -243,25 +254,41 @@ def dry_run(workdir: Path, config: Path) -> tuple[Timing, dict[str, int]]:
     return seconds, job_stats(output)
 
 
-def one_job(workdir: Path, config: Path, rule: str) -> tuple[Timing, str, str]:
-    """A plain `snakemake -n` (every job printed): wall seconds, and the wildcards and first
-    input of the first job of `rule`, as the SLURM executor would name it."""
+@dataclass(frozen=True)
+class PlannedJob:
+    """One job of a dry run as the SLURM executor names it: its wildcards (`k=v,k=v`) and
+    the first input it waits for (empty if none)."""
+
+    wildcards: str
+    first_input: str
+
+
+def planned_jobs_of(workdir: Path, config: Path, rule: str) -> tuple[Timing, list[PlannedJob]]:
+    """A plain `snakemake -n` (every job printed): its seconds and every job of `rule`."""
     cmd = [str(SNAKEMAKE), *workflow_args(workdir, config), "--cores", "2", "-n"]
     seconds, output = run(cmd)
-    block = re.search(rf"^(?:local)?rule {rule}:\n(.*?)(?:\n\n|\Z)", output, flags=re.M | re.S)
-    if block is None:
+    jobs = []
+    # a job's block: its "rule" line and the indented lines under it
+    for block in re.finditer(rf"^(?:local)?rule {rule}:((?:\n[ \t].*)*)", output, flags=re.M):
+        wildcards = re.search(r"^\s+wildcards: (.*)$", block.group(1), flags=re.M)
+        inputs = re.search(r"^\s+input: (.*)$", block.group(1), flags=re.M)
+        jobs.append(
+            PlannedJob(
+                wildcards.group(1).replace(", ", ",") if wildcards else "",
+                inputs.group(1).split(", ")[0] if inputs else "",
+            )
+        )
+    if not jobs:
         raise SnakemakeFailed(f"the dry run plans no '{rule}' job:\n{output[-3000:]}")
-    wildcards = re.search(r"^\s+wildcards: (.*)$", block.group(1), flags=re.M)
-    inputs = re.search(r"^\s+input: (.*)$", block.group(1), flags=re.M)
-    spec = wildcards.group(1).replace(", ", ",") if wildcards else ""
-    first_input = inputs.group(1).split(", ")[0] if inputs else ""
-    return seconds, spec, first_input
+    return seconds, jobs
 
 
-def remote_job_command(workdir: Path, config: Path, rule: str, wildcards: str, wait: str):
-    """The command a SLURM job runs for one job (snakemake/spawn_jobs.py general_args and
+def remote_job_command(workdir: Path, config: Path, rule: str, jobs: list[PlannedJob]):
+    """The command a SLURM job runs for `jobs` of `rule` (one job, or a batch of the profile's
+    group run side by side on one core each; snakemake/spawn_jobs.py general_args and
     RealExecutor/RemoteExecutor.get_job_args with the plugin's defaults), in dry-run form:
     `-n` instead of `--executor slurm-jobstep --jobs 1` (outer) / the local executor (inner)."""
+    waits = [job.first_input for job in jobs if job.first_input]
     return [
         sys.executable,
         "-m",
@@ -269,15 +296,15 @@ def remote_job_command(workdir: Path, config: Path, rule: str, wildcards: str, w
         "--snakefile",
         str(benchlib.REPO / "Snakefile"),
         "--target-jobs",
-        f"{rule}:{wildcards}",
+        *(f"{rule}:{job.wildcards}" for job in jobs),
         "--allowed-rules",
         rule,
         "--cores",
-        "1",
+        str(len(jobs)),
         "--attempt",
         "1",
         "--force-use-threads",
-        *(["--wait-for-files", wait] if wait else []),
+        *(["--wait-for-files", *waits] if waits else []),
         "--force",
         "--target-files-omit-workdir-adjustment",
         "--max-inventory-time",
@@ -361,9 +388,11 @@ def measure(n: int, root: Path, base: list[Path], sets: Path, version_s: Timing)
         warm_s, warm_jobs = dry_run(workdir, config)
         if warm_jobs != jobs:
             raise SnakemakeFailed(f"cold and warm dry runs plan different jobs: {jobs} {warm_jobs}")
-        printed_s, wildcards, wait = one_job(workdir, config, FEATURES_RULE)
-        command = remote_job_command(workdir, config, FEATURES_RULE, wildcards, wait)
+        printed_s, planned = planned_jobs_of(workdir, config, FEATURES_RULE)
+        command = remote_job_command(workdir, config, FEATURES_RULE, planned[:1])
         remote_s = median_run(command)
+        batch = planned[:BATCH]
+        batch_s = median_run(remote_job_command(workdir, config, FEATURES_RULE, batch))
         profile = profile_dry_run(workdir, config) if n in PROFILE_AT else ""
     return {
         "tracks": n,
@@ -373,7 +402,8 @@ def measure(n: int, root: Path, base: list[Path], sets: Path, version_s: Timing)
         "warm": warm_s.minus(version_s),
         "printed": printed_s.minus(version_s),
         "remote": remote_s,
-        "wildcards": wildcards,
+        "batch": len(batch),
+        "batch_remote": batch_s,
         "command": command,
         "profile": profile,
     }
@@ -385,6 +415,7 @@ def verdict(r: dict, script_s: Timing) -> str:
     jobs = sum(r["jobs"].values())
     dry = max(r["cold"].cpu, r["warm"].cpu)
     per_job = r["remote"].times(2).plus(script_s).cpu
+    batched = batched_per_job(r, script_s).cpu
 
     def ok(value: float, target: float) -> str:
         return "meets" if value <= target else "misses"
@@ -392,8 +423,15 @@ def verdict(r: dict, script_s: Timing) -> str:
     return (
         f"At {r['tracks']} tracks: {jobs} jobs ({ok(jobs, TARGETS['jobs'])} the target), dry "
         f"run {dry:.1f} CPU s beyond start-up ({ok(dry, TARGETS['dry_run_s'])}), per-job "
-        f"overhead {per_job:.1f} CPU s ({ok(per_job, TARGETS['per_job_s'])})."
+        f"overhead {per_job:.1f} CPU s ({ok(per_job, TARGETS['per_job_s'])}; in batches of "
+        f"{r['batch']} {batched:.1f} CPU s, {ok(batched, TARGETS['per_job_s'])})."
     )
+
+
+def batched_per_job(r: dict, script_s: Timing) -> Timing:
+    """Per-job overhead of a job in a batch: the batch's two Snakemake starts shared by its
+    jobs, plus the job's own script imports."""
+    return r["batch_remote"].times(2 / r["batch"]).plus(script_s)
 
 
 def main() -> str:
@@ -418,6 +456,8 @@ def main() -> str:
             version_s,
             r["remote"],
             r["remote"].times(2).plus(script_s),
+            f"{r['batch']}: {r['batch_remote']}",
+            batched_per_job(r, script_s),
         )
         for r in results
     ]
@@ -433,6 +473,8 @@ def main() -> str:
             "snakemake --version s",
             "remote-mode job start s",
             "per-job overhead s",
+            "batch of k features jobs: remote-mode start s",
+            "per-job overhead in the batch s",
         ),
         rows,
     )
@@ -464,7 +506,11 @@ def main() -> str:
         f"`import mirkd.workflow_plan`, which every Snakemake call pays when it reads the "
         f"Snakefile, {plan_s}). "
         "Per-job overhead = 2 x remote-mode job start (the sbatch-level Snakemake with "
-        "`--executor slurm-jobstep`, then the same command under `srun`) + script imports.\n\n"
+        "`--executor slurm-jobstep`, then the same command under `srun`) + script imports. "
+        f"profiles/slurm runs features jobs in batches of up to {BATCH} buckets per SLURM job "
+        "(its `groups` and `group-components`): the batch's remote-mode start (k target jobs, "
+        "k cores; k is the features jobs planned, at most the batch size) is paid once for k "
+        "jobs, so per job in a batch = 2 x batch start / k + script imports.\n\n"
         f"Planned jobs per rule:\n\n{per_rule}\n\n"
         f"The remote-mode command at {last['tracks']} tracks:\n\n```\n{shown}\n```\n"
     )

@@ -10,13 +10,16 @@ under the run's `.snakemake/slurm_logs/<rule>/.../<jobid>.log`; a local run make
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mirkd.demo import write_demo_corpus
 
@@ -28,6 +31,10 @@ SHARED_TOOLS = SHARED / "tools"
 CLUSTER_ENV = {"FAKE_GPUS": "1", "WITH_DBD": "1"}
 GPU_RULES = {"teacher", "stage1", "stage2", "baseline"}
 LOCAL_RULES = {"splits", "skipped", "summary", "plots", "all"}  # run on the head node
+PROFILE = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
+# the profile's batches of features jobs: group name and buckets per SLURM submission
+FEATURES_GROUP = dict(g.split("=") for g in PROFILE["groups"])["features"]
+GROUP_SIZE = int(dict(g.split("=") for g in PROFILE["group-components"])[FEATURES_GROUP])
 RESOURCES = {
     "gpu": 1,
     "train_mem_mb": 1500,
@@ -91,8 +98,10 @@ def _slurm_jobs() -> list[dict[str, str]]:
 
 
 def _rule_of(comment: str) -> str:
-    """The plugin's --comment is rule_<name> or rule_<name>_wildcards_<values>."""
-    return comment.removeprefix("rule_").split("_wildcards_", 1)[0]
+    """The plugin's --comment is rule_<name> or rule_<name>_wildcards_<values>; a batch of
+    features jobs is named after the profile's group (rule_<group>_<its rules>)."""
+    name = comment.removeprefix("rule_").split("_wildcards_", 1)[0]
+    return FEATURES_GROUP if name.startswith(f"{FEATURES_GROUP}_") else name
 
 
 @pytest.fixture(scope="module")
@@ -140,18 +149,27 @@ def _profile_with_partitions(workdir: Path) -> Path:
 
 
 def test_every_planned_job_ran_as_a_completed_slurm_job(slurm_run) -> None:
+    """One SLURM job per remote job, except features: up to GROUP_SIZE buckets per SLURM
+    job (the profile's group), each bucket's job in that SLURM job's log."""
     workdir, planned, jobs = slurm_run
     assert (workdir / "results/summary.md").is_file()
     assert planned["stage2"] == 1 and planned["features"] >= 4  # buckets of 4+ groups
     remote = Counter({rule: n for rule, n in planned.items() if rule not in LOCAL_RULES})
+    features = remote.pop("features")
+    remote[FEATURES_GROUP] = math.ceil(features / GROUP_SIZE)
     assert Counter(_rule_of(job["Comment"]) for job in jobs) == remote
+    features_run = 0
     for job in jobs:
         assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), job
         log = Path(job["StdOut"])
         assert log.name == f"{job['JobId']}.log"
         text = log.read_text()
         assert "--executor slurm-jobstep" in text
-        assert f"rule {_rule_of(job['Comment'])}:" in text
+        if _rule_of(job["Comment"]) == FEATURES_GROUP:  # its jobs' outputs, each named twice
+            features_run += len(set(re.findall(r"output: (results/features/\S+\.h5)", text)))
+        else:
+            assert f"rule {_rule_of(job['Comment'])}:" in text
+    assert features_run == features
 
 
 def test_teacher_and_training_jobs_requested_and_got_a_gpu(slurm_run) -> None:
@@ -165,12 +183,15 @@ def test_teacher_and_training_jobs_requested_and_got_a_gpu(slurm_run) -> None:
 
 
 def test_rule_resources_reach_slurm(slurm_run) -> None:
-    _, _, jobs = slurm_run
+    _, planned, jobs = slurm_run
     by_rule = {_rule_of(job["Comment"]): job for job in jobs}
     assert by_rule["stage1"]["MinMemoryNode"] == f"{RESOURCES['train_mem_mb']}M"
     assert by_rule["stage1"]["TimeLimit"] == f"00:{RESOURCES['train_runtime']}:00"
     assert by_rule["teacher"]["MinMemoryNode"] == f"{RESOURCES['teacher_mem_mb']}M"
     assert by_rule["teacher"]["TimeLimit"] == f"00:{RESOURCES['teacher_runtime']}:00"
-    assert by_rule["features"]["NumCPUs"] == "1"
+    # a batch runs side by side as many jobs as Snakemake's --cores allows (the login node's
+    # cores by default), the rest after them in the same allocation
+    features = min(planned["features"], GROUP_SIZE, os.cpu_count() or 1)
+    assert by_rule[FEATURES_GROUP]["NumCPUs"] == str(features)
     assert by_rule["stage1"]["NumCPUs"] == str(RESOURCES["threads"])  # --cpus-per-gpu
     assert {job["Partition"] for job in jobs} == {"debug"}
