@@ -64,6 +64,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import benchlib  # first: limits threads and silences tqdm before torch loads
@@ -365,6 +366,15 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass(frozen=True)
+class MirkdRun:
+    """One mirkd run of a round: its consistency weight and training settings over the
+    bench's (e.g. {"precision": "bf16"})."""
+
+    consistency: float
+    settings: dict[str, str] = field(default_factory=dict)
+
+
 def run_mirkd(
     cache: Path,
     epochs: int,
@@ -555,14 +565,15 @@ def main(argv: list[str] | None = None) -> str:
     ref_side = "reference online" if args.online else "reference"
     prefix = "online_" if args.online else ""
 
-    # mirkd's runs per round: (consistency, training settings over the bench's)
-    mirkd_runs = [(0.0, {}), (1.0, {})] + ([(0.0, {"precision": "bf16"})] if args.bf16 else [])
+    mirkd_runs = [MirkdRun(0.0), MirkdRun(1.0)]
+    if args.bf16:
+        mirkd_runs.append(MirkdRun(0.0, {"precision": "bf16"}))
     runs: list[dict] = []
-    for r in range(args.rounds):  # interleaved: reference, mirkd c0, mirkd c1, reference, ...
+    for r in range(args.rounds):  # interleaved: reference, then mirkd_runs, reference, ...
         runs.append(run_reference(checkout, cache, args.epochs, f"{prefix}ref{r}", args.online))
-        for c, settings in mirkd_runs:
-            tag = "_".join([f"{prefix}mirkd_c{c:g}", *map(str, settings.values()), str(r)])
-            runs.append(run_mirkd(cache, args.epochs, c, tag, settings=settings))
+        for m in mirkd_runs:
+            tag = "_".join([f"{prefix}mirkd_c{m.consistency:g}", *m.settings.values(), str(r)])
+            runs.append(run_mirkd(cache, args.epochs, m.consistency, tag, settings=m.settings))
     sides = tuple(dict.fromkeys(r["side"] for r in runs))  # in the order they ran
     by_side = {s: [r for r in runs if r["side"] == s] for s in sides}
     windows = {s: v[0]["windows"] for s, v in by_side.items()}

@@ -31,11 +31,22 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 import bench_reference_stage1 as ref
 import benchlib
 import yaml
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of the study: its name, mirkd source folder (None: the imported one) and
+    training settings over the bench's."""
+
+    name: str
+    src: Path | None
+    settings: dict
 
 
 def setting(text: str) -> tuple[str, object]:
@@ -100,23 +111,32 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     if args.base is not None and not (args.base / "mirkd" / "__init__.py").is_file():
         raise SystemExit(f"study_step_change: {args.base} holds no mirkd/ package")
-    first, second = names = tuple(args.names.split(","))
-    sides = {
-        first: (args.base, dict(args.base_set)),
-        second: (None, dict(args.after_set)),
-    }
+    names = tuple(args.names.split(","))
+    if len(names) != 2 or names[0] == names[1]:
+        parser.error(f"--names needs two different names, got {args.names!r}")
+    sides = (
+        Side(names[0], args.base, dict(args.base_set)),
+        Side(names[1], None, dict(args.after_set)),
+    )
     tracks = ref.pick_tracks(ref.unlabeled_folder(), args.minutes)
     cache = benchlib.CACHE_ROOT / f"reference-stage1-{args.minutes:g}min"
     ref.prepare(cache, tracks)
-    out = args.out or cache / f"study-{first}-{second}.json"
+    out = args.out or cache / f"study-{names[0]}-{names[1]}.json"
     runs = []
     for seed in range(args.seeds):  # interleaved: first, second, first, ...
-        for side, (src, settings) in sides.items():
-            tag = f"study_{side}_{seed}"
+        for side in sides:
+            tag = f"study_{side.name}_{seed}"
             run = ref.run_mirkd(
-                cache, args.epochs, 0.0, tag, seed, held_out=True, src=src, settings=settings
+                cache,
+                args.epochs,
+                0.0,
+                tag,
+                seed,
+                held_out=True,
+                src=side.src,
+                settings=side.settings,
             )
-            runs.append({**run, "study_side": side, "seed": seed})
+            runs.append({**run, "study_side": side.name, "seed": seed})
             print(f"{tag}: loss {run['loss'][-1]:.4f} agreement {run['val'][-1]:.4f}", flush=True)
             out.write_text(json.dumps(runs))
     text = table(runs, args.epochs, names)

@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,10 +32,8 @@ SHARED_TOOLS = SHARED / "tools"
 CLUSTER_ENV = {"FAKE_GPUS": "1", "WITH_DBD": "1"}
 GPU_RULES = {"teacher", "stage1", "stage2", "baseline"}
 LOCAL_RULES = {"splits", "skipped", "summary", "plots", "all"}  # run on the head node
-PROFILE = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
-# the profile's batches of features jobs: group name and buckets per SLURM submission
-FEATURES_GROUP = dict(g.split("=") for g in PROFILE["groups"])["features"]
-GROUP_SIZE = int(dict(g.split("=") for g in PROFILE["group-components"])[FEATURES_GROUP])
+OPTIONAL_BLOCKS = ("# set-resources:", "# groups:", "# group-components:")  # switched on
+HARNESS_CORES = 2  # workflow_helpers.snakemake_command's --cores: a batch's parallel jobs
 RESOURCES = {
     "gpu": 1,
     "train_mem_mb": 1500,
@@ -97,16 +96,45 @@ def _slurm_jobs() -> list[dict[str, str]]:
     ]
 
 
-def _rule_of(comment: str) -> str:
-    """The plugin's --comment is rule_<name> or rule_<name>_wildcards_<values>; a batch of
-    features jobs is named after the profile's group (rule_<group>_<its rules>)."""
-    name = comment.removeprefix("rule_").split("_wildcards_", 1)[0]
-    return FEATURES_GROUP if name.startswith(f"{FEATURES_GROUP}_") else name
+def _profile_as_configured(workdir: Path) -> Path:
+    """profiles/slurm with its optional blocks switched on, as a user does: partitions per
+    rule (every one named after this cluster's only one, "debug") and batches of features
+    jobs."""
+    profile = workdir / "profile"
+    profile.mkdir()
+    lines = []
+    for line in (REPO / "profiles/slurm/config.yaml").read_text().splitlines():
+        if line.startswith(OPTIONAL_BLOCKS) or line.startswith("#   "):
+            line = line[2:].replace("slurm_partition: cpu", "slurm_partition: debug")
+            line = line.replace("slurm_partition: gpu", "slurm_partition: debug")
+        lines.append(line)
+    text = "\n".join(lines) + "\n"
+    assert "\nset-resources:\n  features: {slurm_partition: debug}" in text
+    assert "\ngroups:\n  - features=" in text and "\ngroup-components:\n  - " in text
+    (profile / "config.yaml").write_text(text)
+    return profile
+
+
+@dataclass(frozen=True)
+class SlurmRun:
+    """The whole tiny DAG run through the configured profile: planned jobs per rule, the SLURM
+    job records of the run, and the profile's features batches (group name, buckets per job)."""
+
+    workdir: Path
+    planned: Counter
+    jobs: list[dict[str, str]]
+    features_group: str
+    batch: int
+
+    def rule_of(self, job: dict[str, str]) -> str:
+        """The plugin's --comment is rule_<name> or rule_<name>_wildcards_<values>; a batch of
+        features jobs is named after its group (rule_<group>_<its rules>)."""
+        name = job["Comment"].removeprefix("rule_").split("_wildcards_", 1)[0]
+        return self.features_group if name.startswith(f"{self.features_group}_") else name
 
 
 @pytest.fixture(scope="module")
-def slurm_run(slurm_cluster, tmp_path_factory):
-    """(workdir, planned jobs per rule, SLURM job records of the run) after the whole DAG."""
+def slurm_run(slurm_cluster, tmp_path_factory) -> SlurmRun:
     workdir = tmp_path_factory.mktemp("slurm_run")
     write_demo_corpus(workdir / "data", 3, 3, 2, seed=3, min_seconds=8, max_seconds=10)
     config = tiny_config(workdir / "data")
@@ -115,10 +143,11 @@ def slurm_run(slurm_cluster, tmp_path_factory):
     config["resources"].update(RESOURCES)
     write_config(workdir, config)
     planned = planned_jobs(workdir)
+    profile = _profile_as_configured(workdir)
     result = snakemake(
         workdir,
         "--profile",
-        str(_profile_with_partitions(workdir)),
+        str(profile),
         "--slurm-init-seconds-before-status-checks",
         "2",
         "--slurm-keep-successful-logs",
@@ -128,54 +157,39 @@ def slurm_run(slurm_cluster, tmp_path_factory):
     assert result.returncode == 0, result.stderr[-4000:]
     logs = workdir / ".snakemake/slurm_logs"
     jobs = [job for job in _slurm_jobs() if job.get("StdOut", "").startswith(f"{logs}/")]
-    return workdir, planned, jobs
-
-
-def _profile_with_partitions(workdir: Path) -> Path:
-    """profiles/slurm with its per-rule partition block switched on, as a user does, every
-    partition named after this cluster's only one ("debug")."""
-    profile = workdir / "profile"
-    profile.mkdir()
-    lines = []
-    for line in (REPO / "profiles/slurm/config.yaml").read_text().splitlines():
-        if line.startswith("# set-resources:") or line.startswith("#   "):
-            line = line[2:].replace("slurm_partition: cpu", "slurm_partition: debug")
-            line = line.replace("slurm_partition: gpu", "slurm_partition: debug")
-        lines.append(line)
-    text = "\n".join(lines) + "\n"
-    assert "\nset-resources:\n  features: {slurm_partition: debug}" in text
-    (profile / "config.yaml").write_text(text)
-    return profile
+    settings = yaml.safe_load((profile / "config.yaml").read_text())
+    group = dict(g.split("=") for g in settings["groups"])["features"]
+    batch = int(dict(g.split("=") for g in settings["group-components"])[group])
+    return SlurmRun(workdir, planned, jobs, group, batch)
 
 
 def test_every_planned_job_ran_as_a_completed_slurm_job(slurm_run) -> None:
-    """One SLURM job per remote job, except features: up to GROUP_SIZE buckets per SLURM
-    job (the profile's group), each bucket's job in that SLURM job's log."""
-    workdir, planned, jobs = slurm_run
-    assert (workdir / "results/summary.md").is_file()
-    assert planned["stage2"] == 1 and planned["features"] >= 4  # buckets of 4+ groups
-    remote = Counter({rule: n for rule, n in planned.items() if rule not in LOCAL_RULES})
+    """One SLURM job per remote job, except features: up to `batch` buckets per SLURM job
+    (the profile's group), each bucket's job in that SLURM job's log."""
+    run = slurm_run
+    assert (run.workdir / "results/summary.md").is_file()
+    assert run.planned["stage2"] == 1 and run.planned["features"] >= 4  # buckets of 4+ groups
+    remote = Counter({rule: n for rule, n in run.planned.items() if rule not in LOCAL_RULES})
     features = remote.pop("features")
-    remote[FEATURES_GROUP] = math.ceil(features / GROUP_SIZE)
-    assert Counter(_rule_of(job["Comment"]) for job in jobs) == remote
+    remote[run.features_group] = math.ceil(features / run.batch)
+    assert Counter(run.rule_of(job) for job in run.jobs) == remote
     features_run = 0
-    for job in jobs:
+    for job in run.jobs:
         assert (job["JobState"], job["ExitCode"]) == ("COMPLETED", "0:0"), job
         log = Path(job["StdOut"])
         assert log.name == f"{job['JobId']}.log"
         text = log.read_text()
         assert "--executor slurm-jobstep" in text
-        if _rule_of(job["Comment"]) == FEATURES_GROUP:  # its jobs' outputs, each named twice
+        if run.rule_of(job) == run.features_group:  # its jobs' outputs, each named twice
             features_run += len(set(re.findall(r"output: (results/features/\S+\.h5)", text)))
         else:
-            assert f"rule {_rule_of(job['Comment'])}:" in text
+            assert f"rule {run.rule_of(job)}:" in text
     assert features_run == features
 
 
 def test_teacher_and_training_jobs_requested_and_got_a_gpu(slurm_run) -> None:
-    _, _, jobs = slurm_run
-    for job in jobs:
-        if _rule_of(job["Comment"]) in GPU_RULES:
+    for job in slurm_run.jobs:
+        if slurm_run.rule_of(job) in GPU_RULES:
             assert job.get("TresPerJob") == "gres:gpu:1", job
             assert "gres/gpu=1" in job["TRES"].split(","), job
         else:
@@ -183,15 +197,15 @@ def test_teacher_and_training_jobs_requested_and_got_a_gpu(slurm_run) -> None:
 
 
 def test_rule_resources_reach_slurm(slurm_run) -> None:
-    _, planned, jobs = slurm_run
-    by_rule = {_rule_of(job["Comment"]): job for job in jobs}
+    run = slurm_run
+    by_rule = {run.rule_of(job): job for job in run.jobs}
     assert by_rule["stage1"]["MinMemoryNode"] == f"{RESOURCES['train_mem_mb']}M"
     assert by_rule["stage1"]["TimeLimit"] == f"00:{RESOURCES['train_runtime']}:00"
     assert by_rule["teacher"]["MinMemoryNode"] == f"{RESOURCES['teacher_mem_mb']}M"
     assert by_rule["teacher"]["TimeLimit"] == f"00:{RESOURCES['teacher_runtime']}:00"
-    # a batch runs side by side as many jobs as Snakemake's --cores allows (the login node's
-    # cores by default), the rest after them in the same allocation
-    features = min(planned["features"], GROUP_SIZE, os.cpu_count() or 1)
-    assert by_rule[FEATURES_GROUP]["NumCPUs"] == str(features)
+    # the one batch of features jobs: as many side by side as --cores allows
+    assert math.ceil(run.planned["features"] / run.batch) == 1
+    parallel = min(run.planned["features"], run.batch, HARNESS_CORES)
+    assert by_rule[run.features_group]["NumCPUs"] == str(parallel)
     assert by_rule["stage1"]["NumCPUs"] == str(RESOURCES["threads"])  # --cpus-per-gpu
-    assert {job["Partition"] for job in jobs} == {"debug"}
+    assert {job["Partition"] for job in run.jobs} == {"debug"}

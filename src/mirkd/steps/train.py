@@ -295,11 +295,11 @@ def train_supervised(
 ) -> None:
     """Stage 2 (from the stage-1 student, with selective KD) or the from-scratch baseline.
 
-    `train_cfg` is the stage's validated settings (every default filled in); `common` holds
-    the student and the run's device. With `distil`, the teacher's outputs of the train tracks
-    (their teacher buckets) are read for KD. With `rehearsal` in the settings, each batch is
-    topped up with pseudo-labeled windows of `rehearsal_buckets` (unlabeled features + teacher
-    files, as stage 1 reads them).
+    `train_cfg` is the stage's settings as its job's params (`TrainConfig.from_settings`);
+    `common` holds the student and the run's device. With `distil`, the teacher's outputs of
+    the train tracks (their teacher buckets) are read for KD. With `rehearsal` in the settings,
+    each batch is topped up with pseudo-labeled windows of `rehearsal_buckets` (unlabeled
+    features + teacher files, as stage 1 reads them).
     """
     rows = _labeled_tracks(train_tracks, distil)
     val_rows = reference_tracks(val_tracks)

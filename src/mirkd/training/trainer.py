@@ -124,11 +124,11 @@ class TrainConfig:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], device: str) -> TrainConfig:
-        """A stage's validated settings (every field present) and the run's device.
+        """A stage's validated settings (every field present, or left out of a job's params as
+        `stages.UNSTATED_SETTINGS`) and the run's device.
 
         `init` (stage 2's starting checkpoint) is planning's business, the job's init input:
-        it is not a training setting and is left out here. Settings a job's params leave out
-        at their old behaviour (`stages.UNSTATED_SETTINGS`) are filled back in."""
+        it is not a training setting and is left out here; unstated settings are filled in."""
         settings = {**UNSTATED_SETTINGS, **{k: v for k, v in settings.items() if k != "init"}}
         names = {f.name for f in fields(cls)} - {"device"}
         missing, unknown = sorted(names - set(settings)), sorted(set(settings) - names)
