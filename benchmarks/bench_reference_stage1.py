@@ -713,7 +713,9 @@ def main(argv: list[str] | None = None) -> str:
     intro = (
         f"ChordMini `train_pseudo_labeling.py` (commit {REFERENCE_COMMIT[:7]}, unmodified, "
         f"{mode}) against "
-        "mirkd `trainer.train` with consistency 0 and 1, BTC 8x128, batch 16, window/stride "
+        "mirkd `trainer.train` with consistency 0 and 1"
+        + (" (and 0 with `precision: bf16`)" if args.bf16 else "")
+        + ", BTC 8x128, batch 16, window/stride "
         f"108, focal loss, warm-up LRs, {THREADS} threads, {args.rounds} interleaved rounds of "
         f"{args.epochs} epochs per run, each run in its own process. Epoch wall times are the "
         "training loop only (the reference's own log lines, mirkd's history); CPU s are the "
