@@ -70,6 +70,20 @@ def test_layer_norm_uses_unbiased_std_plus_eps():
     assert not torch.allclose(norm(x), torch.nn.functional.layer_norm(x, (5,)) * norm.gamma + 0.5)
 
 
+def test_layer_norm_gradients_are_those_of_the_std_formula():
+    torch.manual_seed(0)
+    norm = LayerNorm(128)
+    x = torch.randn(4, 108, 128, requires_grad=True)
+    weights = torch.randn(4, 108, 128)
+    (grad,) = torch.autograd.grad((norm(x) * weights).sum(), x)
+    mean, std = x.mean(-1, keepdim=True), x.std(-1, keepdim=True)
+    (expected,) = torch.autograd.grad((((x - mean) / (std + 1e-6)) * weights).sum(), x)
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-5)
+    constant = torch.ones(2, 128, requires_grad=True)  # zero variance: output beta, finite grad
+    norm(constant).sum().backward()
+    assert torch.isfinite(constant.grad).all()
+
+
 @pytest.mark.parametrize(
     "arch, hparams",
     [
@@ -158,6 +172,17 @@ def test_cpu_dropout_follows_the_torch_seed_and_its_bits_are_uniform():
     # each of the four 16-bit lanes of a 64-bit draw keeps half at keep = 1/2
     lanes = a.reshape(-1, 4).float().mean(0)
     assert torch.all((lanes - 0.5).abs() < 5 * (0.25 / (a.numel() / 4)) ** 0.5)
+
+
+def test_cpu_dropout_keeps_the_input_type():
+    x = torch.randn(64, 1000, dtype=torch.bfloat16)
+    torch.manual_seed(3)
+    y = dropout(x, 0.25, True)
+    torch.manual_seed(3)
+    keep = round(0.75 * KEEP_LEVELS)
+    mask = cpu_keep_mask(x.shape, keep)
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y, x * torch.where(mask, KEEP_LEVELS / keep, 0.0).to(torch.bfloat16))
 
 
 def test_masked_attention_is_softmax_attention_with_the_same_dropout_masks():

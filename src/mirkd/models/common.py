@@ -72,8 +72,8 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     keep = round((1.0 - p) * KEEP_LEVELS)
     if x.device.type != "cpu" or not 0 < keep < KEEP_LEVELS:
         return F.dropout(x, p, True)
-    scale = torch.where(cpu_keep_mask(x.shape, keep), KEEP_LEVELS / keep, 0.0)
-    return x * scale.to(x.dtype)
+    scale = torch.tensor(KEEP_LEVELS / keep, dtype=x.dtype)  # the mask made in x's type
+    return x * torch.where(cpu_keep_mask(x.shape, keep), scale, 0.0)
 
 
 class Dropout(nn.Module):
