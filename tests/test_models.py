@@ -82,6 +82,10 @@ def test_layer_norm_gradients_are_those_of_the_std_formula():
     constant = torch.ones(2, 128, requires_grad=True)  # zero variance: output beta, finite grad
     norm(constant).sum().backward()
     assert torch.isfinite(constant.grad).all()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # a bf16 input, as after a bf16 layer
+        low = norm(x.detach().bfloat16())
+    expected = norm(x.detach().bfloat16().float()).detach()
+    torch.testing.assert_close(low.float(), expected, rtol=2e-2, atol=2e-2)
 
 
 @pytest.mark.parametrize(

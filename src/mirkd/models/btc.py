@@ -29,7 +29,8 @@ class LayerNorm(nn.Module):
 
     The std is the norm of the centred rows over sqrt(n - 1): the same value as `Tensor.std`
     to float rounding, from the centred rows the formula needs anyway, and 1.7x faster
-    forward and backward on the CPU than `std`'s Welford pass (which was 7 % of a step)."""
+    forward and backward on the CPU than `std`'s Welford pass (5 % of an fp32 step, 7 % of a
+    bf16 one)."""
 
     def __init__(self, features: int, eps: float = 1e-6) -> None:
         super().__init__()
