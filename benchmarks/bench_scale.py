@@ -1,7 +1,8 @@
 """Planning at cluster scale (issue 12): jobs, dry-run time and per-job start cost per corpus size.
 
 Placeholder corpora of 1,000 / 5,000 / 15,000 unlabeled 4-minute tracks (symlinks, 100 per
-album folder, to a few real 4-minute 22.05 kHz mono FLACs of near-silence, ~20 kB each) plus 40
+album folder, each to its own real 4-minute 22.05 kHz mono FLAC of near-silence opening with a
+quiet tone of its own pitch, ~20 kB; the 15,000 files take about 7 minutes to write) plus 40
 labeled and 20 test songs (synthesized, 10-15 s, with exact .lab files). They are made once under
 benchlib.CACHE_ROOT / "scale" ($MIRKD_BENCH_DIR, default <temp dir>/mirkd-bench; outside the
 repository) and reused.
@@ -41,6 +42,7 @@ Exits non-zero, with Snakemake's stderr, if any Snakemake call fails.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 import resource
@@ -63,7 +65,6 @@ from mirkd.demo import write_demo_corpus  # noqa: E402
 
 SR = 22050
 TRACK_SECONDS = 240
-N_BASE = 8  # distinct audio files the corpus links to
 PER_FOLDER = 100  # tracks per album folder
 ALBUMS_PER_ARTIST = 10
 N_LABELED, N_TEST = 40, 20
@@ -114,20 +115,27 @@ class Timing(NamedTuple):
 # ---- the corpora (made once, reused) ----
 
 
-def base_audio(folder: Path) -> list[Path]:
-    """N_BASE 4-minute near-silent FLACs, each with a quiet 1-s tone of its own pitch."""
+def write_track(path: Path) -> None:
+    """A 4-minute near-silent FLAC opening with a quiet 1-s tone whose pitch comes from the
+    number in `path`'s name: every track has its own content (and so its own fingerprint)."""
+    k = int(path.stem.split("_")[-1])
+    y = np.zeros(TRACK_SECONDS * SR, dtype=np.float32)
+    t = np.arange(SR) / SR
+    y[:SR] = 1e-3 * np.sin(2 * np.pi * (110.0 + 0.01 * k) * t)
+    tmp = path.with_suffix(".tmp.flac")
+    sf.write(tmp, y, SR, format="FLAC", subtype="PCM_16")
+    tmp.rename(path)
+
+
+def pool_audio(folder: Path, n: int) -> list[Path]:
+    """`n` distinct tracks (`write_track`), written once by two processes and reused. The
+    corpora link to them one track per file: planning counts a file reached twice (e.g. two
+    symlinks) once, so a corpus of links to a few files would plan only those few."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k in range(N_BASE):
-        path = folder / f"base_{k}.flac"
-        if not path.exists():
-            y = np.zeros(TRACK_SECONDS * SR, dtype=np.float32)
-            t = np.arange(SR) / SR
-            y[SR : 2 * SR] = 1e-3 * np.sin(2 * np.pi * 110.0 * 2 ** (k / 12) * t)
-            tmp = path.with_suffix(".tmp.flac")
-            sf.write(tmp, y, SR, format="FLAC", subtype="PCM_16")
-            tmp.rename(path)
-        paths.append(path)
+    paths = [folder / f"track_{k:05d}.flac" for k in range(n)]
+    missing = [p for p in paths if not p.exists()]
+    with multiprocessing.Pool(2) as pool:
+        pool.map(write_track, missing, chunksize=64)
     return paths
 
 
@@ -141,18 +149,19 @@ def labeled_sets(root: Path) -> Path:
     return sets
 
 
-def unlabeled_corpus(root: Path, n: int, base: list[Path]) -> Path:
-    """root/unlabeled-<n>/artist_NNN/album_NN/NNN Track NNNNN.flac -> symlinks to `base`."""
-    corpus = root / f"unlabeled-{n}"
+def unlabeled_corpus(root: Path, n: int, pool: list[Path]) -> Path:
+    """root/corpus-<n>/artist_NNN/album_NN/NNN Track NNNNN.flac -> symlinks to the first
+    `n` tracks of `pool`, one each."""
+    corpus = root / f"corpus-{n}"
     if corpus.exists():
         return corpus
-    tmp = root / f"unlabeled-{n}.tmp"
+    tmp = root / f"corpus-{n}.tmp"
     for i in range(n):
         album, track = divmod(i, PER_FOLDER)
         artist, album = divmod(album, ALBUMS_PER_ARTIST)
         folder = tmp / f"artist_{artist:03d}" / f"album_{album:02d}"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{track + 1:03d} Track {i:05d}.flac").symlink_to(base[i % len(base)])
+        (folder / f"{track + 1:03d} Track {i:05d}.flac").symlink_to(pool[i])
     tmp.rename(corpus)
     return corpus
 
@@ -374,8 +383,8 @@ def python_import_seconds(code: str) -> Timing:
     return median_run([sys.executable, "-c", code], warmup=1)
 
 
-def measure(n: int, root: Path, base: list[Path], sets: Path, version_s: Timing) -> dict:
-    corpus = unlabeled_corpus(root, n, base)
+def measure(n: int, root: Path, pool: list[Path], sets: Path, version_s: Timing) -> dict:
+    corpus = unlabeled_corpus(root, n, pool)
     config = write_config(root / f"config-{n}.yaml", corpus, sets)
     with tempfile.TemporaryDirectory(prefix=f"run-{n}-", dir=root) as tmp:
         workdir = Path(tmp)
@@ -432,13 +441,13 @@ def batched_per_job(r: dict, script_s: Timing) -> Timing:
 def main() -> str:
     machine = benchlib.machine_line()
     ROOT.mkdir(parents=True, exist_ok=True)
-    base = base_audio(ROOT / "base")
+    pool = pool_audio(ROOT / "tracks", max(SIZES))
     sets = labeled_sets(ROOT)
     version_s = median_run([str(SNAKEMAKE), "--version"], warmup=1)
     script_s = python_import_seconds(SCRIPT_IMPORTS)
     data_s = python_import_seconds("import mirkd.steps.data")
     plan_s = python_import_seconds("import mirkd.workflow_plan")
-    results = [measure(n, ROOT, base, sets, version_s) for n in SIZES]
+    results = [measure(n, ROOT, pool, sets, version_s) for n in SIZES]
     rows = [
         (
             r["tracks"],
@@ -520,8 +529,8 @@ def main() -> str:
             )
     intro = (
         f"Placeholder corpora of {', '.join(str(n) for n in SIZES)} unlabeled 4-minute tracks "
-        f"(symlinks, {PER_FOLDER} per album folder, to {N_BASE} near-silent 22.05 kHz FLACs of "
-        f"~{base[0].stat().st_size / 1e3:.0f} kB) plus {N_LABELED} labeled and {N_TEST} test "
+        f"(symlinks, {PER_FOLDER} per album folder, each to its own near-silent 22.05 kHz FLAC "
+        f"of ~{pool[0].stat().st_size / 1e3:.0f} kB) plus {N_LABELED} labeled and {N_TEST} test "
         f"songs of 10-15 s, cached under {ROOT}; this tree's Snakefile and src/. One call per "
         f"dry-run figure; median of {benchlib.REPEATS} for `--version`, the remote-mode job "
         "start and the imports. Fingerprinting reads every file: real 4-minute files (~4-40 MB) "
