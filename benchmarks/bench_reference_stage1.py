@@ -374,6 +374,11 @@ class MirkdRun:
     consistency: float
     settings: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def side(self) -> str:
+        """Its name in the tables: `mirkd c<consistency>` and the settings' values."""
+        return " ".join([f"mirkd c{self.consistency:g}", *map(str, self.settings.values())])
+
 
 def run_mirkd(
     cache: Path,
@@ -419,7 +424,7 @@ def run_mirkd(
     if done.returncode != 0:
         raise SystemExit(f"mirkd run failed ({done.returncode}):\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    side = " ".join([f"mirkd c{consistency:g}", *(str(v) for v in (settings or {}).values())])
+    side = MirkdRun(consistency, settings or {}).side
     return {"side": side, "load": load, "wall": wall, **result}
 
 
@@ -572,7 +577,7 @@ def main(argv: list[str] | None = None) -> str:
     for r in range(args.rounds):  # interleaved: reference, then mirkd_runs, reference, ...
         runs.append(run_reference(checkout, cache, args.epochs, f"{prefix}ref{r}", args.online))
         for m in mirkd_runs:
-            tag = "_".join([f"{prefix}mirkd_c{m.consistency:g}", *m.settings.values(), str(r)])
+            tag = f"{prefix}{m.side.replace(' ', '_')}_{r}"
             runs.append(run_mirkd(cache, args.epochs, m.consistency, tag, settings=m.settings))
     sides = tuple(dict.fromkeys(r["side"] for r in runs))  # in the order they ran
     by_side = {s: [r for r in runs if r["side"] == s] for s in sides}

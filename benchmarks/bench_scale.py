@@ -134,8 +134,9 @@ def pool_audio(folder: Path, n: int) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"track_{k:05d}.flac" for k in range(n)]
     missing = [p for p in paths if not p.exists()]
-    with multiprocessing.Pool(2) as pool:
-        pool.map(write_track, missing, chunksize=64)
+    if missing:
+        with multiprocessing.Pool(2) as pool:
+            pool.map(write_track, missing, chunksize=64)
     return paths
 
 
@@ -418,8 +419,8 @@ def verdict(r: dict, script_s: Timing) -> str:
     what an idle machine would show as wall time; the wall times here depend on the load)."""
     jobs = sum(r["jobs"].values())
     dry = max(r["cold"].cpu, r["warm"].cpu)
-    per_job = r["remote"].times(2).plus(script_s).cpu
-    batched = batched_per_job(r, script_s).cpu
+    per_job = per_job_overhead(r["remote"], 1, script_s).cpu
+    batched = per_job_overhead(r["batch_remote"], r["batch"], script_s).cpu
 
     def ok(value: float, target: float) -> str:
         return "meets" if value <= target else "misses"
@@ -432,10 +433,10 @@ def verdict(r: dict, script_s: Timing) -> str:
     )
 
 
-def batched_per_job(r: dict, script_s: Timing) -> Timing:
-    """Per-job overhead of a job in a batch: the batch's two Snakemake starts shared by its
-    jobs, plus the job's own script imports."""
-    return r["batch_remote"].times(2 / r["batch"]).plus(script_s)
+def per_job_overhead(start: Timing, jobs: int, script_s: Timing) -> Timing:
+    """Per-job overhead of a SLURM job running `jobs` jobs whose remote-mode start is `start`:
+    its two Snakemake starts shared by its jobs, plus each job's own script imports."""
+    return start.times(2 / jobs).plus(script_s)
 
 
 def main() -> str:
@@ -459,9 +460,9 @@ def main() -> str:
             r["printed"],
             version_s,
             r["remote"],
-            r["remote"].times(2).plus(script_s),
+            per_job_overhead(r["remote"], 1, script_s),
             f"{r['batch']}: {r['batch_remote']}",
-            batched_per_job(r, script_s),
+            per_job_overhead(r["batch_remote"], r["batch"], script_s),
         )
         for r in results
     ]
@@ -514,8 +515,8 @@ def main() -> str:
         f"profiles/slurm can run features jobs in batches of up to {BATCH} buckets per SLURM "
         "job (its optional `groups` and `group-components` block): the batch's remote-mode "
         "start (k target jobs, k cores; k is the features jobs planned, at most the batch "
-        "size) is paid once for k "
-        "jobs, so per job in a batch = 2 x batch start / k + script imports.\n\n"
+        "size) is paid once for k jobs, so per job in a batch = 2 x batch start / k + script "
+        "imports.\n\n"
         f"Planned jobs per rule:\n\n{per_rule}\n\n"
         f"The remote-mode command at {last['tracks']} tracks:\n\n```\n{shown}\n```\n"
     )

@@ -24,7 +24,15 @@ import yaml
 
 from mirkd.demo import write_demo_corpus
 
-from workflow_helpers import REPO, SHARED, planned_jobs, snakemake, tiny_config, write_config
+from workflow_helpers import (
+    CORES,
+    REPO,
+    SHARED,
+    planned_jobs,
+    snakemake,
+    tiny_config,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +41,6 @@ CLUSTER_ENV = {"FAKE_GPUS": "1", "WITH_DBD": "1"}
 GPU_RULES = {"teacher", "stage1", "stage2", "baseline"}
 LOCAL_RULES = {"splits", "skipped", "summary", "plots", "all"}  # run on the head node
 OPTIONAL_BLOCKS = ("# set-resources:", "# groups:", "# group-components:")  # switched on
-HARNESS_CORES = 2  # workflow_helpers.snakemake_command's --cores: a batch's parallel jobs
 RESOURCES = {
     "gpu": 1,
     "train_mem_mb": 1500,
@@ -203,9 +210,9 @@ def test_rule_resources_reach_slurm(slurm_run) -> None:
     assert by_rule["stage1"]["TimeLimit"] == f"00:{RESOURCES['train_runtime']}:00"
     assert by_rule["teacher"]["MinMemoryNode"] == f"{RESOURCES['teacher_mem_mb']}M"
     assert by_rule["teacher"]["TimeLimit"] == f"00:{RESOURCES['teacher_runtime']}:00"
-    # the one batch of features jobs: as many side by side as --cores allows
+    # the one batch of features jobs: as many side by side as the harness's --cores allows
     assert math.ceil(run.planned["features"] / run.batch) == 1
-    parallel = min(run.planned["features"], run.batch, HARNESS_CORES)
+    parallel = min(run.planned["features"], run.batch, CORES)
     assert by_rule[run.features_group]["NumCPUs"] == str(parallel)
     assert by_rule["stage1"]["NumCPUs"] == str(RESOURCES["threads"])  # --cpus-per-gpu
     assert {job["Partition"] for job in run.jobs} == {"debug"}

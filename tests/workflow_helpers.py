@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"  # the team's shared data and tools, beside the repository
 POP909_SONGS = SHARED / "data" / "pop909" / "songs"
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+CORES = 2  # every test run's --cores (a batch of grouped jobs runs this many side by side)
 
 
 def tiny_config(data: Path, **overrides) -> dict:
@@ -69,7 +70,7 @@ def snakemake_command(workdir: Path, *args: str) -> list[str]:
         "--configfile",
         str(workdir / "config.yaml"),
         "--cores",
-        "2",
+        str(CORES),
         *args,
     ]
 
