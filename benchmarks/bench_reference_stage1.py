@@ -389,14 +389,17 @@ def run_mirkd(
     held_out: bool = False,
     src: Path | None = None,
     settings: dict | None = None,
+    arch: str = "btc",
 ) -> dict:
     """One mirkd run (`--mirkd-run` of this script) in its own process: the mirkd of `src`
     (a source folder holding `mirkd/`, first on PYTHONPATH) or the one this script imports;
     `held_out`: each epoch's validation score is the agreement with the teacher on the split's
     validation + test songs (else a constant, and no time spent); `settings`: training
-    settings over the bench's (e.g. {"precision": "bf16"})."""
+    settings over the bench's (e.g. {"precision": "bf16"}); `arch`: the student, BTC 8x128 (the
+    reference's) or 2E1D at its defaults (for a study: the reference side runs BTC)."""
     args = json.dumps(
         {
+            "arch": arch,
             "cache": str(cache),
             "epochs": epochs,
             "consistency": consistency,
@@ -447,8 +450,9 @@ def mirkd_dataset(cache: Path, track_ids: list[str]):
 
 
 def mirkd_child(spec: dict, tag: str) -> None:
-    """Train mirkd's stage 1 (BTC 8x128) on the reference's training split; print one JSON
-    line: per-epoch train loss, validation score and seconds, windows per epoch."""
+    """Train mirkd's stage 1 (BTC 8x128, or `spec["arch"]` at its defaults) on the reference's
+    training split; print one JSON line: per-epoch train loss, validation score and seconds,
+    windows per epoch."""
     from mirkd.checkpoints import ModelBundle
     from mirkd.models.registry import build_model
     from mirkd.training.datasets import compute_mean_std
@@ -479,8 +483,10 @@ def mirkd_child(spec: dict, tag: str) -> None:
         **{**LR, **spec.get("settings", {})},
     )
     torch.manual_seed(config.seed)  # as steps/train.py seeds its student's initialisation
-    model = build_model("btc", REFERENCE_BTC)
-    bundle = ModelBundle.student(model, "btc", REFERENCE_BTC, mean, std)
+    arch = spec.get("arch", "btc")
+    hparams = REFERENCE_BTC if arch == "btc" else {}
+    model = build_model(arch, hparams, n_classes=REFERENCE_BTC["num_chords"])
+    bundle = ModelBundle.student(model, arch, hparams, mean, std)
     out = cache / "runs" / tag
     marks = []  # process CPU s at each validation call (right after each epoch's loop)
 

@@ -18,11 +18,12 @@ agreement with the teacher on the split's validation + test songs (never trained
     nice python benchmarks/study_step_change.py --base /tmp/before/src [--seeds 4] \
         [--epochs 30] [--out results.json]
     nice python benchmarks/study_step_change.py --names fp32,bf16 \
-        --after-set precision=bf16 [--seeds 4] [--epochs 30]
+        --after-set precision=bf16 [--arch chordnet] [--seeds 4] [--epochs 30]
 
 `--base` is the source folder (holding `mirkd/`) of the first side (default: the mirkd this
 script imports, as the second side always is); `--base-set` / `--after-set` KEY=VALUE (YAML
-values, repeatable) are training settings of each side. MIRKD_DATA / MIRKD_BENCH_DIR as for
+values, repeatable) are training settings of each side; `--arch chordnet` studies 2E1D at its
+defaults instead of BTC 8x128 (same work and schedule). MIRKD_DATA / MIRKD_BENCH_DIR as for
 bench_reference_stage1.
 """
 
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--names", default="before,after", help="the two sides' names")
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--arch", default="btc", help="the student: btc (8x128) or chordnet")
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--out", type=Path, help="JSON of every run (default: in the cache)")
     args = parser.parse_args(argv)
@@ -121,11 +123,11 @@ def main(argv: list[str] | None = None) -> str:
     tracks = ref.pick_tracks(ref.unlabeled_folder(), args.minutes)
     cache = benchlib.CACHE_ROOT / f"reference-stage1-{args.minutes:g}min"
     ref.prepare(cache, tracks)
-    out = args.out or cache / f"study-{names[0]}-{names[1]}.json"
+    out = args.out or cache / f"study-{args.arch}-{names[0]}-{names[1]}.json"
     runs = []
     for seed in range(args.seeds):  # interleaved: first, second, first, ...
         for side in sides:
-            tag = f"study_{side.name}_{seed}"
+            tag = f"study_{args.arch}_{side.name}_{seed}"
             run = ref.run_mirkd(
                 cache,
                 args.epochs,
@@ -135,6 +137,7 @@ def main(argv: list[str] | None = None) -> str:
                 held_out=True,
                 src=side.src,
                 settings=side.settings,
+                arch=args.arch,
             )
             runs.append({**run, "study_side": side.name, "seed": seed})
             print(f"{tag}: loss {run['loss'][-1]:.4f} agreement {run['val'][-1]:.4f}", flush=True)
