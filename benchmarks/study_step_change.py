@@ -4,8 +4,9 @@ table gives each epoch's train loss and the held-out agreement with the teacher,
 spread over the seeds.
 
 Made for changes that alter the step's numerics or random stream, so that no seed reproduces
-the other side's run: the CPU dropout masks (`mirkd.models.common.dropout`, 16 random bits per
-element instead of `bernoulli_`: two source trees) and bfloat16 autocast on the CPU
+the other side's run: the CPU dropout masks (`mirkd.models.common.dropout`: 16 random bits
+per element instead of `bernoulli_`, then 8 instead of 16: two source trees) and bfloat16
+autocast on the CPU
 (`training.precision: bf16`: one tree, two settings). The claim to check is that the loss
 curves agree within the spread between seeds.
 

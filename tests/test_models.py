@@ -158,8 +158,10 @@ def test_cpu_dropout_keeps_the_rate_scales_exactly_and_passes_gradients_through_
     y = dropout(x, 0.2, True)
     kept = y != 0
     keep = round(0.8 * KEEP_LEVELS)
-    # the dropped fraction is p within 5 standard deviations of a Bernoulli mean
-    assert abs((~kept).float().mean().item() - 0.2) < 5 * (0.16 / x.numel()) ** 0.5
+    dropped = 1.0 - keep / KEEP_LEVELS  # p rounded to the mask's resolution
+    assert abs(dropped - 0.2) <= 0.5 / KEEP_LEVELS
+    # the dropped fraction is that rate within 5 standard deviations of a Bernoulli mean
+    assert abs((~kept).float().mean().item() - dropped) < 5 * (0.16 / x.numel()) ** 0.5
     torch.testing.assert_close(y[kept], torch.full_like(y[kept], 2.0 * KEEP_LEVELS / keep))
     y.backward(torch.ones_like(y))
     torch.testing.assert_close(x.grad, y.detach() / 2.0)  # dL/dx = mask * scale
@@ -173,9 +175,14 @@ def test_cpu_dropout_follows_the_torch_seed_and_its_bits_are_uniform():
     b = cpu_keep_mask(torch.Size([64, 1000]), KEEP_LEVELS // 2)
     assert torch.equal(a, b)
     assert not torch.equal(a, cpu_keep_mask(torch.Size([64, 1000]), KEEP_LEVELS // 2))
-    # each of the four 16-bit lanes of a 64-bit draw keeps half at keep = 1/2
-    lanes = a.reshape(-1, 4).float().mean(0)
-    assert torch.all((lanes - 0.5).abs() < 5 * (0.25 / (a.numel() / 4)) ** 0.5)
+    # each of the eight 8-bit lanes of a 64-bit draw keeps half at keep = 1/2
+    lanes = a.reshape(-1, 8).float().mean(0)
+    assert torch.all((lanes - 0.5).abs() < 5 * (0.25 / (a.numel() / 8)) ** 0.5)
+    # the smallest and largest rates keep their share (5 sd is a sixth of a level there)
+    for keep in (1, KEEP_LEVELS - 1):
+        rate = keep / KEEP_LEVELS
+        share = cpu_keep_mask(torch.Size([64, 4000]), keep).float().mean().item()
+        assert abs(share - rate) < 5 * (rate * (1 - rate) / 256_000) ** 0.5
 
 
 def test_cpu_dropout_keeps_the_input_type():

@@ -47,26 +47,27 @@ def run_windowed(
     return y.reshape(batch, n_windows * window, y.shape[-1])[:, :n_time]
 
 
-KEEP_LEVELS = 1 << 16  # a CPU dropout mask element is 16 random bits: keep rates are k / 65536
+KEEP_LEVELS = 1 << 8  # a CPU dropout mask element is 8 random bits: keep rates are k / 256
 
 
 def cpu_keep_mask(shape: torch.Size, keep: int) -> torch.Tensor:
-    """A bool mask of `shape`, each element True with probability keep / 65536, drawn from
-    torch's CPU generator 16 bits at a time (four per 64-bit draw, so `torch.manual_seed` and
+    """A bool mask of `shape`, each element True with probability keep / 256, drawn from
+    torch's CPU generator 8 bits at a time (eight per 64-bit draw, so `torch.manual_seed` and
     the saved generator state reproduce it)."""
     n = math.prod(shape)
-    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(1 << 63), None)
-    bits = words.view(torch.int16)[:n].view(shape)
+    words = torch.empty(-(-n // 8), dtype=torch.int64).random_(-(1 << 63), None)
+    bits = words.view(torch.int8)[:n].view(shape)
     return bits < keep - KEEP_LEVELS // 2
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Inverted dropout, F.dropout's function: each element kept with probability 1 - p and
     scaled by its inverse. On the CPU the mask comes from `cpu_keep_mask` (the keep
-    probability rounded to a multiple of 1/65536 and the scale the inverse of that rounded
-    rate, so E[y] = x up to float rounding): 3x cheaper forward and backward than F.dropout's
-    `bernoulli_`, which was a third of a BTC training step. Elsewhere (CUDA's fused kernel),
-    and where the rounded rate is 0 or 1 (p within 2^-17 of 1 or 0): F.dropout."""
+    probability rounded to a multiple of 1/256, e.g. p = 0.2 drops 51/256 = 0.199, and the
+    scale the inverse of that rounded rate, so E[y] = x up to float rounding): 3-4x cheaper
+    forward and backward than F.dropout's `bernoulli_`, which was a third of a BTC training
+    step. Elsewhere (CUDA's fused kernel), and where the rounded rate is 0 or 1 (p within
+    2^-9 of 1 or 0): F.dropout."""
     if not training or p == 0.0:
         return x
     keep = round((1.0 - p) * KEEP_LEVELS)
