@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mirkd.checkpoints import load_checkpoint, save_checkpoint
-from mirkd.devices import select_device
+from mirkd.devices import cpu_computes_bf16, select_device
 from mirkd.errors import ConfigError, MirkdError
 from mirkd.inference import predict_logits, predict_logits_many
 
@@ -22,6 +22,24 @@ def test_select_device():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="'cuda' requested but CUDA is not available"):
             select_device("cuda")
+
+
+@pytest.mark.parametrize(
+    ("found", "native"),
+    [
+        ({"avx512_bf16": True, "amx_bf16": False}, True),
+        ({"avx512_bf16": False, "amx_bf16": True}, True),
+        ({"avx512_bf16": False, "avx2": True}, False),
+        ({"architecture": "arm64", "bf16": True}, False),  # ARM's bf16 not measured
+        (None, False),  # a torch that cannot tell
+    ],
+)
+def test_cpu_computes_bf16_from_the_instruction_sets(monkeypatch, found, native):
+    if found is None:
+        monkeypatch.delattr(torch.cpu, "get_capabilities", raising=False)
+    else:
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: found)
+    assert cpu_computes_bf16() is native
 
 
 @pytest.mark.parametrize("arch", ["btc", "chordnet"])

@@ -12,6 +12,7 @@ from bucket_helpers import feature_bucket, teacher_bucket
 from torch.utils.data import DataLoader
 
 import mirkd.references as references
+import mirkd.training.trainer as trainer
 from mirkd.checkpoints import ModelBundle, load_checkpoint, read_checkpoint_state
 from mirkd.errors import ConfigError
 from mirkd.evaluation import METRICS
@@ -431,7 +432,10 @@ def test_a_finite_step_is_the_plain_adamw_update(data):
     ds = _stage1_ds(*data)
     batches = list(DataLoader(ds, batch_size=4))[:2]
     # one view: the reference below computes the plain (single-view) loss
-    config = train_config(batch_size=4, weight_decay=0.1, grad_clip=0.5, consistency=0.0)
+    # float32 (auto is bfloat16 on a CPU that computes it): the step against the update by hand
+    config = train_config(
+        batch_size=4, weight_decay=0.1, grad_clip=0.5, consistency=0.0, precision="fp32"
+    )
     fused, _ = _steps(ds, [(b, seed) for seed, b in enumerate(batches)], config)
     model = _model(0).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.1)
@@ -585,7 +589,7 @@ def test_a_consistency_step_is_the_two_views_passed_separately(data):
     """One pass of both views gives the loss and gradients of a pass per view, for the same
     draws (no dropout: the model in eval mode; no clipping: a huge grad_clip)."""
     ds = _stage1_ds(*data)
-    config = train_config(batch_size=4, consistency=1.0, grad_clip=1e9)
+    config = train_config(batch_size=4, consistency=1.0, grad_clip=1e9, precision="fp32")
     batch = next(iter(DataLoader(ds, batch_size=4)))
     run = _Run.start(_bundle(_model(0)), config, CPU, ds)
     run.model.eval()
@@ -617,10 +621,12 @@ def test_a_consistency_step_is_the_two_views_passed_separately(data):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
 
 
-def test_precision_picks_the_step_autocast():
+@pytest.mark.parametrize("native", [True, False], ids=["cpu-computes-bf16", "cpu-without"])
+def test_precision_picks_the_step_autocast(monkeypatch, native):
+    monkeypatch.setattr(trainer, "cpu_computes_bf16", lambda: native)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert amp_dtype(cpu, "auto") is None and amp_dtype(cpu, "fp32") is None
-    assert amp_dtype(cpu, "bf16") == torch.bfloat16
+    assert amp_dtype(cpu, "auto") == (torch.bfloat16 if native else None)
+    assert amp_dtype(cpu, "fp32") is None and amp_dtype(cpu, "bf16") == torch.bfloat16
     assert amp_dtype(cuda, "fp32") is None  # decided before any CUDA call
     assert train_config("stage1").precision == "auto"
     with pytest.raises(ConfigError, match="precision 'fp16' unknown"):
@@ -647,8 +653,8 @@ def test_a_bf16_cpu_step_stays_near_the_fp32_step_and_keeps_fp32_weights(data):
 
 @pytest.mark.parametrize("precision", ["auto", "bf16"])
 def test_precision_auto_stays_out_of_job_params_and_comes_back(precision):
-    """A job's params omit `precision: auto` (what training did before the setting existed:
-    no retraining on upgrade); the step's TrainConfig has it back. Other values are stated."""
+    """A job's params omit `precision: auto` (the device's choice: no retraining on upgrade);
+    the step's TrainConfig has it back. Other values are stated."""
     settings = train_config(precision=precision).to_dict()
     device = settings.pop("device")
     params = job_settings({**settings, "init": None})

@@ -1,4 +1,5 @@
-"""Which torch device a job runs on: the one place a device setting is read."""
+"""Which torch device a job runs on: the one place a device setting is read, and what the
+CPU computes natively."""
 
 from __future__ import annotations
 
@@ -23,3 +24,20 @@ def select_device(pref: str = "auto") -> torch.device:
             )
         return device
     raise ConfigError(f"unknown device {pref!r}; use auto, cpu, cuda or cuda:N")
+
+
+# x86 instruction sets with bfloat16 arithmetic (AVX-512 BF16: AMD Zen 4+, Intel Cooper Lake;
+# AMX: Intel Sapphire Rapids+), as torch.cpu.get_capabilities names them
+NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has bfloat16 arithmetic (NATIVE_BF16_CPU_FLAGS), where bfloat16
+    autocast trains faster than float32 (1.1-1.4x a step, RESULTS.md); elsewhere oneDNN
+    emulates it and it is slower. False where torch cannot tell (a torch without
+    `torch.cpu.get_capabilities`) and on ARM, whose bf16 has not been measured."""
+    capabilities = getattr(torch.cpu, "get_capabilities", None)
+    if capabilities is None:
+        return False
+    found = capabilities()
+    return any(bool(found.get(flag, False)) for flag in NATIVE_BF16_CPU_FLAGS)

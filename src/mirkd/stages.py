@@ -17,9 +17,10 @@ STAGE1, STAGE2, BASELINE = "stage1", "stage2", "baseline"
 STAGES = (STAGE1, STAGE2, BASELINE)  # the trained models, in training order
 MODELS = (TEACHER, *STAGES)  # every model a run evaluates
 STAGE1_SELECTION = "agreement with teacher"  # stage 1 is selected on unlabeled audio
-# Training settings added after runs existed, at the value that trains as before they did: a
-# job's params leave them out while they hold it (`job_settings`), so upgrading mirkd does
-# not retrain finished models; `TrainConfig.from_settings` puts them back.
+# Training settings added after runs existed, at their default: a job's params leave them out
+# while they hold it (`job_settings`), so upgrading mirkd does not retrain finished models;
+# `TrainConfig.from_settings` puts them back. `precision: auto` is the device's choice (how
+# the step computes, like the thread count), not part of what the job is.
 UNSTATED_SETTINGS: Mapping[str, Any] = {"precision": "auto"}
 
 

@@ -37,6 +37,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset
 from tqdm import tqdm
 
 from mirkd.checkpoints import ModelBundle, read_checkpoint_state, save_checkpoint
+from mirkd.devices import cpu_computes_bf16
 from mirkd.errors import CheckpointError, ConfigError
 from mirkd.models.common import ChordModel
 from mirkd.stages import UNSTATED_SETTINGS
@@ -261,12 +262,13 @@ def _seed_everything(seed: int) -> None:
 def amp_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     """The training step's autocast dtype, None for full float32 (``training.precision``):
     on CUDA bfloat16 (float16 where the GPU has none) unless ``fp32``; on the CPU bfloat16
-    only for ``bf16`` (slower than float32 on CPUs without native bfloat16 instructions)."""
+    for ``bf16``, and for ``auto`` where the CPU computes bfloat16 natively
+    (`cpu_computes_bf16`: elsewhere it is slower than float32)."""
     if precision == "fp32":
         return None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if precision == "bf16" else None
+    return torch.bfloat16 if precision == "bf16" or cpu_computes_bf16() else None
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:
