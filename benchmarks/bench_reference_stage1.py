@@ -507,10 +507,12 @@ def mirkd_child(spec: dict, tag: str) -> None:
         device=torch.device("cpu"),
         log=lambda _: None,
     )
+    # EpochRecords; a source tree from before them (a study's --base) returns dicts
+    rows = [h if isinstance(h, dict) else h.to_dict() for h in history]
     result = {
-        "loss": [h["train_loss"] for h in history],
-        "val": [h["val_score"] for h in history],
-        "seconds": [h["seconds"] for h in history],
+        "loss": [h["train_loss"] for h in rows],
+        "val": [h["val_score"] for h in rows],
+        "seconds": [h["seconds"] for h in rows],
         "cpu": [b - a for a, b in zip(marks, marks[1:], strict=False)],
         "windows": len(dataset),
         "parameters": sum(p.numel() for p in model.parameters()),

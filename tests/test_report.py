@@ -13,6 +13,7 @@ from matplotlib.colors import to_rgba
 from matplotlib.image import imread
 
 from mirkd.evaluation import CONFUSION_LABELS, METRICS, QUALITY_GROUPS
+from mirkd.history import EpochRecord
 from mirkd.labels import ChordSegment
 from mirkd.plots import (
     MODEL_COLORS,
@@ -137,7 +138,7 @@ def test_quality_figure_from_metrics_with_and_without_precision(
 
 
 def test_every_figure_colours_a_model_the_same_way() -> None:
-    rows = [{"epoch": e, "train_loss": 1 / e, "val_score": e / 10} for e in (1, 2, 3)]
+    rows = [EpochRecord(e, 1 / e, e / 10, 1e-3, 1.0) for e in (1, 2, 3)]
     curves = training_curves_figure({m: rows for m in MODELS[1:]}, {"stage1": "agreement"})
     for ax in curves.axes:
         colors = [line.get_color() for line in ax.get_lines()]

@@ -161,5 +161,6 @@ def test_train_state_counts_epochs_decays_and_stops():
     assert not state.end_epoch(0.4, 0.9, 0.1, config) and state.lr == pytest.approx(5e-4)
     assert not state.end_epoch(float("nan"), 0.8, 0.1, config) and state.lr == 3e-4
     assert state.stopped and state.epoch == 3 and state.best == 0.5
-    assert [h["epoch"] for h in state.history] == [1, 2, 3]
-    assert state.summary() == {"history": state.history, "epoch": 3, "best": 0.5}
+    assert [h.epoch for h in state.history] == [1, 2, 3]
+    rows = [h.to_dict() for h in state.history]
+    assert state.summary() == {"history": rows, "epoch": 3, "best": 0.5}

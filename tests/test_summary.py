@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mirkd.evaluation import evaluate_songs
+from mirkd.history import EpochRecord
 from mirkd.labels import ChordSegment
 from mirkd.plots import label_efficiency_figure, label_efficiency_points, save_figure
 from mirkd.scores import ModelScores, read_scores
@@ -54,8 +55,8 @@ def test_variant_tables_and_label_efficiency(tmp_path: Path) -> None:
                     f"{variant}_{model}_h.json",
                     {
                         "history": [
-                            {"val_score": 0.5, "seconds": 10.0},
-                            {"val_score": 0.625, "seconds": 20.0},
+                            EpochRecord(1, 2.0, 0.5, 1e-3, 10.0).to_dict(),
+                            EpochRecord(2, 1.5, 0.625, 1e-3, 20.0).to_dict(),
                         ]
                     },
                 )

@@ -140,9 +140,9 @@ def test_stage1_training_lowers_loss_and_saves(tmp_path, data):
         log=lambda s: None,
     )
     assert len(history) == 6
-    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
-    assert max(h["val_score"] for h in history) > 0.9
-    assert {"epoch", "train_loss", "val_score", "lr", "seconds"} <= set(history[0])
+    assert history[-1].train_loss < 0.5 * history[0].train_loss
+    assert max(h.val_score for h in history) > 0.9
+    assert [h.epoch for h in history] == [1, 2, 3, 4, 5, 6]
     best = load_checkpoint(tmp_path / "best.pt")
     assert best.arch == "btc" and best.mean == pytest.approx(-5.5)
     state = read_checkpoint_state(tmp_path / "last.pt")["training_state"]
@@ -256,7 +256,7 @@ def test_class_balance_weights_the_focal_loss_of_a_run(tmp_path, data):
     logged = []
     history = _train_briefly(tmp_path, ds, _model(0), log=logged.append, class_balance=0.5)
     assert any(line.startswith("class balance 0.5: focal weights") for line in logged)
-    assert all(math.isfinite(h["train_loss"]) for h in history)
+    assert all(math.isfinite(h.train_loss) for h in history)
 
 
 def test_plateau_decay_and_early_stopping(tmp_path, data):
@@ -282,8 +282,8 @@ def test_plateau_decay_and_early_stopping(tmp_path, data):
         device=CPU,
         log=lambda s: None,
     )
-    assert [h["val_score"] for h in history] == [0.5, 0.4, 0.5]  # 2 non-improving -> stop
-    assert [h["lr"] for h in history] == pytest.approx([1e-3, 5e-4, 3e-4])  # floor min_lr
+    assert [h.val_score for h in history] == [0.5, 0.4, 0.5]  # 2 non-improving -> stop
+    assert [h.lr for h in history] == pytest.approx([1e-3, 5e-4, 3e-4])  # floor min_lr
     assert read_checkpoint_state(tmp_path / "best.pt")["epoch"] == 1
     again = train(
         _bundle(_model(0)),
@@ -296,7 +296,7 @@ def test_plateau_decay_and_early_stopping(tmp_path, data):
         log=lambda s: None,
     )
     # an early-stopped run is not continued but trained again from its first epoch
-    assert [(h["epoch"], h["val_score"]) for h in again] == [(1, 1.0), (2, 1.0), (3, 1.0)]
+    assert [(h.epoch, h.val_score) for h in again] == [(1, 1.0), (2, 1.0), (3, 1.0)]
 
 
 class _Killed(Exception):
@@ -501,7 +501,7 @@ def test_training_skips_and_reports_a_non_finite_batch(tmp_path, data):
     assert [line for line in logged if "skipped" in line] == [
         f"epoch {e}: 1 of {steps} steps skipped (non-finite loss or gradients)" for e in (1, 2)
     ]
-    assert all(math.isfinite(h["train_loss"]) for h in history)
+    assert all(math.isfinite(h.train_loss) for h in history)
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
@@ -569,11 +569,12 @@ def test_a_finished_run_is_trained_again_not_resumed(tmp_path, data, epochs, pat
     assert validated == len(first) == 2
     logged: list[str] = []
     again, validated = run(logged)
-    assert validated == 2 and [h["epoch"] for h in again] == [1, 2]
+    assert validated == 2 and [h.epoch for h in again] == [1, 2]
     assert [line for line in logged if "afresh" in line] == [
         f"{tmp_path / 'last.pt'}: that run {how} after epoch 2; starting afresh"
     ]
-    assert read_checkpoint_state(tmp_path / "last.pt")["training_state"]["history"] == again
+    saved = read_checkpoint_state(tmp_path / "last.pt")["training_state"]["history"]
+    assert saved == [h.to_dict() for h in again]  # plain dicts: weights_only loads them
 
 
 def test_stage2_refuses_an_init_checkpoint_of_another_model_than_the_student():

@@ -78,7 +78,8 @@ class DamagedBucketError(MirkdError):
 
 
 class MetricsFileError(MirkdError):
-    """A metrics file (results/**/metrics/*.json) is missing, unreadable or lacks a key."""
+    """A results file (results/**/metrics/*.json, a training history) is missing, unreadable
+    or lacks a key."""
 
     def __init__(self, path: str | Path, cause: str) -> None:
         self.path = str(path)

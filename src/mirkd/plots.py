@@ -9,7 +9,6 @@ figure and saves each PNG atomically. Every figure colours a model with ``MODEL_
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from matplotlib.figure import Figure
 from mirkd.atomic import atomic_path, atomic_write_text
 from mirkd.errors import LabFormatError
 from mirkd.evaluation import METRICS, QUALITY_GROUPS
+from mirkd.history import EpochRecord, read_history
 from mirkd.labels import ChordSegment, read_annotation
 from mirkd.manifest import find_annotation
 from mirkd.scores import ModelScores, read_scores
@@ -294,19 +294,19 @@ def confusion_figure(
 
 
 def training_curves_figure(
-    histories: Mapping[str, Sequence[Mapping[str, float]]],
+    histories: Mapping[str, Sequence[EpochRecord]],
     val_metrics: Mapping[str, str] | None = None,
 ) -> Figure:
     """Training loss and validation score (0..1) per epoch, one line per model.
 
-    ``histories`` = {model: [{epoch, train_loss, val_score, ...}]}; ``val_metrics`` names
+    ``histories`` = {model: its epochs}; ``val_metrics`` names
     each model's validation score in the legend (stage 1 validates on teacher agreement).
     """
     val_metrics = val_metrics or {}
     fig = _figure(10.0, 3.8)
     loss_ax, val_ax = fig.subplots(1, 2)
     for i, (model, rows) in enumerate(histories.items()):
-        epochs = [r["epoch"] for r in rows]
+        epochs = [r.epoch for r in rows]
         under = len(histories) - 1 - i  # earlier lines wider, so equal curves stay visible
         style = dict(
             color=model_color(model),
@@ -314,10 +314,10 @@ def training_curves_figure(
             markersize=3 + 2 * under,
             linewidth=1.4 + 1.2 * under,
         )
-        loss_ax.plot(epochs, [r["train_loss"] for r in rows], label=model_label(model), **style)
+        loss_ax.plot(epochs, [r.train_loss for r in rows], label=model_label(model), **style)
         metric = val_metrics.get(model)
         label = model_label(model) + (f" ({metric})" if metric else "")
-        val_ax.plot(epochs, [r["val_score"] for r in rows], label=label, **style)
+        val_ax.plot(epochs, [r.val_score for r in rows], label=label, **style)
     loss_ax.set_title("training loss", fontsize=11)
     loss_ax.set_ylabel("loss")
     val_ax.set_title("validation score (higher is better)", fontsize=11)
@@ -530,10 +530,6 @@ def save_figure(fig: Figure, out: str | Path) -> None:
         fig.savefig(tmp, dpi=DPI, format="png", facecolor="white")
 
 
-def _read_json(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())
-
-
 def write_figures(
     metrics: Mapping[str, str],
     histories: Mapping[str, str],
@@ -567,7 +563,7 @@ def write_figures(
     for (model, s), png in zip(scores.items(), out_confusion, strict=True):
         confusion = s.confusion
         save_figure(confusion_figure(confusion["labels"], confusion["seconds"], model), png)
-    curves = {m: _read_json(p)["history"] for m, p in histories.items()}
+    curves = {m: read_history(p) for m, p in histories.items()}
     save_figure(training_curves_figure(curves, val_metrics), out_training)
     for (tid, reference), png in zip(timelines, out_timelines, strict=True):
         estimates = {m: _prediction(d, tid) for m, d in predictions.items()}

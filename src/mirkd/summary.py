@@ -5,13 +5,13 @@ paired stage 2 - baseline differences and the rarer qualities' recall / precisio
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mirkd.atomic import atomic_write_text
 from mirkd.evaluation import METRICS, QUALITY_GROUPS, paired_difference
+from mirkd.history import read_history
 from mirkd.scores import ModelScores, Scores, read_scores
 from mirkd.stages import BASELINE, STAGE1, STAGE2, TEACHER
 
@@ -256,7 +256,7 @@ def epoch_seconds(history_path: str | None) -> float | None:
     """Mean seconds per epoch of a training history file (None for the teacher)."""
     if not history_path:
         return None
-    seconds = [row["seconds"] for row in json.loads(Path(history_path).read_text())["history"]]
+    seconds = [epoch.seconds for epoch in read_history(history_path)]
     return sum(seconds) / len(seconds) if seconds else None
 
 
@@ -271,7 +271,7 @@ def best_validation(history_path: str | None) -> float | None:
     """The best validation score of a training history file (None for the teacher)."""
     if not history_path:
         return None
-    scores = [row["val_score"] for row in json.loads(Path(history_path).read_text())["history"]]
+    scores = [epoch.val_score for epoch in read_history(history_path)]
     return max(scores) if scores else None
 
 

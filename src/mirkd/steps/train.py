@@ -89,7 +89,10 @@ def _train_and_publish(
     )
     with atomic_path(out_checkpoint) as tmp:
         shutil.copyfile(best, tmp)
-    record: dict[str, Any] = {"history": history, "checkpoint": str(out_checkpoint)}
+    record: dict[str, Any] = {
+        "history": [epoch.to_dict() for epoch in history],
+        "checkpoint": str(out_checkpoint),
+    }
     if pseudo_labels is not None:
         record["pseudo_labels"] = pseudo_labels
     atomic_write_json(out_history, record)

@@ -39,6 +39,7 @@ from tqdm import tqdm
 from mirkd.checkpoints import ModelBundle, read_checkpoint_state, save_checkpoint
 from mirkd.devices import cpu_computes_bf16
 from mirkd.errors import CheckpointError, ConfigError
+from mirkd.history import EpochRecord
 from mirkd.models.common import ChordModel
 from mirkd.stages import UNSTATED_SETTINGS
 from mirkd.training.consistency import (
@@ -296,11 +297,15 @@ class TrainState:
     best: float = -math.inf
     bad_epochs: int = 0
     stopped: bool = False
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[EpochRecord] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """The entries a ``best`` checkpoint carries."""
-        return {"history": self.history, "epoch": self.epoch, "best": self.best}
+        return {"history": self.history_rows(), "epoch": self.epoch, "best": self.best}
+
+    def history_rows(self) -> list[dict[str, float]]:
+        """The history as plain dicts (checkpoints load with ``weights_only=True``)."""
+        return [record.to_dict() for record in self.history]
 
     def to_checkpoint(self, run: _Run) -> dict[str, Any]:
         """The ``training_state`` entry: this state plus model, optimiser, scaler and RNG."""
@@ -313,7 +318,7 @@ class TrainState:
             "bad_epochs": self.bad_epochs,
             "lr": self.lr,
             "stopped": self.stopped,
-            "history": self.history,
+            "history": self.history_rows(),
             "rng": _rng_state(),
         }
 
@@ -331,7 +336,7 @@ class TrainState:
             best=raw["best"],
             bad_epochs=raw["bad_epochs"],
             stopped=raw["stopped"],
-            history=list(raw["history"]),
+            history=[EpochRecord.from_dict(row) for row in raw["history"]],
         )
 
     def end_epoch(
@@ -351,15 +356,7 @@ class TrainState:
             if config.schedule == "plateau":
                 self.lr = max(self.lr * config.plateau_factor, config.min_lr)
         self.stopped = self.bad_epochs >= config.patience
-        self.history.append(
-            {
-                "epoch": self.epoch,
-                "train_loss": train_loss,
-                "val_score": score,
-                "lr": self.lr,
-                "seconds": seconds,
-            }
-        )
+        self.history.append(EpochRecord(self.epoch, train_loss, score, self.lr, seconds))
         return improved
 
 
@@ -633,7 +630,7 @@ def train(
     out_last: str | Path,
     device: torch.device,
     log: Callable[[str], None] = print,
-) -> list[dict[str, float]]:
+) -> list[EpochRecord]:
     """Train ``bundle.model`` in place; resume from ``out_last`` if it holds a run that did not
     finish (a finished one starts afresh: a forced rerun trains again). Returns the history.
 
@@ -642,7 +639,6 @@ def train(
     are the bundle with ``train_config`` added to its provenance.
     ``validate(bundle)`` returns a score where higher is better (the model is in eval mode and
     on ``device``, the one the step selected from ``config.device``, when it is called).
-    History rows: epoch, train_loss, val_score, lr (at the end of the epoch), seconds.
     """
     out_best, out_last = Path(out_best), Path(out_last)
     model = bundle.model

@@ -1,0 +1,58 @@
+"""A training run's epochs as named records, and the history file that lists them.
+
+One record (`EpochRecord`), one writer (the trainer, through `steps.train`'s
+results/**/models/<model>_history.json: {"history": [epoch, ...], "checkpoint", and stage 1's
+"pseudo_labels"}) and one reader (`read_history`), used by the summary and the figures. The
+trainer keeps the same rows as plain dicts in its checkpoints (`to_dict`), which
+`weights_only=True` loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+from mirkd.errors import MetricsFileError
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One finished epoch: its number (from 1), mean training loss, validation score (higher
+    is better; -inf when there was nothing to score), the LR after it and its seconds."""
+
+    epoch: int
+    train_loss: float
+    val_score: float
+    lr: float
+    seconds: float
+
+    def to_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], source: str = "training history") -> Self:
+        """The record of a row written by `to_dict`; MetricsFileError naming `source` and the
+        key when one is missing."""
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in raw]
+        if missing:
+            raise MetricsFileError(source, f"an epoch row lacks {', '.join(missing)}")
+        return cls(**{f.name: raw[f.name] for f in dataclasses.fields(cls)})
+
+
+def read_history(path: str | Path) -> list[EpochRecord]:
+    """The epochs of the history file at `path`; MetricsFileError naming it when it is
+    missing, not JSON or has no complete "history" list."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise MetricsFileError(path, f"cannot read the history file ({exc.strerror})") from exc
+    except json.JSONDecodeError as exc:
+        raise MetricsFileError(path, f"not JSON ({exc})") from exc
+    rows = data.get("history") if isinstance(data, Mapping) else None
+    if not isinstance(rows, list):
+        raise MetricsFileError(path, 'no "history" list of epochs')
+    return [EpochRecord.from_dict(row, str(path)) for row in rows]
