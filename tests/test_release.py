@@ -192,8 +192,10 @@ def test_stage2_init_released_needs_the_released_student_to_match(
     config["student"]["hparams"]["hidden_size"] = 32
     write_config(tiny_data, config)
     plan = run_plan(tiny_data, monkeypatch)
-    with pytest.raises(ConfigError, match=r"hidden_size: 32 \(released: 16\)"):
+    message = r"^stage2\.init: released holds a model .*hidden_size 32 \(the model: 16\)"
+    with pytest.raises(ConfigError, match=message) as caught:
         plan.stage2_init(plan.base)
+    assert str(caught.value).endswith("(see `mirkd info`)")
 
 
 def test_sources_read_the_manifest_of_a_folder_given_with_an_environment_variable(

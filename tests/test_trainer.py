@@ -19,10 +19,10 @@ from mirkd.evaluation import METRICS
 from mirkd.features import CQTParams
 from mirkd.labels import ChordSegment
 from mirkd.manifest import BucketFiles
+from mirkd.model_configs import check_init_is_student
 from mirkd.models.registry import build_model
 from mirkd.references import ReferenceTrack
 from mirkd.stages import job_settings
-from mirkd.steps.train import check_init_fits_student
 from mirkd.store import BucketFile, FrameGrid, TeacherOutput
 from mirkd.training.consistency import NOISE, consistency_loss, second_view
 from mirkd.training.datasets import (
@@ -579,11 +579,12 @@ def test_a_finished_run_is_trained_again_not_resumed(tmp_path, data, epochs, pat
 
 def test_stage2_refuses_an_init_checkpoint_of_another_model_than_the_student():
     student = {"arch": "btc", "hparams": {"hidden_size": 16}}
-    check_init_fits_student("init.pt", "btc", {"hidden_size": 16, "num_layers": 1}, student)
-    with pytest.raises(ConfigError, match=r"^init\.pt: stage 2 would start from .*arch 'btc'"):
-        check_init_fits_student("init.pt", "chordnet", {"t_layer": 1}, student)
-    with pytest.raises(ConfigError, match=r"hidden_size 16 \(the model: 32\)"):
-        check_init_fits_student("init.pt", "btc", {"hidden_size": 32}, student)
+    where = "stage2.init"
+    check_init_is_student(where, "init.pt", student, "btc", {"hidden_size": 16, "num_layers": 1})
+    with pytest.raises(ConfigError, match=r"^stage2\.init: init\.pt holds a model .*arch 'btc'"):
+        check_init_is_student(where, "init.pt", student, "chordnet", {"t_layer": 1})
+    with pytest.raises(ConfigError, match=r"hidden_size 16 \(the model: 32\).*`mirkd info init"):
+        check_init_is_student(where, "init.pt", student, "btc", {"hidden_size": 32})
 
 
 def test_a_consistency_step_is_the_two_views_passed_separately(data):

@@ -149,8 +149,7 @@ def model_window(arch: str, hparams: dict[str, Any]) -> int:
 
 def student_differences(student: dict[str, Any], arch: str, hparams: dict[str, Any]) -> list[str]:
     """How the model `arch` with `hparams` differs from the `student` settings: its arch, and
-    each hyper-parameter the student sets (the rule planning applies to stage2.init:
-    released); empty when the student describes it."""
+    each hyper-parameter the student sets; empty when the student describes it."""
     if student["arch"] != arch:
         return [f"arch {student['arch']!r} (the model: {arch!r})"]
     return [
@@ -158,3 +157,21 @@ def student_differences(student: dict[str, Any], arch: str, hparams: dict[str, A
         for k, v in (student.get("hparams") or {}).items()
         if hparams.get(k) != v
     ]
+
+
+def check_init_is_student(
+    where: str, init: str, student: dict[str, Any], arch: str, hparams: dict[str, Any]
+) -> None:
+    """Stage 2's starting model (`init`: a checkpoint path, or "released"; `where`: the
+    setting that names it) must be the model `student` describes (`student_differences`):
+    the baseline is built from `student`, and a stage 2 of another model would be compared
+    with it as if only the data differed. ConfigError naming both and each difference; the
+    one check of planning (a given path, released) and of the stage-2 job."""
+    differ = student_differences(student, arch, hparams)
+    if differ:
+        info = "mirkd info" if init == "released" else f"mirkd info {init}"
+        raise ConfigError(
+            f"{where}: {init} holds a model that differs from the student "
+            f"({'; '.join(differ)}), while the baseline is built from the student, so "
+            f"stage 2 and baseline would not compare: set student to that model (see `{info}`)"
+        )

@@ -40,7 +40,7 @@ from mirkd.manifest import (
     split_of,
     track_id,
 )
-from mirkd.model_configs import model_window, student_differences
+from mirkd.model_configs import check_init_is_student, model_window
 from mirkd.released import RELEASED
 from mirkd.teacher_spec import TeacherSpec
 from mirkd.torch_files import checkpoint_file_problem
@@ -474,18 +474,7 @@ def released_stage1(variant: Variant) -> Path:
     theirs = released.student()
     hparams = theirs["hparams"]
     assert isinstance(hparams, dict)
-    mine = variant.student
-    differ = [
-        f"{k}: {v!r} (released: {hparams.get(k)!r})"
-        for k, v in (mine.get("hparams") or {}).items()
-        if hparams.get(k) != v
-    ]
-    if mine["arch"] != theirs["arch"] or differ:
-        raise ConfigError(
-            f"{where}: released: the released student is a {theirs['arch']} with hparams "
-            f"{hparams}; this run's student ({mine['arch']}; {'; '.join(differ) or 'arch'}) "
-            "differs: set student to the released one (see `mirkd info`)"
-        )
+    check_init_is_student(where, RELEASED, variant.student, str(theirs["arch"]), hparams)
     return path
 
 
@@ -623,15 +612,8 @@ def check_stage2_inits(plan: RunPlan) -> None:
         from mirkd.checkpoints import load_checkpoint
 
         bundle = load_checkpoint(init)
-        differ = student_differences(v.student, bundle.arch, bundle.hparams)
-        if differ:
-            where = f"variants.{v.name}.stage2.init" if v.name else "stage2.init"
-            raise ConfigError(
-                f"{where}: {init} holds a model that differs from the student "
-                f"({'; '.join(differ)}), while the baseline is built from the student, so "
-                f"stage 2 and baseline would not compare: set student to the checkpoint's "
-                f"model (see `mirkd info {init}`)"
-            )
+        where = f"variants.{v.name}.stage2.init" if v.name else "stage2.init"
+        check_init_is_student(where, init, v.student, bundle.arch, bundle.hparams)
 
 
 def _shared_audio(plan: RunPlan, allow_labeled_in_unlabeled: bool) -> SharedAudio:

@@ -19,10 +19,10 @@ import torch
 from mirkd.atomic import atomic_path, atomic_write_json
 from mirkd.checkpoints import ModelBundle, load_checkpoint
 from mirkd.devices import select_device
-from mirkd.errors import ConfigError, MirkdError
+from mirkd.errors import MirkdError
 from mirkd.labels import read_annotation, segments_to_frames
 from mirkd.manifest import BucketFiles, TrackFiles
-from mirkd.model_configs import student_differences
+from mirkd.model_configs import check_init_is_student
 from mirkd.models.common import ChordModel
 from mirkd.models.registry import build_model
 from mirkd.references import reference_tracks
@@ -268,21 +268,6 @@ def train_stage1(
     )
 
 
-def check_init_fits_student(
-    path: str, arch: str, hparams: dict[str, Any], student: dict[str, Any]
-) -> None:
-    """Stage 2's starting checkpoint must be the model `student` describes: the baseline is
-    built from `student`, and a stage 2 of another architecture would be compared with it as
-    if only the data differed. ConfigError naming the file and each difference."""
-    differ = student_differences(student, arch, hparams)
-    if differ:
-        raise ConfigError(
-            f"{path}: stage 2 would start from a model that differs from the run's student "
-            f"({'; '.join(differ)}), while the baseline is built from the student, so the two "
-            f"would not compare: set student to the checkpoint's model (see `mirkd info {path}`)"
-        )
-
-
 def train_supervised(
     stage: str,
     common: dict[str, Any],
@@ -320,7 +305,9 @@ def train_supervised(
         )
     if init_checkpoint:
         init = load_checkpoint(init_checkpoint)
-        check_init_fits_student(init_checkpoint, init.arch, init.hparams, common["student"])
+        check_init_is_student(
+            f"{stage}.init", init_checkpoint, common["student"], init.arch, init.hparams
+        )
         model, arch, hparams = init.model, init.arch, init.hparams
         mean, std = init.mean, init.std
         provenance["init_provenance"] = init.provenance
