@@ -733,8 +733,8 @@ def main(argv: list[str] | None = None) -> str:
     intro = (
         f"ChordMini `train_pseudo_labeling.py` (commit {REFERENCE_COMMIT[:7]}, unmodified, "
         f"{mode}) against "
-        "mirkd `trainer.train` with consistency 0 and 1"
-        + (" at `precision: auto` (and 0 with `precision: fp32`)" if args.fp32 else "")
+        "mirkd `trainer.train` with consistency 0 and 1 at `precision: auto`"
+        + (" (and 0 with `precision: fp32`)" if args.fp32 else "")
         + ", BTC 8x128, batch 16, window/stride "
         f"108, focal loss, warm-up LRs, {THREADS} threads, {args.rounds} interleaved rounds of "
         f"{args.epochs} epochs per run, each run in its own process. Epoch wall times are the "
