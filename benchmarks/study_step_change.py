@@ -16,10 +16,13 @@ reference's song split, BTC 8x128, batch 16, its warm-up + cosine LR schedule ov
 agreement with the teacher on the split's validation + test songs (never trained on).
 
     git archive <before> src | tar -x -C /tmp/before
-    nice python benchmarks/study_step_change.py --base /tmp/before/src [--seeds 4] \
-        [--epochs 30] [--out results.json]
-    nice python benchmarks/study_step_change.py --names fp32,bf16 \
+    nice python benchmarks/study_step_change.py --base /tmp/before/src \
+        --base-set precision=fp32 --after-set precision=fp32 [--seeds 4] [--epochs 30] \
+        [--out results.json]
+    nice python benchmarks/study_step_change.py --names fp32,bf16 --base-set precision=fp32 \
         --after-set precision=bf16 [--arch chordnet] [--seeds 4] [--epochs 30]
+
+(State the precision of each side: `auto` is bfloat16 on a CPU with bf16 instructions.)
 
 `--base` is the source folder (holding `mirkd/`) of the first side (default: the mirkd this
 script imports, as the second side always is); `--base-set` / `--after-set` KEY=VALUE (YAML

@@ -12,6 +12,17 @@ from mirkd.demo import write_demo_corpus
 from workflow_helpers import snakemake, tiny_config, write_config
 
 
+@pytest.fixture(autouse=True)
+def auto_precision_is_float32(monkeypatch) -> None:
+    """In-process training at `precision: auto` computes in float32 on any test machine
+    (auto would be bfloat16 on a CPU with bf16 instructions), so a test's numbers do not
+    depend on the CPU; tests of the bf16 path ask for it or patch `cpu_computes_bf16` back.
+    Snakemake jobs (subprocesses) keep the machine's own choice: the pipeline as users run it."""
+    import mirkd.training.trainer as trainer
+
+    monkeypatch.setattr(trainer, "cpu_computes_bf16", lambda: False)
+
+
 @pytest.fixture(scope="session")
 def finished_tiny_run(tmp_path_factory) -> Path:
     """A workdir in which the whole tiny DAG ran to the end (shared by the slow tests).

@@ -145,6 +145,7 @@ def test_stage1_training_lowers_loss_and_saves(tmp_path, data):
     assert [h.epoch for h in history] == [1, 2, 3, 4, 5, 6]
     best = load_checkpoint(tmp_path / "best.pt")
     assert best.arch == "btc" and best.mean == pytest.approx(-5.5)
+    assert best.provenance["step_dtype"] == "float32"  # auto: pinned to float32 (conftest)
     state = read_checkpoint_state(tmp_path / "last.pt")["training_state"]
     assert state["epoch"] == 6 and len(state["history"]) == 6
 

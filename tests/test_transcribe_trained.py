@@ -11,7 +11,6 @@ Measured on the 2-core CPU: held-out majmin 0.97 (best constant label 0.19), ~40
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 from mirkd.cli import main
 from mirkd.demo import write_demo_corpus
 from mirkd.evaluation import song_scores, weighted_mean_scores
+from mirkd.history import read_history
 from mirkd.labels import ChordSegment, read_annotation
 from mirkd.manifest import TrackFiles
 from mirkd.steps.data import extract_bucket_features
@@ -110,9 +110,9 @@ def test_trained_btc_transcribes_held_out_songs(tmp_path: Path, one_thread: None
         str(checkpoint),
         str(history),
     )
-    epochs = json.loads(history.read_text())["history"]
+    epochs = read_history(history)
     assert len(epochs) == TRAIN["epochs"]
-    assert max(e["val_score"] for e in epochs) > epochs[0]["val_score"]
+    assert max(e.val_score for e in epochs) > epochs[0].val_score
 
     out = tmp_path / "predicted"
     audio = [row.audio for row in rows["test"]]

@@ -15,7 +15,9 @@ import yaml
 
 from mirkd.checkpoints import load_checkpoint
 from mirkd.demo import write_demo_corpus
+from mirkd.devices import cpu_computes_bf16
 from mirkd.evaluation import METRICS
+from mirkd.history import read_history
 from mirkd.labels import read_annotation, write_jams
 from mirkd.manifest import track_id
 from mirkd.store import BucketFile
@@ -66,8 +68,9 @@ def test_checkpoints_carry_their_metadata_and_stage2_moved(finished_run: Path) -
         assert bundle.hparams["hidden_size"] == 16
         assert bundle.provenance["stage"] == name
         assert bundle.std > 0
-        history = json.loads((models / f"{name}_history.json").read_text())["history"]
-        assert 1 <= len(history) <= 2
+        assert 1 <= len(read_history(models / f"{name}_history.json")) <= 2
+        # the jobs' precision: auto is this machine's choice (the suite pins it in-process only)
+        assert bundle.provenance["step_dtype"] == ("bfloat16" if cpu_computes_bf16() else "float32")
     assert bundles["stage1"].provenance["teacher"]["teacher_kind"] == "lvchordia"
     assert bundles["stage2"].provenance["init"].endswith("stage1.pt")
     s1, s2 = bundles["stage1"].model.state_dict(), bundles["stage2"].model.state_dict()

@@ -33,8 +33,8 @@ NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 def cpu_computes_bf16() -> bool:
     """Whether this CPU has bfloat16 arithmetic (NATIVE_BF16_CPU_FLAGS), where bfloat16
-    autocast trains faster than float32 (1.1-1.4x a step, RESULTS.md); elsewhere oneDNN
-    emulates it and it is slower. False where torch cannot tell (a torch without
+    autocast trains faster than float32 (a BTC 8x128 step 1.3x as fast, RESULTS.md);
+    elsewhere oneDNN emulates it and it is slower. False where torch cannot tell (a torch without
     `torch.cpu.get_capabilities`) and on ARM, whose bf16 has not been measured."""
     capabilities = getattr(torch.cpu, "get_capabilities", None)
     if capabilities is None:

@@ -34,12 +34,11 @@ class EpochRecord:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], source: str = "training history") -> Self:
-        """The record of a row written by `to_dict`; MetricsFileError naming `source` and the
-        key when one is missing."""
+    def from_dict(cls, raw: Mapping[str, Any]) -> Self:
+        """The record of a row written by `to_dict`; ValueError naming the missing keys."""
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in raw]
         if missing:
-            raise MetricsFileError(source, f"an epoch row lacks {', '.join(missing)}")
+            raise ValueError(f"an epoch row lacks {', '.join(missing)}")
         return cls(**{f.name: raw[f.name] for f in dataclasses.fields(cls)})
 
 
@@ -55,4 +54,7 @@ def read_history(path: str | Path) -> list[EpochRecord]:
     rows = data.get("history") if isinstance(data, Mapping) else None
     if not isinstance(rows, list):
         raise MetricsFileError(path, 'no "history" list of epochs')
-    return [EpochRecord.from_dict(row, str(path)) for row in rows]
+    try:
+        return [EpochRecord.from_dict(row) for row in rows]
+    except ValueError as exc:
+        raise MetricsFileError(path, str(exc)) from exc

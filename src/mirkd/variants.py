@@ -68,6 +68,10 @@ class Variant:
     def label(self) -> str:
         return self.name or "base"
 
+    def setting(self, key: str) -> str:
+        """Where `key` (e.g. "stage2.init") is set for this variant, as errors name it."""
+        return f"variants.{self.name}.{key}" if self.name else key
+
     @property
     def stage2_init(self) -> str | None:
         """What stage 2 starts from: None = this variant's stage 1, "released" = the packaged

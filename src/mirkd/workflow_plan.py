@@ -467,7 +467,7 @@ def released_stage1(variant: Variant) -> Path:
     Its student settings must describe the released model (same arch; every hparam it sets
     equal to the released one's): its baseline is built from them and compared with a
     stage 2 that takes the released architecture. A planning error otherwise."""
-    where = f"variants.{variant.name}.stage2.init" if variant.name else "stage2.init"
+    where = variant.setting("stage2.init")
     path = released.require(
         released.STAGE1, f"{where}: released needs one; set it to null or a checkpoint path"
     )
@@ -569,19 +569,18 @@ def check_students(variants: Iterable[Variant]) -> None:
     the setting, at planning (a dry run) rather than in a training job after the features and
     the teacher ran (mirkd.model_configs: no torch)."""
     for v in variants:
-        where = f"variants.{v.name}." if v.name else ""
         arch, hparams = v.student["arch"], v.student.get("hparams") or {}
         try:
             window = model_window(arch, hparams)
         except ConfigError as exc:
-            raise ConfigError(f"{where}student: {exc}") from None
+            raise ConfigError(f"{v.setting('student')}: {exc}") from None
         for stage in v.models:
             if stage == "stage2" and v.stage2_init is not None:
                 continue  # the model it starts from decides its window (checked at training)
             stride = v.stages[stage]["stride"]
             if stride > window:
                 raise ConfigError(
-                    f"{where}{stage}.stride {stride} exceeds the {arch} student's window of "
+                    f"{v.setting(stage)}.stride {stride} exceeds the {arch} student's window of "
                     f"{window} frames: frames between windows would never train"
                 )
 
@@ -593,7 +592,7 @@ def check_checkpoint_files(plan: RunPlan) -> None:
     given = {spec.checkpoint_file: "teacher checkpoint" for spec in plan.teachers.values()}
     for v in plan.variants:
         if v.stage2_init not in (None, RELEASED):
-            where = f"variants.{v.name}.stage2.init" if v.name else "stage2.init"
+            where = v.setting("stage2.init")
             given[v.stage2_init] = where
     for path, what in given.items():
         problem = checkpoint_file_problem(path) if path else None
@@ -612,7 +611,7 @@ def check_stage2_inits(plan: RunPlan) -> None:
         from mirkd.checkpoints import load_checkpoint
 
         bundle = load_checkpoint(init)
-        where = f"variants.{v.name}.stage2.init" if v.name else "stage2.init"
+        where = v.setting("stage2.init")
         check_init_is_student(where, init, v.student, bundle.arch, bundle.hparams)
 
 

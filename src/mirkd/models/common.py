@@ -51,9 +51,11 @@ KEEP_LEVELS = 1 << 8  # a CPU dropout mask element is 8 random bits: keep rates 
 
 
 def cpu_keep_mask(shape: torch.Size, keep: int) -> torch.Tensor:
-    """A bool mask of `shape`, each element True with probability keep / 256, drawn from
-    torch's CPU generator 8 bits at a time (eight per 64-bit draw, so `torch.manual_seed` and
-    the saved generator state reproduce it)."""
+    """A bool mask of `shape`, each element True with probability keep / 256 (keep in
+    1..255), drawn from torch's CPU generator 8 bits at a time (eight per 64-bit draw, so
+    `torch.manual_seed` and the saved generator state reproduce it)."""
+    if not 0 < keep < KEEP_LEVELS:  # int8 compares would wrap to an all-False mask
+        raise ValueError(f"keep must be in 1..{KEEP_LEVELS - 1}, got {keep}")
     n = math.prod(shape)
     words = torch.empty(-(-n // 8), dtype=torch.int64).random_(-(1 << 63), None)
     bits = words.view(torch.int8)[:n].view(shape)
@@ -64,10 +66,10 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """Inverted dropout, F.dropout's function: each element kept with probability 1 - p and
     scaled by its inverse. On the CPU the mask comes from `cpu_keep_mask` (the keep
     probability rounded to a multiple of 1/256, e.g. p = 0.2 drops 51/256 = 0.199, and the
-    scale the inverse of that rounded rate, so E[y] = x up to float rounding): 3-4x cheaper
+    scale the inverse of that rounded rate, so E[y] = x up to float rounding): far cheaper
     forward and backward than F.dropout's `bernoulli_`, which was a third of a BTC training
-    step. Elsewhere (CUDA's fused kernel), and where the rounded rate is 0 or 1 (p within
-    2^-9 of 1 or 0): F.dropout."""
+    step (RESULTS.md). Elsewhere (CUDA's fused kernel), and where the rounded rate is 0 or 1
+    (p within 2^-9 of 1 or 0): F.dropout."""
     if not training or p == 0.0:
         return x
     keep = round((1.0 - p) * KEEP_LEVELS)

@@ -305,8 +305,9 @@ def train_supervised(
         )
     if init_checkpoint:
         init = load_checkpoint(init_checkpoint)
+        # planning checked the paths that existed then; this is the one made since
         check_init_is_student(
-            f"{stage}.init", init_checkpoint, common["student"], init.arch, init.hparams
+            "stage 2's init", init_checkpoint, common["student"], init.arch, init.hparams
         )
         model, arch, hparams = init.model, init.arch, init.hparams
         mean, std = init.mean, init.std

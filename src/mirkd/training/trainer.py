@@ -276,12 +276,15 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContex
     return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
-def _save(
-    path: str | Path, bundle: ModelBundle, config: TrainConfig, extra_state: dict[str, Any]
-) -> None:
-    """`bundle` (its model as trained so far) with the training config in its provenance."""
-    provenance = {**bundle.provenance, "train_config": config.to_dict()}
-    save_checkpoint(path, replace(bundle, provenance=provenance), extra_state=extra_state)
+def _save(path: str | Path, run: _Run, extra_state: dict[str, Any]) -> None:
+    """The run's bundle (its model as trained so far) with the training config and the step's
+    arithmetic in its provenance (`precision: auto` depends on the machine)."""
+    provenance = {
+        **run.bundle.provenance,
+        "train_config": run.config.to_dict(),
+        "step_dtype": run.step_dtype,
+    }
+    save_checkpoint(path, replace(run.bundle, provenance=provenance), extra_state=extra_state)
 
 
 @dataclass
@@ -477,6 +480,11 @@ class _Run:
     def model(self) -> ChordModel:
         return self.bundle.model
 
+    @property
+    def step_dtype(self) -> str:
+        """What the step computes in: "bfloat16" / "float16" (autocast) or "float32"."""
+        return str(self.amp_dtype or torch.float32).removeprefix("torch.")
+
     def normalise(self, raw: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Raw log-CQT [B, L, F] as the model takes it: in float32, standardised by the bundle
         (`ModelBundle.normalise`), padding frames 0."""
@@ -636,13 +644,14 @@ def train(
 
     The bundle normalises the raw features of each batch (`ModelBundle.normalise`); padding
     frames (``mask`` False) are then set to 0 like the models' own window padding. Checkpoints
-    are the bundle with ``train_config`` added to its provenance.
+    are the bundle with ``train_config`` and ``step_dtype`` added to its provenance.
     ``validate(bundle)`` returns a score where higher is better (the model is in eval mode and
     on ``device``, the one the step selected from ``config.device``, when it is called).
     """
     out_best, out_last = Path(out_best), Path(out_last)
     model = bundle.model
     run = _Run.start(bundle, config, device, train_ds)
+    log(f"training on {device} in {run.step_dtype} (precision {config.precision})")
     saved = _unfinished_state(out_best, out_last, config, log)
     if saved is not None:
         state = TrainState.resume(saved, run)
@@ -669,8 +678,8 @@ def train(
             f"{' *' if improved else ''}{' (early stop)' if state.stopped else ''}"
         )
         if improved:
-            _save(out_best, bundle, config, state.summary())
-        _save(out_last, bundle, config, {"training_state": state.to_checkpoint(run)})
+            _save(out_best, run, state.summary())
+        _save(out_last, run, {"training_state": state.to_checkpoint(run)})
     if not out_best.exists():
-        _save(out_best, bundle, config, state.summary())
+        _save(out_best, run, state.summary())
     return state.history
