@@ -570,7 +570,7 @@ def main(argv: list[str] | None = None) -> str:
     tracks = pick_tracks(folder, args.minutes)
     from mirkd.training.trainer import amp_dtype
 
-    auto = amp_dtype(torch.device("cpu"), "auto")
+    auto = amp_dtype(torch.device("cpu"), "auto", "btc")
     machine = (
         benchlib.machine_line().replace(
             f"torch threads {torch.get_num_threads()}", f"torch threads {THREADS} (each run)"

@@ -2,12 +2,13 @@
 is (eager fp32), under bf16 autocast, and through `torch.compile` (inductor; its compile time
 is reported apart). Not in `make bench`: compiling takes minutes on two cores.
 
-Work: one optimiser step of BTC 8x128 (the paper's student), batch 16 x 108 frames, random
-features and labels (a step's cost does not depend on their values), cross entropy, AdamW
-(fused), grad clip; `--profile` adds the top operators of the eager step.
+Work: one optimiser step of BTC 8x128 (the paper's student; `--arch chordnet`: 2E1D at its
+defaults), batch 16 x 108 frames, random features and labels (a step's cost does not depend
+on their values), cross entropy, AdamW (fused), grad clip; `--profile` adds the top operators
+of the first option's step.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_step_options.py [--steps 5] [--rounds 3] \
-        [--options eager,bf16,compile] [--profile]
+        [--options eager,bf16,compile] [--arch btc] [--profile]
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from mirkd.models.registry import build_model
 BATCH, WINDOW, BINS, CLASSES = 16, 108, 144, 170
 
 
-def make_step(option: str) -> Callable[[torch.Tensor, torch.Tensor], None]:
-    """One training step of a fresh BTC 8x128 under `option` (eager, bf16, compile)."""
+def make_step(option: str, arch: str) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """One training step of a fresh `arch` model (BTC 8x128 or 2E1D at their defaults) under
+    `option` (eager, bf16, compile)."""
     torch.manual_seed(0)
-    model = build_model("btc", {"num_chords": CLASSES}).train()
+    model = build_model(arch, {}, n_classes=CLASSES).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     forward = torch.compile(model) if option == "compile" else model
 
@@ -50,12 +52,13 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--options", default="eager,bf16,compile")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--arch", default="btc", choices=["btc", "chordnet"])
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
     x, y = torch.randn(BATCH, WINDOW, BINS), torch.randint(0, CLASSES, (BATCH, WINDOW))
     steps, first = {}, {}
     for option in args.options.split(","):
-        steps[option] = make_step(option)
+        steps[option] = make_step(option, args.arch)
         first[option] = benchlib.timed(lambda s=steps[option]: (s(x, y), s(x, y)))
     times: dict[str, list[float]] = {option: [] for option in steps}
     for _ in range(args.rounds):  # interleaved
@@ -66,7 +69,7 @@ def main(argv: list[str] | None = None) -> str:
             times[option].append((time.perf_counter() - started) / args.steps)
     eager = statistics.median(times[next(iter(times))])
     lines = [
-        benchlib.machine_line(),
+        f"{benchlib.machine_line()}; model {args.arch} at its defaults",
         "",
         "| option | ms / step (median) | rounds | first two steps s | ratio to the first |",
         "|---|---|---|---|---|",

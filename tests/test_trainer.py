@@ -628,9 +628,12 @@ def test_a_consistency_step_is_the_two_views_passed_separately(data):
 def test_precision_picks_the_step_autocast(monkeypatch, native):
     monkeypatch.setattr(trainer, "cpu_computes_bf16", lambda: native)
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert amp_dtype(cpu, "auto") == (torch.bfloat16 if native else None)
-    assert amp_dtype(cpu, "fp32") is None and amp_dtype(cpu, "bf16") == torch.bfloat16
-    assert amp_dtype(cuda, "fp32") is None  # decided before any CUDA call
+    assert amp_dtype(cpu, "auto", "btc") == (torch.bfloat16 if native else None)
+    assert amp_dtype(cpu, "auto", "chordnet") is None  # measured slower in bf16 on a CPU
+    for arch in ("btc", "chordnet"):
+        assert amp_dtype(cpu, "fp32", arch) is None
+        assert amp_dtype(cpu, "bf16", arch) == torch.bfloat16
+        assert amp_dtype(cuda, "fp32", arch) is None  # decided before any CUDA call
     assert train_config("stage1").precision == "auto"
     with pytest.raises(ConfigError, match="precision 'fp16' unknown"):
         dataclasses.replace(train_config(), precision="fp16")

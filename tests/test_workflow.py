@@ -69,7 +69,7 @@ def test_checkpoints_carry_their_metadata_and_stage2_moved(finished_run: Path) -
         assert bundle.provenance["stage"] == name
         assert bundle.std > 0
         assert 1 <= len(read_history(models / f"{name}_history.json")) <= 2
-        # the jobs' precision: auto is this machine's choice (the suite pins it in-process only)
+        # precision: auto is this machine's choice for the BTC student (pinned in-process only)
         assert bundle.provenance["step_dtype"] == ("bfloat16" if cpu_computes_bf16() else "float32")
     assert bundles["stage1"].provenance["teacher"]["teacher_kind"] == "lvchordia"
     assert bundles["stage2"].provenance["init"].endswith("stage1.pt")

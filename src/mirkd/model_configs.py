@@ -104,16 +104,22 @@ class ChordNetConfig:
 
 
 class ArchConfig(NamedTuple):
-    """An architecture's config dataclass and the fields holding its class count and window."""
+    """An architecture's config dataclass, the fields holding its class count and window, and
+    whether `precision: auto` trains it in bfloat16 on a CPU that computes bfloat16."""
 
     config: type
     classes_field: str
     window_field: str  # frames the model sees at once (ChordModel.window)
+    # whether bfloat16 autocast trains it faster than float32 on a CPU with bfloat16
+    # instructions, so that `precision: auto` uses it there (benchmarks/RESULTS.md)
+    cpu_bf16_faster: bool
 
 
 ARCH_CONFIGS: dict[str, ArchConfig] = {
-    "btc": ArchConfig(BTCConfig, "num_chords", "timestep"),
-    "chordnet": ArchConfig(ChordNetConfig, "n_classes", "seq_len"),
+    # BTC 8x128: a step 1.3x as fast; 2E1D: 0.95x (its attention heads are 6 and 36 wide:
+    # CPU attention in bf16 is slower, and the projections too small to gain)
+    "btc": ArchConfig(BTCConfig, "num_chords", "timestep", cpu_bf16_faster=True),
+    "chordnet": ArchConfig(ChordNetConfig, "n_classes", "seq_len", cpu_bf16_faster=False),
 }
 
 

@@ -40,6 +40,7 @@ from mirkd.checkpoints import ModelBundle, read_checkpoint_state, save_checkpoin
 from mirkd.devices import cpu_computes_bf16
 from mirkd.errors import CheckpointError, ConfigError
 from mirkd.history import EpochRecord
+from mirkd.model_configs import arch_config
 from mirkd.models.common import ChordModel
 from mirkd.stages import UNSTATED_SETTINGS
 from mirkd.training.consistency import (
@@ -260,16 +261,20 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def amp_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The training step's autocast dtype, None for full float32 (``training.precision``):
-    on CUDA bfloat16 (float16 where the GPU has none) unless ``fp32``; on the CPU bfloat16
-    for ``bf16``, and for ``auto`` where the CPU computes bfloat16 natively
-    (`cpu_computes_bf16`: elsewhere it is slower than float32)."""
+def amp_dtype(device: torch.device, precision: str, arch: str) -> torch.dtype | None:
+    """The training step's autocast dtype for an `arch` model, None for full float32
+    (``training.precision``): on CUDA bfloat16 (float16 where the GPU has none) unless
+    ``fp32``; on the CPU bfloat16 for ``bf16``, and for ``auto`` where the CPU computes
+    bfloat16 natively (`cpu_computes_bf16`: elsewhere it is slower than float32) and the
+    architecture trains faster in it there (`ArchConfig.cpu_bf16_faster`)."""
     if precision == "fp32":
         return None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if precision == "bf16" or cpu_computes_bf16() else None
+    if precision == "bf16":
+        return torch.bfloat16
+    fast = cpu_computes_bf16() and arch_config(arch).cpu_bf16_faster
+    return torch.bfloat16 if fast else None
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:
@@ -458,7 +463,7 @@ class _Run:
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True
         )
-        dtype = amp_dtype(device, config.precision)
+        dtype = amp_dtype(device, config.precision, bundle.arch)
         scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
         n_items = len(train_ds)
         sampler = BlockShuffleSampler(n_items, config.shuffle_block, config.seed)
