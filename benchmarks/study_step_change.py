@@ -22,7 +22,7 @@ agreement with the teacher on the split's validation + test songs (never trained
     nice python benchmarks/study_step_change.py --names fp32,bf16 --base-set precision=fp32 \
         --after-set precision=bf16 [--arch chordnet] [--seeds 4] [--epochs 30]
 
-(State the precision of each side: `auto` is bfloat16 on a CPU with bf16 instructions.)
+(State the precision of each side: `auto` is bfloat16 for BTC on a CPU with bf16 instructions.)
 
 `--base` is the source folder (holding `mirkd/`) of the first side (default: the mirkd this
 script imports, as the second side always is); `--base-set` / `--after-set` KEY=VALUE (YAML

@@ -13,14 +13,16 @@ import pytest
 import torch
 import yaml
 
+import mirkd.training.trainer as trainer
 from mirkd.checkpoints import load_checkpoint
 from mirkd.demo import write_demo_corpus
-from mirkd.devices import cpu_computes_bf16
+from mirkd.devices import cpu_computes_bf16, select_device
 from mirkd.evaluation import METRICS
 from mirkd.history import read_history
 from mirkd.labels import read_annotation, write_jams
 from mirkd.manifest import track_id
 from mirkd.store import BucketFile
+from mirkd.training.trainer import amp_dtype
 from mirkd.workflow_plan import RunPlan
 
 from conftest import copy_of_run
@@ -59,7 +61,11 @@ def test_teacher_buckets_carry_teacher_grid_and_the_features_layout(finished_run
     assert n_tracks == 4
 
 
-def test_checkpoints_carry_their_metadata_and_stage2_moved(finished_run: Path) -> None:
+def test_checkpoints_carry_their_metadata_and_stage2_moved(finished_run: Path, monkeypatch) -> None:
+    # the jobs' precision: auto is this machine's choice for the BTC student (the suite pins
+    # it to float32 in-process only): ask the trainer with the real CPU check
+    monkeypatch.setattr(trainer, "cpu_computes_bf16", cpu_computes_bf16)
+    step_dtype = str(amp_dtype(select_device("auto"), "auto", "btc") or torch.float32)
     models = finished_run / "results/models"
     bundles = {m: load_checkpoint(models / f"{m}.pt") for m in ("stage1", "stage2", "baseline")}
     for name, bundle in bundles.items():
@@ -69,8 +75,7 @@ def test_checkpoints_carry_their_metadata_and_stage2_moved(finished_run: Path) -
         assert bundle.provenance["stage"] == name
         assert bundle.std > 0
         assert 1 <= len(read_history(models / f"{name}_history.json")) <= 2
-        # precision: auto is this machine's choice for the BTC student (pinned in-process only)
-        assert bundle.provenance["step_dtype"] == ("bfloat16" if cpu_computes_bf16() else "float32")
+        assert bundle.provenance["step_dtype"] == step_dtype.removeprefix("torch.")
     assert bundles["stage1"].provenance["teacher"]["teacher_kind"] == "lvchordia"
     assert bundles["stage2"].provenance["init"].endswith("stage1.pt")
     s1, s2 = bundles["stage1"].model.state_dict(), bundles["stage2"].model.state_dict()

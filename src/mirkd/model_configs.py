@@ -116,7 +116,7 @@ class ArchConfig(NamedTuple):
 
 
 ARCH_CONFIGS: dict[str, ArchConfig] = {
-    # BTC 8x128: a step 1.3x as fast; 2E1D: 0.95x (its attention heads are 6 and 36 wide:
+    # BTC 8x128: a step 1.32x as fast; 2E1D: 0.92x (its attention heads are 6 and 36 wide:
     # CPU attention in bf16 is slower, and the projections too small to gain)
     "btc": ArchConfig(BTCConfig, "num_chords", "timestep", cpu_bf16_faster=True),
     "chordnet": ArchConfig(ChordNetConfig, "n_classes", "seq_len", cpu_bf16_faster=False),
