@@ -10,13 +10,13 @@ trainer keeps the same rows as plain dicts in its checkpoints (`to_dict`), which
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 from mirkd.errors import MetricsFileError
+from mirkd.scores import read_results_json
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,8 @@ class EpochRecord:
 
 def read_history(path: str | Path) -> list[EpochRecord]:
     """The epochs of the history file at `path`; MetricsFileError naming it when it is
-    missing, not JSON or has no complete "history" list."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise MetricsFileError(path, f"cannot read the history file ({exc.strerror})") from exc
-    except json.JSONDecodeError as exc:
-        raise MetricsFileError(path, f"not JSON ({exc})") from exc
-    rows = data.get("history") if isinstance(data, Mapping) else None
+    missing, not JSON (`read_results_json`) or has no complete "history" list."""
+    rows = read_results_json(path, "history").get("history")
     if not isinstance(rows, list):
         raise MetricsFileError(path, 'no "history" list of epochs')
     try:

@@ -134,15 +134,21 @@ class ModelScores(Scores):
         return {"argmax": self, **({"viterbi": self.viterbi} if self.viterbi else {})}
 
 
-def read_scores(path: str | Path) -> ModelScores:
-    """The metrics file at `path`; MetricsFileError naming it when it is missing, not JSON or
-    lacks a required key."""
+def read_results_json(path: str | Path, what: str) -> Mapping[str, Any]:
+    """The JSON object of the results file at `path` (`what`: "metrics", "history");
+    MetricsFileError naming it when it is missing, not JSON or not an object."""
     try:
         data = json.loads(Path(path).read_text())
     except OSError as exc:
-        raise MetricsFileError(path, f"cannot read the metrics file ({exc.strerror})") from exc
+        raise MetricsFileError(path, f"cannot read the {what} file ({exc.strerror})") from exc
     except json.JSONDecodeError as exc:
         raise MetricsFileError(path, f"not JSON ({exc})") from exc
     if not isinstance(data, Mapping):
         raise MetricsFileError(path, "not a JSON object")
-    return ModelScores.from_json(data, str(path))
+    return data
+
+
+def read_scores(path: str | Path) -> ModelScores:
+    """The metrics file at `path`; MetricsFileError naming it when it is missing, not JSON or
+    lacks a required key."""
+    return ModelScores.from_json(read_results_json(path, "metrics"), str(path))
